@@ -1,0 +1,17 @@
+//! `cairn-sim`: a simulator of a whole Microsoft 365 tenant that speaks Microsoft Graph v1.0.
+//!
+//! It exists so that Cairn can be demonstrated, tested and sized without a Microsoft tenant:
+//! the backup code talks to it exactly as it talks to graph.microsoft.com, only the base URLs
+//! and credentials differ. The tenant is generated lazily from a seed; only changes made
+//! after generation (mutations, restores) are stored.
+
+pub mod auth;
+pub mod config;
+pub mod content;
+pub mod keys;
+pub mod mime;
+pub mod model;
+pub mod plan;
+pub mod seeded;
+pub mod state;
+pub mod tenant;

@@ -1,0 +1,1 @@
+//! End-to-end contract tests of the simulator over HTTP.
