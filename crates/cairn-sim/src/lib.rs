@@ -5,13 +5,26 @@
 //! and credentials differ. The tenant is generated lazily from a seed; only changes made
 //! after generation (mutations, restores) are stored.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod content;
+pub mod graph;
 pub mod keys;
 pub mod mime;
+pub mod mime_headers;
 pub mod model;
+pub mod paging;
 pub mod plan;
 pub mod seeded;
+pub mod server;
+pub mod sim;
 pub mod state;
 pub mod tenant;
+pub mod throttle;
+pub mod uploads;
+pub mod wire;
+
+pub use config::{SimConfig, ThrottleLimits, ThrottleMode};
+pub use server::SimServer;
+pub use tenant::TenantSpec;

@@ -143,12 +143,15 @@ impl<'a> Node<'a> {
         let unterminated = plan.malformed == Malformed::UnterminatedMultipart;
 
         // Boundaries are numbered from the outside in.
-        let mut boundaries = 0..;
-        let mut boundary = || boundary(plan.seed, boundaries.next().unwrap_or_default());
+        let mut count = 0;
+        let mut next_boundary = || {
+            count += 1;
+            boundary(plan.seed, count - 1)
+        };
         let mixed_boundary =
-            (!mixed.is_empty() || (unterminated && !plan.html)).then(&mut boundary);
-        let alternative_boundary = plan.html.then(&mut boundary);
-        let related_boundary = (!related.is_empty()).then(&mut boundary);
+            (!mixed.is_empty() || (unterminated && !plan.html)).then(&mut next_boundary);
+        let alternative_boundary = plan.html.then(&mut next_boundary);
+        let related_boundary = (!related.is_empty()).then(&mut next_boundary);
 
         let mut body = Node::Text;
         if let Some(alternative) = alternative_boundary {

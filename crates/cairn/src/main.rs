@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod sim;
 
 #[derive(Parser)]
@@ -34,7 +35,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Sim(args) => sim::run(args),
-        Command::Demo => sim::demo(),
+        Command::Demo => demo::demo(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,491 @@
+//! The admin API (not Graph, no token): the manifest of what a resource holds, seeded
+//! mutations that play the users who change and delete data, and statistics.
+
+use crate::content::{
+    self, CONTACT_CONTENT_FIELDS, EVENT_CONTENT_FIELDS, canonical, canonical_list_fields,
+};
+use crate::keys::{Coll, CollKey, ItemKey, Res};
+use crate::model::{Ctx, new_state, state_for_change};
+use crate::seeded::{hash, mix};
+use crate::sim::Sim;
+use crate::state::{Content, GenContent, Kind, State, VersionRec};
+use crate::wire::Resp;
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::atomic::Ordering;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MutateRequest {
+    #[serde(default)]
+    pub seed: u64,
+    pub count: u32,
+    /// Restrict to one resource (user, group or site id); default: any.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Kinds to touch: message, event, contact, file, listItem. Default: message, file, listItem.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
+    /// Operations: create, modify, move, delete. Default: all.
+    #[serde(default)]
+    pub ops: Option<Vec<String>>,
+}
+
+fn sha(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn touch(s: &mut crate::state::ItemState) {
+    s.rev += 1;
+    s.modified = content::iso(chrono::Utc::now());
+}
+
+impl Sim {
+    /// Every current item of a collection: generated ones still there, then arrivals.
+    pub fn members(&self, st: &State, c: CollKey) -> Vec<ItemKey> {
+        let mut out: Vec<ItemKey> = (0..self.model.base_count(c))
+            .map(|n| ItemKey::Base(c, n))
+            .filter(|k| match st.items.get(k) {
+                Some(s) => s.coll == c && !s.deleted,
+                None => true,
+            })
+            .collect();
+        out.extend(st.arrivals(c, u64::MAX));
+        out
+    }
+
+    /// All collections of a resource (mail and contact folders, calendars, drives, lists).
+    pub fn collections(&self, st: &State, r: Res) -> Vec<CollKey> {
+        let t = &self.model.tenant;
+        let mut out = Vec::new();
+        out.extend(
+            self.model
+                .mail_folders(st, r)
+                .into_iter()
+                .filter(|f| !f.search_folder)
+                .map(|f| f.coll),
+        );
+        out.extend(
+            self.model
+                .contact_folders(st, r)
+                .into_iter()
+                .map(|f| f.coll),
+        );
+        out.extend(self.model.calendars(r).into_iter().map(|(c, _)| c));
+        out.extend(t.drives(r).into_iter().map(|(c, _)| c));
+        if let Res::Site(n) = r {
+            out.extend(t.lists(n).into_iter().map(|(c, _)| c));
+        }
+        out
+    }
+
+    /// `GET /_sim/manifest?resource=ID`.
+    pub fn manifest(&self, id: &str) -> Resp {
+        let Some(r) = self.model.tenant.find_res(id) else {
+            return Resp::error(
+                404,
+                "notFound",
+                &format!("No user, group or site has id '{id}'."),
+            );
+        };
+        let st = self.state();
+        let ctx = Ctx {
+            immutable_ids: true,
+        };
+        let mail = self.model.mail_folders(&st, r);
+        let contacts = self.model.contact_folders(&st, r);
+        let drives = self.model.tenant.drives(r);
+        let mut out = Vec::new();
+        for c in self.collections(&st, r) {
+            for key in self.members(&st, c) {
+                let entry = match c.coll {
+                    Coll::MailFolder(_) => self
+                        .model
+                        .message_mime(&st, key)
+                        .map(|m| ("message", self.model.folder_path(&mail, c), sha(&m))),
+                    Coll::ContactFolder(_) => self.model.contact_json(&st, key, ctx).map(|v| {
+                        (
+                            "contact",
+                            self.model.folder_path(&contacts, c),
+                            sha(&canonical(&v, CONTACT_CONTENT_FIELDS)),
+                        )
+                    }),
+                    Coll::Calendar(_) => self.model.event_json(&st, key, ctx).map(|v| {
+                        let name = self
+                            .model
+                            .calendars(r)
+                            .into_iter()
+                            .find(|(k, _)| *k == c)
+                            .map(|x| x.1)
+                            .unwrap_or("");
+                        (
+                            "event",
+                            name.to_string(),
+                            sha(&canonical(&v, EVENT_CONTENT_FIELDS)),
+                        )
+                    }),
+                    Coll::Drive(_) => self
+                        .model
+                        .drive_node(&st, key)
+                        .filter(|n| !n.folder && !n.deleted)
+                        .map(|n| {
+                            let drive = drives
+                                .iter()
+                                .find(|(k, _)| *k == c)
+                                .map(|x| x.1.clone())
+                                .unwrap_or_default();
+                            (
+                                "file",
+                                format!("{drive}/{}", self.model.item_path(&st, &n)),
+                                self.model.content_sha256(&st, &n.content),
+                            )
+                        }),
+                    Coll::List(l) => self.model.list_item_json(&st, key, true).map(|v| {
+                        let name = match r {
+                            Res::Site(n) => self
+                                .model
+                                .tenant
+                                .lists(n)
+                                .get(l as usize)
+                                .map(|x| x.1)
+                                .unwrap_or(""),
+                            _ => "",
+                        };
+                        (
+                            "listItem",
+                            name.to_string(),
+                            sha(&canonical_list_fields(&v["fields"])),
+                        )
+                    }),
+                };
+                if let Some((kind, path, sha256)) = entry {
+                    let id = match kind {
+                        "file" => crate::model::Model::drive_item_id(key),
+                        "listItem" => crate::keys::list_item_id(key),
+                        _ => self.model.outlook_id(key, c, ctx),
+                    };
+                    out.push(json!({"id": id, "kind": kind, "path": path, "sha256": sha256}));
+                }
+            }
+        }
+        Resp::ok(Value::Array(out))
+    }
+
+    pub fn stats_json(&self) -> Value {
+        let s = &self.stats;
+        json!({
+            "requests_total": s.requests_total.load(Ordering::Relaxed),
+            "throttled_total": s.throttled_total.load(Ordering::Relaxed),
+            "faults_total": s.faults_total.load(Ordering::Relaxed),
+            "bytes_served": s.bytes_served.load(Ordering::Relaxed),
+            "ideal_items_per_sec": self.ideal_items_per_sec(),
+            "by_endpoint": *s.by_endpoint.lock().unwrap_or_else(|e| e.into_inner()),
+            "by_status": s.by_status.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        })
+    }
+
+    /// What the simulator serves: ids and counts, never the client secret.
+    pub fn info_json(&self) -> Value {
+        let t = &self.model.tenant;
+        json!({
+            "tenant_id": self.cfg.tenant_id,
+            "client_id": self.cfg.client_id,
+            "domain": t.spec.domain,
+            "seed": t.spec.seed,
+            "users": t.spec.users,
+            "groups": t.spec.groups,
+            "sites": t.all_sites().count(),
+            "mail_per_mailbox": t.spec.mail_per_mailbox,
+            "files_per_drive": t.spec.files_per_drive,
+        })
+    }
+
+    /// `POST /_sim/mutate`: seeded creates, modifications, moves and deletions.
+    pub fn mutate(&self, m: &MutateRequest) -> Resp {
+        let t = &self.model.tenant;
+        let kinds: Vec<String> = m
+            .kinds
+            .clone()
+            .unwrap_or_else(|| vec!["message".into(), "file".into(), "listItem".into()]);
+        for k in &kinds {
+            if !["message", "event", "contact", "file", "listItem"].contains(&k.as_str()) {
+                return Resp::bad_request(&format!(
+                    "Unknown kind '{k}': use message, event, contact, file or listItem."
+                ));
+            }
+        }
+        let ops: Vec<String> = m.ops.clone().unwrap_or_else(|| {
+            ["create", "modify", "move", "delete"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+        for o in &ops {
+            if !["create", "modify", "move", "delete"].contains(&o.as_str()) {
+                return Resp::bad_request(&format!(
+                    "Unknown op '{o}': use create, modify, move or delete."
+                ));
+            }
+        }
+        let fixed = match &m.resource {
+            Some(id) => match t.find_res(id) {
+                Some(r) => Some(r),
+                None => {
+                    return Resp::error(
+                        404,
+                        "notFound",
+                        &format!("No user, group or site has id '{id}'."),
+                    );
+                }
+            },
+            None => None,
+        };
+        let mut st = self.state();
+        let mut rng = crate::seeded::rng(t.spec.seed ^ m.seed, &[0xAD, st.seq]);
+        let mut applied = Vec::new();
+        let mut attempts = 0;
+        while applied.len() < m.count as usize && attempts < m.count * 50 + 50 {
+            attempts += 1;
+            let kind = kinds[rng.random_range(0..kinds.len())].as_str();
+            let op = ops[rng.random_range(0..ops.len())].as_str();
+            let r = match fixed {
+                Some(r) => r,
+                None => match kind {
+                    "listItem" => {
+                        let sites: Vec<u32> = t.all_sites().collect();
+                        Res::Site(sites[rng.random_range(0..sites.len())])
+                    }
+                    "file" if rng.random_bool(0.3) && t.spec.sites > 0 => {
+                        let sites: Vec<u32> = t.all_sites().collect();
+                        Res::Site(sites[rng.random_range(0..sites.len())])
+                    }
+                    _ => Res::User(rng.random_range(0..t.spec.users.max(1))),
+                },
+            };
+            let colls: Vec<CollKey> = self
+                .collections(&st, r)
+                .into_iter()
+                .filter(|c| {
+                    matches!(
+                        (kind, c.coll),
+                        ("message", Coll::MailFolder(_))
+                            | ("contact", Coll::ContactFolder(_))
+                            | ("event", Coll::Calendar(_))
+                            | ("file", Coll::Drive(_))
+                            | ("listItem", Coll::List(_))
+                    )
+                })
+                .collect();
+            if colls.is_empty() {
+                continue;
+            }
+            let c = colls[rng.random_range(0..colls.len())];
+            let seed = rng.random::<u64>();
+            match self.mutate_one(&mut st, r, c, &colls, kind, op, seed) {
+                Ok(Some(v)) => applied.push(v),
+                Ok(None) => {}
+                Err(e) => return crate::graph::internal(e),
+            }
+        }
+        Resp::ok(json!({"applied": applied, "seq": st.seq}))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mutate_one(
+        &self,
+        st: &mut State,
+        r: Res,
+        c: CollKey,
+        colls: &[CollKey],
+        kind: &str,
+        op: &str,
+        seed: u64,
+    ) -> anyhow::Result<Option<Value>> {
+        let t = &self.model.tenant;
+        let ctx = Ctx {
+            immutable_ids: true,
+        };
+        let members = self.members(st, c);
+        let pick_member = |members: &[ItemKey], st: &State| -> Option<ItemKey> {
+            let files: Vec<ItemKey> = members
+                .iter()
+                .copied()
+                .filter(|k| {
+                    kind != "file" || self.model.drive_node(st, *k).is_some_and(|n| !n.folder)
+                })
+                .collect();
+            (!files.is_empty()).then(|| files[(seed % files.len() as u64) as usize])
+        };
+        let record =
+            |op: &str, key: ItemKey| json!({"op": op, "kind": kind, "key": format!("{key:?}")});
+        match (kind, op) {
+            ("message", "create") => {
+                let Coll::MailFolder(f) = c.coll else {
+                    return Ok(None);
+                };
+                let plan = content::message_plan(t, r, f, 1_000_000 + (seed % 1_000_000) as u32);
+                let mime = crate::mime::render(&plan);
+                let props = content::message_props(t, r, f, 0, &plan);
+                let blob = st.put_blob(bytes::Bytes::from(mime))?;
+                let key = ItemKey::New(st.next_seq());
+                let mut s = new_state(
+                    Kind::Message,
+                    c,
+                    props.as_object().cloned().unwrap_or_default(),
+                );
+                s.content = Some(Content::Blob(blob));
+                st.put(key, s, None)?;
+                Ok(Some(record(op, key)))
+            }
+            ("file", "create") => {
+                let folders: Vec<ItemKey> = members
+                    .iter()
+                    .copied()
+                    .filter(|k| self.model.drive_node(st, *k).is_some_and(|n| n.folder))
+                    .chain(std::iter::once(ItemKey::Base(c, 0)))
+                    .collect();
+                let parent = folders[(seed % folders.len() as u64) as usize];
+                let key = ItemKey::New(st.next_seq());
+                let mut s = new_state(Kind::DriveItem, c, serde_json::Map::new());
+                s.name = Some(format!("New document {}.txt", seed % 1_000_000));
+                s.parent = Some(parent);
+                s.content = Some(Content::Generated(GenContent {
+                    seed,
+                    size: t.file_size(mix(seed)).min(4 * 1024 * 1024),
+                }));
+                s.props.insert("mimeType".into(), json!("text/plain"));
+                st.put(key, s, None)?;
+                Ok(Some(record(op, key)))
+            }
+            ("listItem", "create") | ("event", "create") | ("contact", "create") => {
+                let (k, v) = match kind {
+                    "listItem" => (
+                        Kind::ListItem,
+                        content::list_item_fields(t, c, 100_000 + (seed % 100_000) as u32),
+                    ),
+                    "event" => {
+                        let Coll::Calendar(cal) = c.coll else {
+                            return Ok(None);
+                        };
+                        (
+                            Kind::Event,
+                            content::event_json(t, r, cal, 100_000 + (seed % 100_000) as u32),
+                        )
+                    }
+                    _ => {
+                        let Coll::ContactFolder(f) = c.coll else {
+                            return Ok(None);
+                        };
+                        (
+                            Kind::Contact,
+                            content::contact_json(t, r, f, 100_000 + (seed % 100_000) as u32),
+                        )
+                    }
+                };
+                let key = ItemKey::New(st.next_seq());
+                st.put(
+                    key,
+                    new_state(k, c, v.as_object().cloned().unwrap_or_default()),
+                    None,
+                )?;
+                Ok(Some(record(op, key)))
+            }
+            (_, "modify") => {
+                let Some(key) = pick_member(&members, st) else {
+                    return Ok(None);
+                };
+                let k = self
+                    .model
+                    .kind_of(key, st.items.get(&key))
+                    .unwrap_or(Kind::Message);
+                let mut s = state_for_change(st, key, k, c);
+                match k {
+                    Kind::Message => {
+                        let read = self
+                            .model
+                            .message_json(st, key, ctx)
+                            .map(|v| v["isRead"] == json!(true))
+                            .unwrap_or(false);
+                        s.props.insert("isRead".into(), json!(!read));
+                        s.props.insert("categories".into(), json!(["Mutated"]));
+                        s.props
+                            .insert("flag".into(), json!({"flagStatus": "flagged"}));
+                    }
+                    Kind::DriveItem => {
+                        let Some(node) = self.model.drive_node(st, key) else {
+                            return Ok(None);
+                        };
+                        s.versions.push(VersionRec {
+                            content: node.content.clone(),
+                            modified: node.modified.clone(),
+                        });
+                        let size = t.file_size(mix(seed)).min(4 * 1024 * 1024);
+                        s.content = Some(Content::Generated(GenContent { seed, size }));
+                    }
+                    Kind::ListItem => {
+                        s.props
+                            .insert("Status".into(), json!(format!("Changed {}", seed % 1000)));
+                    }
+                    Kind::Event | Kind::Contact => {
+                        let field = if k == Kind::Event {
+                            "subject"
+                        } else {
+                            "jobTitle"
+                        };
+                        s.props
+                            .insert(field.into(), json!(format!("Changed {}", seed % 1000)));
+                    }
+                }
+                touch(&mut s);
+                st.put(key, s, None)?;
+                Ok(Some(record(op, key)))
+            }
+            ("message", "move") | ("file", "move") => {
+                let Some(key) = pick_member(&members, st) else {
+                    return Ok(None);
+                };
+                if kind == "message" {
+                    let others: Vec<&CollKey> = colls.iter().filter(|x| **x != c).collect();
+                    if others.is_empty() {
+                        return Ok(None);
+                    }
+                    let dest = *others[(hash(seed, &[1]) % others.len() as u64) as usize];
+                    let mut s = state_for_change(st, key, Kind::Message, c);
+                    s.coll = dest;
+                    touch(&mut s);
+                    st.put(key, s, Some(c))?;
+                } else {
+                    let folders: Vec<ItemKey> = members
+                        .iter()
+                        .copied()
+                        .filter(|k| self.model.drive_node(st, *k).is_some_and(|n| n.folder))
+                        .chain(std::iter::once(ItemKey::Base(c, 0)))
+                        .collect();
+                    let dest = folders[(hash(seed, &[1]) % folders.len() as u64) as usize];
+                    let mut s = state_for_change(st, key, Kind::DriveItem, c);
+                    s.parent = Some(dest);
+                    touch(&mut s);
+                    st.put(key, s, None)?;
+                }
+                Ok(Some(record(op, key)))
+            }
+            (_, "delete") => {
+                let Some(key) = pick_member(&members, st) else {
+                    return Ok(None);
+                };
+                let k = self
+                    .model
+                    .kind_of(key, st.items.get(&key))
+                    .unwrap_or(Kind::Message);
+                let mut s = state_for_change(st, key, k, c);
+                s.deleted = true;
+                touch(&mut s);
+                st.put(key, s, None)?;
+                Ok(Some(record(op, key)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
