@@ -17,7 +17,7 @@ pub struct SimArgs {
 #[derive(Subcommand)]
 enum SimCommand {
     /// Serve a simulated tenant over Microsoft Graph v1.0 until interrupted.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, modify, move and delete items in a running simulator.
     Mutate(MutateArgs),
     /// Print the users, groups and sites a seed generates.
