@@ -1,1 +1,5 @@
 //! End-to-end contract tests of the simulator over HTTP.
+
+mod endpoints;
+mod harness;
+mod walk;
