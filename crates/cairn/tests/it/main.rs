@@ -1,0 +1,114 @@
+//! The `cairn` binary, driven as a user drives it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn cairn() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+}
+
+/// Kills the child when the test ends, passing or failing.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sim_serve_works_as_a_standalone_server() {
+    let mut child = Child(
+        cairn()
+            .args([
+                "sim",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--users",
+                "3",
+                "--seed",
+                "5",
+            ])
+            .env("CAIRN_SIM_CLIENT_SECRET", "s3cret-for-test")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cairn runs"),
+    );
+    let out = BufReader::new(child.0.stdout.take().unwrap());
+    let (mut url, mut tenant, mut client) = (None, None, None);
+    let start = Instant::now();
+    for line in out.lines() {
+        let line = line.unwrap();
+        let field = |name: &str| {
+            line.trim_start()
+                .strip_prefix(name)
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        };
+        url = url.or(field("graph url"));
+        tenant = tenant.or(field("tenant id"));
+        client = client.or(field("client id"));
+        if (url.is_some() && tenant.is_some() && client.is_some())
+            || start.elapsed() > Duration::from_secs(30)
+        {
+            break;
+        }
+    }
+    let (url, tenant, client) = (url.unwrap(), tenant.unwrap(), client.unwrap());
+    assert!(
+        !url.ends_with(":0"),
+        "the banner shows the real port: {url}"
+    );
+    let token_url = format!("{url}/{tenant}/oauth2/v2.0/token");
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client.as_str()),
+        ("client_secret", "s3cret-for-test"),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace(':', "%3A").replace('/', "%2F")))
+        .collect::<Vec<_>>()
+        .join("&");
+    let token = curl(&["-s", "-X", "POST", &token_url, "-d", &body]);
+    let token: serde_json::Value = serde_json::from_str(&token).expect("token JSON");
+    let access = token["access_token"].as_str().expect("access token");
+    let users = curl(&[
+        "-s",
+        "-H",
+        &format!("Authorization: Bearer {access}"),
+        &format!("{url}/v1.0/users"),
+    ]);
+    let users: serde_json::Value = serde_json::from_str(&users).unwrap();
+    assert_eq!(users["value"].as_array().unwrap().len(), 3);
+    // The default secret no longer works when another is configured.
+    let wrong = body.replace("s3cret-for-test", "cairn-sim-secret");
+    let denied = curl(&["-s", "-X", "POST", &token_url, "-d", &wrong]);
+    assert!(denied.contains("invalid_client"), "{denied}");
+    assert!(
+        !denied.contains("s3cret"),
+        "the secret never appears in errors"
+    );
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl").args(args).output().expect("curl runs");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn demo_runs_on_embedded_defaults() {
+    let out = cairn().arg("demo").output().expect("demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("messages in all"), "{stdout}");
+    assert!(stdout.contains("OneDrive:"), "{stdout}");
+}
