@@ -383,7 +383,7 @@ impl Sim {
                 }
                 return (r, None);
             }
-            Some(Fault::ExpiredToken) => {
+            Some(Fault::ExpiredToken) if !self.token_is_fresh(&req) => {
                 self.count(&label, 401, 0);
                 return (
                     Resp::error(
@@ -403,7 +403,9 @@ impl Sim {
             Some(Fault::Slow) => tokio::time::sleep(Duration::from_millis(1500)).await,
             Some(Fault::DuplicateItem) => req.duplicate_page_item = true,
             Some(f @ (Fault::Reset | Fault::Truncate)) => transport_fault = Some(f),
-            None => {}
+            // A token issued moments ago is not reported expired: a client that renews once
+            // on 401, as Microsoft advises, must succeed.
+            Some(Fault::ExpiredToken) | None => {}
         }
         let permit = match self.throttle.admit(bucket) {
             Ok(p) => p,
@@ -659,6 +661,18 @@ impl Sim {
         Resp::ok(
             json!({"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": token}),
         )
+    }
+
+    /// Was the request's token issued in the last few seconds?
+    fn token_is_fresh(&self, req: &Req) -> bool {
+        let Some(token) = req.header("authorization").and_then(|a| a.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let now = chrono::Utc::now().timestamp();
+        match self.issuer.validate(token, now) {
+            Ok(c) => now - (c.exp - self.cfg.token_lifetime.as_secs() as i64) < 5,
+            Err(_) => false,
+        }
     }
 
     /// Checks the bearer token of a Graph call.
