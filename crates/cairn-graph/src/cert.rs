@@ -48,6 +48,56 @@ impl Certificate {
         })
     }
 
+    /// From a PKCS#12 (.pfx/.p12) file protected by `password`.
+    pub fn from_pfx(data: &[u8], password: &str) -> Result<Self, GraphError> {
+        let store = p12_keystore::KeyStore::from_pkcs12(
+            data,
+            password,
+            p12_keystore::Pkcs12ImportPolicy::Strict,
+        )
+        .map_err(|e| {
+            config(format!(
+                "the PFX file could not be opened ({e}); hint: check the password"
+            ))
+        })?;
+        let (_, chain) = store
+            .private_key_chain()
+            .ok_or_else(|| config("the PFX file holds no private key with its certificate"))?;
+        let cert = chain
+            .certs()
+            .first()
+            .ok_or_else(|| config("the PFX file holds a key without a certificate"))?;
+        let key_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", chain.key().as_der().to_vec()));
+        let key = EncodingKey::from_rsa_pem(key_pem.as_bytes())
+            .map_err(|_| config("the PFX private key is not an RSA key"))?;
+        Ok(Self {
+            key,
+            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(cert.as_der())),
+        })
+    }
+
+    /// From a file: PKCS#12 when it ends in .pfx/.p12, PEM otherwise.
+    pub fn from_file(path: &std::path::Path, password: Option<&str>) -> Result<Self, GraphError> {
+        let data = std::fs::read(path)
+            .map_err(|e| config(format!("reading certificate {}: {e}", path.display())))?;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ext == "pfx" || ext == "p12" {
+            Self::from_pfx(&data, password.unwrap_or(""))
+        } else {
+            let text = String::from_utf8(data).map_err(|_| {
+                config(format!(
+                    "{} is neither PEM text nor a .pfx/.p12 file",
+                    path.display()
+                ))
+            })?;
+            Self::from_pem(&text)
+        }
+    }
+
     pub fn thumbprint_sha256(&self) -> &str {
         &self.x5t_s256
     }

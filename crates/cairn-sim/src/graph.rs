@@ -524,6 +524,7 @@ impl Sim {
             ["mailFolders"] if m == "GET" => {
                 let st = self.state();
                 let folders = self.model.mail_folders(&st, r);
+                drop(st);
                 let hidden = req.q("includeHiddenFolders") == Some("true");
                 self.folder_listing(req, &folders, Some(crate::tenant::wk::ROOT), hidden, true)
             }
@@ -537,6 +538,7 @@ impl Sim {
             ["contactFolders"] if m == "GET" => {
                 let st = self.state();
                 let folders = self.model.contact_folders(&st, r);
+                drop(st);
                 self.folder_listing(req, &folders, None, true, false)
             }
             ["contactFolders"] if m == "POST" => self.create_folder(req, r, None, false),

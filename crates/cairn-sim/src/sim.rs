@@ -665,7 +665,10 @@ impl Sim {
 
     /// Was the request's token issued in the last few seconds?
     fn token_is_fresh(&self, req: &Req) -> bool {
-        let Some(token) = req.header("authorization").and_then(|a| a.strip_prefix("Bearer ")) else {
+        let Some(token) = req
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+        else {
             return false;
         };
         let now = chrono::Utc::now().timestamp();

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod graph;
 mod sim;
 
 #[derive(Parser)]
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// The Microsoft 365 tenant simulator (Graph-compatible).
     Sim(sim::SimArgs),
+    /// Microsoft Graph requests, for administrators and debugging.
+    Graph(graph::GraphArgs),
     /// Show Cairn at work on a simulated tenant, on embedded defaults.
     Demo,
 }
@@ -35,13 +38,27 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Sim(args) => sim::run(args),
+        Command::Graph(args) => graph::run(args),
         Command::Demo => demo::demo(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<cairn_graph::GraphError>() {
+                Some(g) => {
+                    if let Some(h) = g.hint() {
+                        eprintln!("hint: {h}");
+                    }
+                    // A refused sign-in or bad configuration is the user's to fix: exit 2.
+                    match g {
+                        cairn_graph::GraphError::Auth { .. }
+                        | cairn_graph::GraphError::Config(_) => std::process::ExitCode::from(2),
+                        _ => std::process::ExitCode::FAILURE,
+                    }
+                }
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -207,6 +207,20 @@ async fn certificate_credential_signs_in() {
     let g = GraphClient::new(gc).unwrap();
     let users = g.get("/users").await.unwrap();
     assert_eq!(users["value"].as_array().unwrap().len(), 3);
+    // The same key pair from a PKCS#12 file.
+    let pfx = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../cairn-sim/tests/fixtures/client.pfx");
+    let cert = cairn_graph::cert::Certificate::from_file(&pfx, Some("test")).unwrap();
+    assert!(cairn_graph::cert::Certificate::from_file(&pfx, Some("wrong")).is_err());
+    let mut gc = GraphConfig::new(
+        &c.tenant_id,
+        &c.client_id,
+        Credential::Certificate(cert.into()),
+    );
+    gc.graph_url = s.url();
+    gc.login_url = s.url();
+    let g = GraphClient::new(gc).unwrap();
+    assert!(g.get("/users").await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -111,7 +111,7 @@ async fn drive_of(sim: &Sim, user: &str) -> String {
         .to_string()
 }
 
-/// A message of the user's inbox (immutable id).
+/// The messages of the user's inbox (immutable ids), at least two.
 async fn inbox_messages(sim: &Sim, user: &str) -> Vec<Value> {
     let (items, _) = sim
         .walk(
@@ -159,6 +159,31 @@ impl Drop for TempDir {
     }
 }
 
+/// Runs a test body on its own thread and runtime and fails if it has not finished within
+/// `limit`. A stuck simulator thread is left behind (the test process ends with the test);
+/// waiting for it, as a runtime shutdown does, would hang the suite.
+fn within<F, Fut>(limit: Duration, body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(body())));
+        let _ = tx.send(result);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("no answer within {limit:?}: the simulator hangs"),
+    }
+}
+
 /// A deltaLink of one server instance, pointed at another (same paths, new address).
 fn rebase(link: &str, old: &str, new: &str) -> String {
     let rest = link
@@ -174,7 +199,12 @@ async fn missing_bearer_token_is_401_invalid_authentication_token() {
     let sim = start(config(small_spec(101))).await;
     let r = send(sim.http.get(sim.abs("/users"))).await;
     assert_error(&r, 401, "InvalidAuthenticationToken");
-    let r = send(sim.http.get(sim.abs("/users")).bearer_auth("eyJnot.a.token")).await;
+    let r = send(
+        sim.http
+            .get(sim.abs("/users"))
+            .bearer_auth("eyJnot.a.token"),
+    )
+    .await;
     assert_error(&r, 401, "InvalidAuthenticationToken");
     // The same call with the token works: the 401 was about the token.
     sim.get_ok("/users").await;
@@ -187,11 +217,7 @@ async fn wrong_client_secret_is_invalid_client_without_the_secret() {
     let wrong = "wr0ng-S3cret-value-4711";
     let r = send(
         sim.http
-            .post(format!(
-                "{}/{}/oauth2/v2.0/token",
-                sim.url(),
-                cfg.tenant_id
-            ))
+            .post(format!("{}/{}/oauth2/v2.0/token", sim.url(), cfg.tenant_id))
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", cfg.client_id.as_str()),
@@ -263,11 +289,7 @@ async fn assertion_token(sim: &Sim, assertion: &str) -> Reply {
     let cfg = &sim.server.sim.cfg;
     send(
         sim.http
-            .post(format!(
-                "{}/{}/oauth2/v2.0/token",
-                sim.url(),
-                cfg.tenant_id
-            ))
+            .post(format!("{}/{}/oauth2/v2.0/token", sim.url(), cfg.tenant_id))
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", cfg.client_id.as_str()),
@@ -416,11 +438,16 @@ async fn select_on_a_message_trims_the_body() {
     let sim = start(config(small_spec(107))).await;
     let user = first_user(&sim).await;
     let id = ids(&inbox_messages(&sim, &user).await).swap_remove(0);
-    let full = sim.get_ok(&format!("/users/{user}/messages/{id}")).await;
-    assert!(full["body"].is_object(), "a full message has a body: {full}");
-    let v = sim
-        .get_ok(&format!("/users/{user}/messages/{id}?$select=subject"))
-        .await;
+    let get = async |path: String| match sim.get(&path, &[IMMUTABLE]).await {
+        Outcome::Ok(v) => v,
+        Outcome::Status(s, v) => panic!("{path}: {s} {v}"),
+    };
+    let full = get(format!("/users/{user}/messages/{id}")).await;
+    assert!(
+        full["body"].is_object(),
+        "a full message has a body: {full}"
+    );
+    let v = get(format!("/users/{user}/messages/{id}?$select=subject")).await;
     assert_eq!(v["id"], id.as_str());
     assert_eq!(v["subject"], full["subject"]);
     assert!(v.get("body").is_none(), "{v}");
@@ -441,13 +468,19 @@ async fn message_value_matches_the_manifest() {
     for e in messages.iter().step_by(messages.len() / 3).take(3) {
         let id = e["id"].as_str().unwrap();
         let r = send(
-            graph(&sim, Method::GET, &format!("/users/{user}/messages/{id}/$value"))
-                .header(IMMUTABLE.0, IMMUTABLE.1),
+            graph(
+                &sim,
+                Method::GET,
+                &format!("/users/{user}/messages/{id}/$value"),
+            )
+            .header(IMMUTABLE.0, IMMUTABLE.1),
         )
         .await;
         assert_eq!(r.status, 200, "{id}: {}", r.text());
         assert!(
-            r.body.windows(9).any(|w| w.eq_ignore_ascii_case(b"subject: ")),
+            r.body
+                .windows(9)
+                .any(|w| w.eq_ignore_ascii_case(b"subject: ")),
             "RFC 822 headers"
         );
         assert_eq!(sha256_hex(&r.body), e["sha256"].as_str().unwrap(), "{id}");
@@ -648,7 +681,12 @@ async fn mailbox_concurrency_is_four_per_mailbox() {
         assert!(retry >= 1, "{retry}");
     }
     for r in &other_replies {
-        assert_eq!(r.status, 200, "another mailbox is not throttled: {}", r.text());
+        assert_eq!(
+            r.status,
+            200,
+            "another mailbox is not throttled: {}",
+            r.text()
+        );
     }
 }
 
@@ -677,7 +715,10 @@ async fn sharepoint_budget_warns_then_throttles() {
             assert_eq!(rem.parse::<u32>().expect("a number"), 20 - used);
             assert!(r.header("ratelimit-reset").is_some());
         } else {
-            assert!(used * 10 < 20 * 8, "RateLimit-* headers past 80 % ({used} RU)");
+            assert!(
+                used * 10 < 20 * 8,
+                "RateLimit-* headers past 80 % ({used} RU)"
+            );
         }
     }
     let r = throttled.expect("the budget runs out");
@@ -750,7 +791,10 @@ async fn upload_session_enforces_fragments_and_commits() {
 
     let r = put_fragment(&sim, &url, &all, u, 2 * u - 1, false).await;
     assert_eq!(r.status, 202, "{}", r.text());
-    assert_eq!(r.json()["nextExpectedRanges"], json!([format!("{}-", 2 * u)]));
+    assert_eq!(
+        r.json()["nextExpectedRanges"],
+        json!([format!("{}-", 2 * u)])
+    );
     let r = put_fragment(&sim, &url, &all, 2 * u, all.len() - 1, false).await;
     assert_eq!(r.status, 201, "{}", r.text());
     let item = r.json();
@@ -802,7 +846,10 @@ async fn simple_upload_and_name_conflict() {
     assert_error(&r, 409, "nameAlreadyExists");
     let (status, body, _) = sim
         .bytes(
-            &format!("/drives/{drive}/items/{}/content", item["id"].as_str().unwrap()),
+            &format!(
+                "/drives/{drive}/items/{}/content",
+                item["id"].as_str().unwrap()
+            ),
             None,
         )
         .await;
@@ -860,20 +907,32 @@ async fn mail_restore_writes() {
     assert_eq!(msg["isDraft"], true, "MIME imports land as drafts");
     let id = msg["id"].as_str().expect("message id").to_string();
     let r = send(
-        graph(&sim, Method::GET, &format!("/users/{user}/messages/{id}/$value"))
-            .header(IMMUTABLE.0, IMMUTABLE.1),
+        graph(
+            &sim,
+            Method::GET,
+            &format!("/users/{user}/messages/{id}/$value"),
+        )
+        .header(IMMUTABLE.0, IMMUTABLE.1),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.body == MIME.as_bytes(), "$value is the imported MIME");
 
     let (items, link1) = sim.walk(&link0, &[IMMUTABLE]).await.expect("delta");
-    assert_eq!(ids(&items), vec![id.clone()], "the delta reports the import");
+    assert_eq!(
+        ids(&items),
+        vec![id.clone()],
+        "the delta reports the import"
+    );
     let link1 = link1.expect("deltaLink");
 
     let r = send(
-        graph(&sim, Method::DELETE, &format!("/users/{user}/messages/{id}"))
-            .header(IMMUTABLE.0, IMMUTABLE.1),
+        graph(
+            &sim,
+            Method::DELETE,
+            &format!("/users/{user}/messages/{id}"),
+        )
+        .header(IMMUTABLE.0, IMMUTABLE.1),
     )
     .await;
     assert_eq!(r.status, 204, "{}", r.text());
@@ -940,16 +999,24 @@ async fn delta_links_survive_a_restart_with_state() {
     let link = link.expect("deltaLink");
     let [changed, deleted] = [0, 1].map(|i| items[i]["id"].as_str().unwrap().to_string());
     let r = send(
-        graph(&sim, Method::PATCH, &format!("/users/{user}/messages/{changed}"))
-            .header("Content-Type", "application/json")
-            .header(IMMUTABLE.0, IMMUTABLE.1)
-            .body(json!({"subject": "Changed before the restart"}).to_string()),
+        graph(
+            &sim,
+            Method::PATCH,
+            &format!("/users/{user}/messages/{changed}"),
+        )
+        .header("Content-Type", "application/json")
+        .header(IMMUTABLE.0, IMMUTABLE.1)
+        .body(json!({"subject": "Changed before the restart"}).to_string()),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let r = send(
-        graph(&sim, Method::DELETE, &format!("/users/{user}/messages/{deleted}"))
-            .header(IMMUTABLE.0, IMMUTABLE.1),
+        graph(
+            &sim,
+            Method::DELETE,
+            &format!("/users/{user}/messages/{deleted}"),
+        )
+        .header(IMMUTABLE.0, IMMUTABLE.1),
     )
     .await;
     assert_eq!(r.status, 204, "{}", r.text());
@@ -1008,9 +1075,13 @@ async fn drive_delta_token_latest_reports_only_later_changes() {
     let user = first_user(&sim).await;
     let drive = drive_of(&sim, &user).await;
     let r = send(
-        graph(&sim, Method::POST, &format!("/drives/{drive}/root/children"))
-            .header("Content-Type", "application/json")
-            .body(json!({"name": "Delta Test", "folder": {}}).to_string()),
+        graph(
+            &sim,
+            Method::POST,
+            &format!("/drives/{drive}/root/children"),
+        )
+        .header("Content-Type", "application/json")
+        .body(json!({"name": "Delta Test", "folder": {}}).to_string()),
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text());
@@ -1113,5 +1184,36 @@ async fn errors_carry_each_services_codes() {
     sim.get_ok(&format!("/users/{unlicensed}")).await;
     let r = get(&format!("/users/{unlicensed}/mailFolders")).await;
     assert_error(&r, 404, "MailboxNotEnabledForRESTAPI");
-    sim.get_ok(&format!("/users/{user}/mailFolders")).await;
+    let r = get(&format!("/users/{unlicensed}/mailFolders/inbox")).await;
+    assert_error(&r, 404, "MailboxNotEnabledForRESTAPI");
+    sim.get_ok(&format!("/users/{user}/mailFolders/inbox"))
+        .await;
+}
+
+#[test]
+fn folder_listings_answer() {
+    // On its own runtime with a deadline: a simulator that deadlocks fails this test instead
+    // of hanging the suite.
+    within(Duration::from_secs(5), async || {
+        let sim = start(config(small_spec(122))).await;
+        let user = first_user(&sim).await;
+        let (folders, _) = sim
+            .walk(&format!("/users/{user}/mailFolders"), &[])
+            .await
+            .expect("mail folder listing");
+        let names: BTreeSet<&str> = folders
+            .iter()
+            .filter_map(|f| f["displayName"].as_str())
+            .collect();
+        assert!(names.contains("Inbox"), "{names:?}");
+        assert!(
+            folders.iter().all(|f| f["isHidden"] != true),
+            "hidden folders only with includeHiddenFolders: {folders:?}"
+        );
+        let (contacts, _) = sim
+            .walk(&format!("/users/{user}/contactFolders"), &[])
+            .await
+            .expect("contact folder listing");
+        assert!(!contacts.is_empty());
+    });
 }
