@@ -18,8 +18,8 @@ impl Drop for Child {
     }
 }
 
-#[test]
-fn sim_serve_works_as_a_standalone_server() {
+/// A `cairn sim serve` child and what its banner says: (child, url, tenant id, client id).
+fn serve() -> (Child, String, String, String) {
     let mut child = Child(
         cairn()
             .args([
@@ -57,7 +57,12 @@ fn sim_serve_works_as_a_standalone_server() {
             break;
         }
     }
-    let (url, tenant, client) = (url.unwrap(), tenant.unwrap(), client.unwrap());
+    (child, url.unwrap(), tenant.unwrap(), client.unwrap())
+}
+
+#[test]
+fn sim_serve_works_as_a_standalone_server() {
+    let (_child, url, tenant, client) = serve();
     assert!(
         !url.ends_with(":0"),
         "the banner shows the real port: {url}"
@@ -111,4 +116,51 @@ fn demo_runs_on_embedded_defaults() {
     );
     assert!(stdout.contains("messages in all"), "{stdout}");
     assert!(stdout.contains("OneDrive:"), "{stdout}");
+}
+
+#[test]
+fn graph_get_prints_json_like_az_rest() {
+    let (_child, url, tenant, client) = serve();
+    let run = |secret: &str, args: &[&str]| {
+        cairn()
+            .args(["graph", "get"])
+            .args(args)
+            .args([
+                "--tenant-id",
+                &tenant,
+                "--client-id",
+                &client,
+                "--graph-url",
+                &url,
+                "--login-url",
+                &url,
+            ])
+            .env("CAIRN_CLIENT_SECRET", secret)
+            .output()
+            .expect("cairn runs")
+    };
+    let out = run("s3cret-for-test", &["/users", "--all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|u| u["userPrincipalName"].is_string()));
+    let one = run("s3cret-for-test", &["/users?$top=1"]);
+    let v: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert!(
+        v["@odata.nextLink"].is_string(),
+        "without --all: the page as Graph sent it"
+    );
+    // A wrong secret is the user's mistake: exit 2, a hint, and never the secret.
+    let bad = run("Wr0ng-secret-xyz", &["/users"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert!(!err.contains("Wr0ng-secret-xyz"), "{err}");
 }
