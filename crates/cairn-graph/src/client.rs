@@ -395,10 +395,21 @@ impl GraphClient {
         &'a self,
         content_path: &str,
     ) -> impl Stream<Item = Result<Bytes, GraphError>> + 'a {
+        self.download_from(content_path, None)
+    }
+
+    /// Like `download`, starting from a pre-authenticated URL already known (the item's
+    /// `@microsoft.graph.downloadUrl`), which saves one request per file; `content_path`
+    /// is asked for a fresh URL when that one has expired.
+    pub fn download_from<'a>(
+        &'a self,
+        content_path: &str,
+        known_url: Option<String>,
+    ) -> impl Stream<Item = Result<Bytes, GraphError>> + 'a {
         let content_path = content_path.to_string();
         async_stream::try_stream! {
             let mut got: u64 = 0;
-            let mut location: Option<String> = None;
+            let mut location: Option<String> = known_url;
             let mut failures = 0u32;
             loop {
                 let loc = match &location {

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod demo;
 mod graph;
 mod sim;
@@ -23,6 +24,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// Microsoft Graph requests, for administrators and debugging.
     Graph(graph::GraphArgs),
+    /// Throughput benchmarks against the simulator.
+    Bench(bench::BenchArgs),
     /// Show Cairn at work on a simulated tenant, on embedded defaults.
     Demo,
 }
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Graph(args) => graph::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Demo => demo::demo(),
     };
     match result {

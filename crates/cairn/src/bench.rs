@@ -1,0 +1,292 @@
+//! `cairn bench …`: throughput measurements against the simulator, printed as tables with
+//! ratios to the simulator's throttle-bound ideal and to a baseline run in the same process.
+
+use crate::sim::runtime;
+use cairn_graph::{Credential, DeltaEvent, GraphClient, GraphConfig, Limits};
+use cairn_sim::{SimConfig, SimServer, TenantSpec, ThrottleMode};
+use clap::{Args, Subcommand};
+use futures::{StreamExt, TryStreamExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Fetch every message (MIME) and file of a simulated tenant through cairn-graph.
+    Graph(GraphBench),
+}
+
+#[derive(Args, Clone)]
+struct GraphBench {
+    #[arg(long, default_value_t = 20)]
+    users: u32,
+    #[arg(long, default_value_t = 100)]
+    mail_per_mailbox: u32,
+    #[arg(long, default_value_t = 20)]
+    files_per_drive: u32,
+    /// Latency the simulator adds to each response (makes per-mailbox concurrency matter).
+    #[arg(long, default_value_t = 300)]
+    latency_ms: u64,
+    /// Largest generated item, bytes.
+    #[arg(long, default_value_t = 256 * 1024)]
+    max_item_size: u64,
+    /// Skip the baseline run (a client without proactive pacing).
+    #[arg(long)]
+    no_baseline: bool,
+}
+
+struct Run {
+    items: u64,
+    bytes: u64,
+    secs: f64,
+    requests: u64,
+    throttled: u64,
+    ideal: f64,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Graph(b) => runtime()?.block_on(async move {
+            let cairn = graph_run(&b, Limits::default()).await?;
+            let mut rows = vec![("cairn-graph (paced)", cairn)];
+            if !b.no_baseline {
+                // The baseline: the same client without proactive pacing, as a naive client
+                // that only reacts to 429s.
+                let naive = Limits {
+                    mailbox_concurrency: 64,
+                    mailbox_requests_per_10min: 1_000_000,
+                    files_ru_per_min: 1_000_000,
+                    global_concurrency: 256,
+                };
+                rows.push(("baseline (unpaced)", graph_run(&b, naive).await?));
+            }
+            println!(
+                "\n{} users × {} messages + {} files per drive, latency {} ms, Microsoft throttling\n",
+                b.users, b.mail_per_mailbox, b.files_per_drive, b.latency_ms
+            );
+            println!(
+                "| {:<20} | {:>7} | {:>8} | {:>7} | {:>8} | {:>6} | {:>10} | {:>8} |",
+                "client", "items", "items/s", "MB/s", "req/s", "429s", "ideal it/s", "vs ideal"
+            );
+            println!("|{:-<22}|{:->9}|{:->10}|{:->9}|{:->10}|{:->8}|{:->12}|{:->10}|", "", "", "", "", "", "", "", "");
+            for (name, r) in &rows {
+                let ips = r.items as f64 / r.secs;
+                println!(
+                    "| {:<20} | {:>7} | {:>8.1} | {:>7.2} | {:>8.1} | {:>6} | {:>10.1} | {:>7.0}% |",
+                    name,
+                    r.items,
+                    ips,
+                    r.bytes as f64 / r.secs / 1e6,
+                    r.requests as f64 / r.secs,
+                    r.throttled,
+                    r.ideal,
+                    100.0 * ips / r.ideal.max(1e-9)
+                );
+            }
+            Ok(())
+        }),
+    }
+}
+
+async fn graph_run(b: &GraphBench, limits: Limits) -> anyhow::Result<Run> {
+    let spec = TenantSpec {
+        users: b.users,
+        mail_per_mailbox: b.mail_per_mailbox,
+        files_per_drive: b.files_per_drive,
+        max_item_size: b.max_item_size,
+        groups: 0,
+        sites: 0,
+        ..TenantSpec::default()
+    };
+    let mut cfg = SimConfig::new(spec);
+    cfg.throttle = ThrottleMode::Microsoft;
+    cfg.latency = Duration::from_millis(b.latency_ms);
+    let server = SimServer::start(cfg, "127.0.0.1:0".parse()?).await?;
+    let c = &server.sim.cfg;
+    let mut gc = GraphConfig::new(
+        &c.tenant_id,
+        &c.client_id,
+        Credential::Secret(c.client_secret.clone().into()),
+    );
+    gc.graph_url = server.url();
+    gc.login_url = server.url();
+    gc.limits = limits;
+    let g = Arc::new(GraphClient::new(gc)?);
+    let users: Vec<serde_json::Value> = g
+        .items("/users?$select=id,mail&$top=999")
+        .try_collect()
+        .await?;
+    let items = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mail = futures::stream::iter(users.iter().filter(|u| !u["mail"].is_null()).cloned())
+        .map(|u| {
+            let (g, items, bytes) = (g.clone(), items.clone(), bytes.clone());
+            async move { fetch_mailbox(&g, u["id"].as_str().unwrap_or(""), &items, &bytes).await }
+        })
+        .buffer_unordered(256)
+        .try_collect::<Vec<()>>();
+    let files = futures::stream::iter(users.iter().cloned())
+        .map(|u| {
+            let (g, items, bytes) = (g.clone(), items.clone(), bytes.clone());
+            async move { fetch_drive(&g, u["id"].as_str().unwrap_or(""), &items, &bytes).await }
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>();
+    let (m, f) = tokio::join!(mail, files);
+    m?;
+    f?;
+    let secs = start.elapsed().as_secs_f64();
+    let stats: serde_json::Value = reqwest::get(format!("{}/_sim/stats", server.url()))
+        .await?
+        .json()
+        .await?;
+    server.stop().await;
+    Ok(Run {
+        items: items.load(Ordering::Relaxed),
+        bytes: bytes.load(Ordering::Relaxed),
+        secs,
+        requests: stats["requests_total"].as_u64().unwrap_or(0),
+        throttled: stats["throttled_total"].as_u64().unwrap_or(0),
+        ideal: stats["ideal_items_per_sec"].as_f64().unwrap_or(0.0),
+    })
+}
+
+async fn fetch_mailbox(
+    g: &Arc<GraphClient>,
+    user: &str,
+    items: &AtomicU64,
+    bytes: &AtomicU64,
+) -> anyhow::Result<()> {
+    let mut folders: Vec<serde_json::Value> = g
+        .items(&format!("/users/{user}/mailFolders/delta"))
+        .try_collect()
+        .await?;
+    folders.push(
+        g.get(&format!(
+            "/users/{user}/mailFolders/recoverableitemsdeletions"
+        ))
+        .await?,
+    );
+    let starts: Vec<String> = folders
+        .iter()
+        .filter(|f| f["@odata.type"] != "#microsoft.graph.mailSearchFolder")
+        .map(|f| {
+            format!(
+                "/users/{user}/mailFolders/{}/messages/delta?$select=id&$top=1000",
+                f["id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    // Folder deltas run in their own task and feed a bounded channel, so that they make
+    // progress while content fetches fill the mailbox's slots (a future that is not polled
+    // would hold a slot and idle). The pacer keeps the mailbox at its limit.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<String, cairn_graph::GraphError>>(1024);
+    let lister = {
+        let g = g.clone();
+        tokio::spawn(async move {
+            let mut deltas = futures::stream::iter(starts)
+                .map(|start| {
+                    let g = g.clone();
+                    async move {
+                        g.delta(&start, None)
+                            .try_filter_map(|e| async move {
+                                Ok(match e {
+                                    DeltaEvent::Upsert(m) => m["id"].as_str().map(str::to_string),
+                                    _ => None,
+                                })
+                            })
+                            .try_collect::<Vec<String>>()
+                            .await
+                    }
+                })
+                .buffer_unordered(2);
+            while let Some(r) = deltas.next().await {
+                match r {
+                    Ok(ids) => {
+                        for id in ids {
+                            if tx.send(Ok(id)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let ids = async_stream_ids(&mut rx);
+    ids.map_ok(|id| async move {
+        g.get_bytes(&format!("/users/{user}/messages/{id}/$value"))
+            .await
+    })
+    .try_buffer_unordered(4)
+    .try_for_each(|b| {
+        items.fetch_add(1, Ordering::Relaxed);
+        bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+        async { Ok(()) }
+    })
+    .await?;
+    lister.await?;
+    Ok(())
+}
+
+fn async_stream_ids(
+    rx: &mut tokio::sync::mpsc::Receiver<Result<String, cairn_graph::GraphError>>,
+) -> impl futures::Stream<Item = Result<String, cairn_graph::GraphError>> + '_ {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn fetch_drive(
+    g: &GraphClient,
+    user: &str,
+    items: &AtomicU64,
+    bytes: &AtomicU64,
+) -> anyhow::Result<()> {
+    let start = format!(
+        "/users/{user}/drive/root/delta?$select=id,name,size,file,folder,parentReference,@microsoft.graph.downloadUrl"
+    );
+    let mut events = Box::pin(g.delta(&start, None));
+    let mut files = Vec::new();
+    while let Some(e) = events.next().await {
+        match e {
+            Ok(DeltaEvent::Upsert(it)) if it.get("file").is_some() => files.push((
+                it["parentReference"]["driveId"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                it["id"].as_str().unwrap_or("").to_string(),
+                it["@microsoft.graph.downloadUrl"]
+                    .as_str()
+                    .map(str::to_string),
+            )),
+            Ok(_) => {}
+            // Users without a OneDrive.
+            Err(e) if e.status() == Some(404) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    futures::stream::iter(files)
+        .map(|(drive, id, url)| async move {
+            let mut s =
+                Box::pin(g.download_from(&format!("/drives/{drive}/items/{id}/content"), url));
+            while let Some(chunk) = s.next().await {
+                bytes.fetch_add(chunk?.len() as u64, Ordering::Relaxed);
+            }
+            items.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, cairn_graph::GraphError>(())
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
