@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cert;
 pub mod client;
 pub mod error;
+pub mod models;
 pub mod pacer;
 pub mod retry;
 pub mod transport;
