@@ -1,0 +1,488 @@
+//! The repository: create or open, archive a resource as one snapshot, list and read
+//! snapshots, check, forget (GFS with legal holds), prune, copy.
+
+use crate::location::RepoOptions;
+use crate::source::{Entry, Source};
+use rustic_backend::BackendOptions;
+use rustic_core::jiff::{Timestamp, Zoned, tz::TimeZone};
+use rustic_core::repofile::SnapshotFile;
+use rustic_core::{
+    BackupOptions, CheckOptions, ConfigOptions, Credentials, ForgetGroups, Grouped, KeepOptions,
+    KeyOptions, LsOptions, PruneOptions, Repository, RepositoryBackends, RepositoryOptions,
+    SnapshotGroupCriterion,
+};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{0}")]
+    Config(String),
+    #[error("wrong password for the repository at {0}")]
+    WrongPassword(String),
+    #[error("no repository at {0}")]
+    NotInitialised(String),
+    #[error("a repository already exists at {0}")]
+    AlreadyExists(String),
+    #[error("snapshot {0} not found")]
+    SnapshotNotFound(String),
+    #[error("{what}: {detail}")]
+    Storage { what: String, detail: String },
+}
+
+impl RepoError {
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            RepoError::WrongPassword(_) => Some(
+                "check CAIRN_PASSWORD or CAIRN_PASSWORD_FILE; without the password the backups cannot be read",
+            ),
+            RepoError::NotInitialised(_) => Some("create it with `cairn init`, or check --repo"),
+            RepoError::AlreadyExists(_) => Some("open it instead, or choose another --repo"),
+            _ => None,
+        }
+    }
+
+    /// Mistakes the user can fix (exit 2), as opposed to outages and bugs.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            RepoError::Config(_)
+                | RepoError::WrongPassword(_)
+                | RepoError::NotInitialised(_)
+                | RepoError::AlreadyExists(_)
+                | RepoError::SnapshotNotFound(_)
+        )
+    }
+}
+
+fn storage(what: &str, e: impl std::fmt::Display) -> RepoError {
+    RepoError::Storage {
+        what: what.to_string(),
+        detail: e.to_string(),
+    }
+}
+
+// rustic_core hands its errors over boxed.
+#[allow(clippy::boxed_local)]
+fn rustic(what: &str, e: Box<rustic_core::RusticError>) -> RepoError {
+    RepoError::Storage {
+        what: what.to_string(),
+        detail: e.display_log(),
+    }
+}
+
+/// What identifies a snapshot: one per protected resource per run.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotMeta {
+    /// The tenant (restic's "host").
+    pub hostname: String,
+    /// The protected resource (a user, group or site).
+    pub label: String,
+    /// The root path of the snapshot tree (restic's "paths"), e.g. `/mail`.
+    pub paths: Vec<String>,
+    pub tags: Vec<String>,
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SnapshotInfo {
+    pub id: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub hostname: String,
+    pub label: String,
+    pub paths: Vec<String>,
+    pub tags: Vec<String>,
+    pub parent: Option<String>,
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+    pub data_added: u64,
+}
+
+fn info(s: &SnapshotFile) -> SnapshotInfo {
+    let ts = s.time.timestamp();
+    let summary = s.summary.as_ref();
+    SnapshotInfo {
+        id: s.id.to_string(),
+        time: chrono::DateTime::from_timestamp(ts.as_second(), ts.subsec_nanosecond() as u32)
+            .unwrap_or_default(),
+        hostname: s.hostname.clone(),
+        label: s.label.clone(),
+        paths: s.paths.iter().cloned().collect(),
+        tags: s.tags.iter().cloned().collect(),
+        parent: s.parent.map(|p| p.to_string()),
+        files_new: summary.map(|x| x.files_new).unwrap_or(0),
+        files_changed: summary.map(|x| x.files_changed).unwrap_or(0),
+        files_unmodified: summary.map(|x| x.files_unmodified).unwrap_or(0),
+        data_added: summary.map(|x| x.data_added).unwrap_or(0),
+    }
+}
+
+/// The outcome of an archive run.
+#[derive(Debug)]
+pub struct ArchiveReport {
+    pub snapshot: SnapshotInfo,
+    /// Items left out of the snapshot, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Items whose content was read (the rest came from the parent snapshot).
+    pub opened: u64,
+}
+
+#[derive(Debug)]
+pub struct CheckReport {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Grandfather-father-son retention, per resource.
+#[derive(Clone, Debug, Default)]
+pub struct ForgetRule {
+    pub keep_last: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    /// Keep everything newer than this (relative to the newest snapshot of the resource).
+    pub keep_within: Option<chrono::Duration>,
+}
+
+/// What a legal hold covers: a whole resource or one restore point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LegalHold {
+    Resource(String),
+    Snapshot(String),
+}
+
+#[derive(Debug, Default)]
+pub struct ForgetReport {
+    pub kept: Vec<SnapshotInfo>,
+    pub removed: Vec<SnapshotInfo>,
+    /// Snapshots the rule would remove but a legal hold keeps.
+    pub held: Vec<SnapshotInfo>,
+}
+
+pub struct Repo {
+    opts: RepoOptions,
+    backends: RepositoryBackends,
+    repo_opts: RepositoryOptions,
+    creds: Credentials,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo").field("opts", &self.opts).finish()
+    }
+}
+
+type Open = Repository<rustic_core::OpenStatus>;
+
+impl Repo {
+    fn new(opts: RepoOptions) -> Result<Self, RepoError> {
+        let (repository, options) = opts.backend();
+        let backends = BackendOptions::default()
+            .repository(repository.as_str())
+            .options(options)
+            .to_backends()
+            .map_err(|e| rustic("setting up the storage backend", e))?;
+        let mut repo_opts = RepositoryOptions::default();
+        repo_opts = match &opts.cache_dir {
+            Some(d) => repo_opts.cache_dir(d.clone()),
+            None => repo_opts.no_cache(true),
+        };
+        let creds = Credentials::password(&opts.password);
+        Ok(Self {
+            opts,
+            backends,
+            repo_opts,
+            creds,
+        })
+    }
+
+    fn name(&self) -> String {
+        format!("{:?}", self.opts.location)
+    }
+
+    /// Creates a new repository (restic format v2: zstd, content-defined chunking).
+    pub fn init(opts: RepoOptions) -> Result<Self, RepoError> {
+        let me = Self::new(opts)?;
+        let r = Repository::new(&me.repo_opts, &me.backends)
+            .map_err(|e| rustic("opening the storage", e))?;
+        if r.config_id()
+            .map_err(|e| rustic("reading the storage", e))?
+            .is_some()
+        {
+            return Err(RepoError::AlreadyExists(me.name()));
+        }
+        r.init(&me.creds, &KeyOptions::default(), &ConfigOptions::default())
+            .map_err(|e| rustic("creating the repository", e))?;
+        Ok(me)
+    }
+
+    /// Opens an existing repository, checking the password.
+    pub fn open(opts: RepoOptions) -> Result<Self, RepoError> {
+        let me = Self::new(opts)?;
+        me.raw()?;
+        Ok(me)
+    }
+
+    fn raw(&self) -> Result<Open, RepoError> {
+        let r = Repository::new(&self.repo_opts, &self.backends)
+            .map_err(|e| rustic("opening the storage", e))?;
+        if r.config_id()
+            .map_err(|e| rustic("reading the storage", e))?
+            .is_none()
+        {
+            return Err(RepoError::NotInitialised(self.name()));
+        }
+        r.open(&self.creds).map_err(|e| {
+            if e.is_incorrect_password() {
+                RepoError::WrongPassword(self.name())
+            } else {
+                rustic("opening the repository", e)
+            }
+        })
+    }
+
+    /// Archives one snapshot from a stream of entries. The parent is the latest snapshot
+    /// with the same hostname, label and paths: items whose size and time match it are not
+    /// opened. The index is read afresh for each run, so the parent's blobs are known.
+    pub fn archive(
+        &self,
+        meta: &SnapshotMeta,
+        entries: impl Iterator<Item = Entry> + Send + 'static,
+    ) -> Result<ArchiveReport, RepoError> {
+        if meta.paths.is_empty() {
+            return Err(RepoError::Config(
+                "a snapshot needs at least one path".into(),
+            ));
+        }
+        let repo = self
+            .raw()?
+            .to_indexed_ids()
+            .map_err(|e| rustic("reading the index", e))?;
+        let mut snap = SnapshotFile {
+            hostname: meta.hostname.clone(),
+            label: meta.label.clone(),
+            description: meta.description.clone(),
+            ..SnapshotFile::default()
+        };
+        if let Some(t) = meta.time {
+            let ts = Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32)
+                .map_err(|e| storage("snapshot time", e))?;
+            snap.time = Zoned::new(ts, TimeZone::UTC);
+        }
+        for t in &meta.tags {
+            snap.tags.add(t.clone());
+        }
+        let source = Source::new(entries);
+        let tally = source.tally.clone();
+        let paths: Vec<PathBuf> = meta.paths.iter().map(PathBuf::from).collect();
+        let saved = repo
+            .archive(&BackupOptions::default(), &source, snap, &paths)
+            .map_err(|e| rustic(&format!("archiving {}", meta.label), e))?;
+        let skipped = std::mem::take(&mut *tally.skipped.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(ArchiveReport {
+            snapshot: info(&saved),
+            skipped,
+            opened: tally.opened.load(Ordering::Relaxed),
+        })
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, RepoError> {
+        let repo = self.raw()?;
+        let mut all = repo
+            .get_all_snapshots()
+            .map_err(|e| rustic("listing snapshots", e))?;
+        all.sort();
+        Ok(all.iter().map(info).collect())
+    }
+
+    /// The entries under `path` in a snapshot ("" = everything): (path, is_dir, size).
+    pub fn list(&self, snapshot: &str, path: &str) -> Result<Vec<(String, bool, u64)>, RepoError> {
+        let repo = self
+            .raw()?
+            .to_indexed()
+            .map_err(|e| rustic("reading the index", e))?;
+        let snap = self.find(&repo, snapshot)?;
+        let node = repo
+            .node_from_snapshot_and_path(&snap, path)
+            .map_err(|e| rustic(&format!("{snapshot}:{path}"), e))?;
+        let mut out = Vec::new();
+        for item in repo
+            .ls(&node, &LsOptions::default())
+            .map_err(|e| rustic("listing", e))?
+        {
+            let (p, n) = item.map_err(|e| rustic("listing", e))?;
+            out.push((p.to_string_lossy().into_owned(), n.is_dir(), n.meta.size));
+        }
+        Ok(out)
+    }
+
+    /// Writes the content of one item of a snapshot to `w`.
+    pub fn read(
+        &self,
+        snapshot: &str,
+        path: &str,
+        w: &mut impl std::io::Write,
+    ) -> Result<(), RepoError> {
+        let repo = self
+            .raw()?
+            .to_indexed()
+            .map_err(|e| rustic("reading the index", e))?;
+        let snap = self.find(&repo, snapshot)?;
+        let node = repo
+            .node_from_snapshot_and_path(&snap, path)
+            .map_err(|e| rustic(&format!("{snapshot}:{path}"), e))?;
+        repo.dump(&node, w)
+            .map_err(|e| rustic(&format!("reading {path}"), e))
+    }
+
+    fn find<S: rustic_core::Open>(
+        &self,
+        repo: &Repository<S>,
+        id: &str,
+    ) -> Result<SnapshotFile, RepoError> {
+        repo.get_snapshot_from_str(id, |_| true)
+            .map_err(|_| RepoError::SnapshotNotFound(id.to_string()))
+    }
+
+    /// Verifies structure, and with `read_data` ("all", "10%", "1/5", "2GiB") content too.
+    pub fn check(&self, read_data: Option<&str>) -> Result<CheckReport, RepoError> {
+        let repo = self.raw()?;
+        let mut opts = CheckOptions::default();
+        if let Some(subset) = read_data {
+            let subset: rustic_core::ReadSubsetOption = subset.parse().map_err(|_| {
+                RepoError::Config(format!("--read-data-subset {subset}: use 10%, 1/5 or all"))
+            })?;
+            opts = opts.read_data(true).read_data_subset(subset);
+        }
+        let results = repo
+            .check(opts)
+            .map_err(|e| rustic("checking the repository", e))?;
+        let mut report = CheckReport {
+            errors: vec![],
+            warnings: vec![],
+        };
+        for (level, e) in &results.0 {
+            let text = e.to_string();
+            if format!("{level:?}").contains("Error") {
+                report.errors.push(text);
+            } else {
+                report.warnings.push(text);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Applies a retention rule per resource (hostname + label + paths), sparing legal holds.
+    pub fn forget(
+        &self,
+        rule: &ForgetRule,
+        holds: &[LegalHold],
+        dry_run: bool,
+    ) -> Result<ForgetReport, RepoError> {
+        let mut keep = KeepOptions::default();
+        let n = |x: Option<u32>| x.map(|v| v as i32);
+        if let Some(v) = n(rule.keep_last) {
+            keep = keep.keep_last(v);
+        }
+        if let Some(v) = n(rule.keep_daily) {
+            keep = keep.keep_daily(v);
+        }
+        if let Some(v) = n(rule.keep_weekly) {
+            keep = keep.keep_weekly(v);
+        }
+        if let Some(v) = n(rule.keep_monthly) {
+            keep = keep.keep_monthly(v);
+        }
+        if let Some(v) = n(rule.keep_yearly) {
+            keep = keep.keep_yearly(v);
+        }
+        if let Some(d) = rule.keep_within {
+            let span = rustic_core::jiff::Span::new()
+                .try_seconds(d.num_seconds())
+                .map_err(|e| RepoError::Config(format!("--keep-within: {e}")))?;
+            keep = keep.keep_within(span);
+        }
+        let repo = self.raw()?;
+        let snaps = repo
+            .get_all_snapshots()
+            .map_err(|e| rustic("listing snapshots", e))?;
+        let grouped = Grouped::from_items(snaps, SnapshotGroupCriterion::default());
+        let groups =
+            ForgetGroups::from_grouped_snapshots_with_retention(grouped, &keep, &Zoned::now())
+                .map_err(|e| RepoError::Config(format!("retention rule: {}", e.display_log())))?;
+        let mut report = ForgetReport::default();
+        let mut delete = Vec::new();
+        for g in groups.0 {
+            for fs in g.items {
+                let si = info(&fs.snapshot);
+                let held = holds.iter().any(|h| match h {
+                    LegalHold::Resource(r) => *r == si.label,
+                    LegalHold::Snapshot(id) => si.id.starts_with(id.as_str()),
+                });
+                if fs.keep {
+                    report.kept.push(si);
+                } else if held {
+                    report.held.push(si);
+                } else {
+                    delete.push(fs.snapshot.id);
+                    report.removed.push(si);
+                }
+            }
+        }
+        if !dry_run && !delete.is_empty() {
+            repo.delete_snapshots(&delete)
+                .map_err(|e| rustic("deleting snapshots", e))?;
+        }
+        Ok(report)
+    }
+
+    /// Removes data no snapshot needs any more. Returns the number of packs deleted.
+    pub fn prune(&self) -> Result<u64, RepoError> {
+        let repo = self.raw()?;
+        let opts = PruneOptions::default()
+            .instant_delete(true)
+            .keep_delete(rustic_core::jiff::Span::new());
+        let plan = repo
+            .prune_plan(&opts)
+            .map_err(|e| rustic("planning prune", e))?;
+        let n = plan.stats.packs_to_delete.remove;
+        repo.prune(&opts, plan).map_err(|e| rustic("pruning", e))?;
+        Ok(n)
+    }
+
+    /// Copies snapshots this repository has and `dest` lacks (a backup copy, 3-2-1).
+    /// Returns how many were copied.
+    pub fn copy_to(&self, dest: &Repo) -> Result<usize, RepoError> {
+        let src = self
+            .raw()?
+            .to_indexed()
+            .map_err(|e| rustic("reading the source index", e))?;
+        let dst = dest
+            .raw()?
+            .to_indexed_ids()
+            .map_err(|e| rustic("reading the destination index", e))?;
+        let snaps = src
+            .get_all_snapshots()
+            .map_err(|e| rustic("listing snapshots", e))?;
+        let todo: Vec<SnapshotFile> = dst
+            .relevant_copy_snapshots(|_| true, &snaps)
+            .map_err(|e| rustic("comparing snapshots", e))?
+            .into_iter()
+            .filter(|c| c.relevant)
+            .map(|c| c.sn)
+            .collect();
+        src.copy(&dst, todo.iter())
+            .map_err(|e| rustic("copying", e))?;
+        Ok(todo.len())
+    }
+}
