@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod demo;
 mod graph;
+mod repo_cmd;
 mod sim;
 
 #[derive(Parser)]
@@ -22,6 +23,18 @@ struct Cli {
 enum Command {
     /// The Microsoft 365 tenant simulator (Graph-compatible).
     Sim(sim::SimArgs),
+    /// Create a repository.
+    Init(repo_cmd::InitArgs),
+    /// List restore points.
+    Snapshots(repo_cmd::SnapshotsArgs),
+    /// Verify the repository's structure and (with --read-data) content.
+    Check(repo_cmd::CheckArgs),
+    /// Remove restore points by retention rule, sparing legal holds.
+    Forget(repo_cmd::ForgetArgs),
+    /// Remove data no restore point needs.
+    Prune(repo_cmd::PruneArgs),
+    /// Copy restore points to a second repository (3-2-1).
+    Copy(repo_cmd::CopyArgs),
     /// Microsoft Graph requests, for administrators and debugging.
     Graph(graph::GraphArgs),
     /// Throughput benchmarks against the simulator.
@@ -42,6 +55,12 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Graph(args) => graph::run(args),
+        Command::Init(a) => repo_cmd::init(a),
+        Command::Snapshots(a) => repo_cmd::snapshots(a),
+        Command::Check(a) => repo_cmd::check(a),
+        Command::Forget(a) => repo_cmd::forget(a),
+        Command::Prune(a) => repo_cmd::prune(a),
+        Command::Copy(a) => repo_cmd::copy(a),
         Command::Bench(args) => bench::run(args),
         Command::Demo => demo::demo(),
     };
@@ -61,7 +80,19 @@ fn main() -> std::process::ExitCode {
                         _ => std::process::ExitCode::FAILURE,
                     }
                 }
-                None => std::process::ExitCode::FAILURE,
+                None => match e.downcast_ref::<cairn_repo::RepoError>() {
+                    Some(r) => {
+                        if let Some(h) = r.hint() {
+                            eprintln!("hint: {h}");
+                        }
+                        if r.is_user_error() {
+                            std::process::ExitCode::from(2)
+                        } else {
+                            std::process::ExitCode::FAILURE
+                        }
+                    }
+                    None => std::process::ExitCode::FAILURE,
+                },
             }
         }
     }

@@ -164,3 +164,84 @@ fn graph_get_prints_json_like_az_rest() {
     assert!(err.contains("hint:"), "{err}");
     assert!(!err.contains("Wr0ng-secret-xyz"), "{err}");
 }
+
+#[test]
+fn repository_commands_work_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("cairn-cli-repo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pwfile = dir.with_extension("pw");
+    std::fs::write(&pwfile, "cli password\n").unwrap();
+    let run = |args: &[&str]| {
+        cairn()
+            .args(args)
+            .env("CAIRN_REPOSITORY", &dir)
+            .env("CAIRN_PASSWORD_FILE", &pwfile)
+            .env_remove("CAIRN_PASSWORD")
+            .stdin(Stdio::null())
+            .output()
+            .expect("cairn runs")
+    };
+    let out = run(&["init"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = run(&["init"]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "init twice is the user's mistake"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("hint:"));
+    // Restore points written through the library, as the backup engine does.
+    let repo = cairn_repo::Repo::open(
+        cairn_repo::RepoOptions::new(dir.to_str().unwrap(), "cli password").unwrap(),
+    )
+    .unwrap();
+    for (day, who) in [(1, "a@x"), (2, "a@x"), (3, "a@x"), (1, "b@x"), (2, "b@x")] {
+        let t = chrono::DateTime::from_timestamp(1_700_000_000 + day * 86_400, 0).unwrap();
+        let meta = cairn_repo::SnapshotMeta {
+            hostname: "contoso".into(),
+            label: who.into(),
+            paths: vec!["/mail".into()],
+            time: Some(t),
+            ..Default::default()
+        };
+        let entries = vec![
+            cairn_repo::Entry::dir("mail", t),
+            cairn_repo::Entry::file("mail/1.eml", 3, t, move || {
+                Ok(Box::new(std::io::Cursor::new(
+                    format!("{day:03}").into_bytes(),
+                )))
+            }),
+        ];
+        repo.archive(&meta, entries.into_iter()).unwrap();
+    }
+    let out = run(&["snapshots", "--json"]);
+    let snaps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 5);
+    let out = run(&["forget", "--keep-last", "1", "--hold", "b@x", "--prune"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("2 removed") && text.contains("1 held"),
+        "{text}"
+    );
+    let out = run(&["check", "--read-data"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no errors"));
+    // A wrong password is the user's mistake, and is not printed.
+    std::fs::write(&pwfile, "Wr0ng-pass\n").unwrap();
+    let bad = run(&["snapshots"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&bad.stderr).contains("Wr0ng-pass"));
+}
