@@ -2,6 +2,7 @@
 //! ratios to the simulator's throttle-bound ideal and to a baseline run in the same process.
 
 use crate::sim::runtime;
+use anyhow::Context;
 use cairn_graph::{Credential, DeltaEvent, GraphClient, GraphConfig, Limits};
 use cairn_sim::{SimConfig, SimServer, TenantSpec, ThrottleMode};
 use clap::{Args, Subcommand};
@@ -20,6 +21,21 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Fetch every message (MIME) and file of a simulated tenant through cairn-graph.
     Graph(GraphBench),
+    /// Archive many mail-sized items into a fresh repository, against `restic backup` of the
+    /// same items written as files.
+    Repo(RepoBench),
+}
+
+#[derive(Args, Clone)]
+struct RepoBench {
+    #[arg(long, default_value_t = 20_000)]
+    items: u32,
+    /// Median item size, bytes.
+    #[arg(long, default_value_t = 8_000)]
+    size: usize,
+    /// Skip the restic baseline.
+    #[arg(long)]
+    no_baseline: bool,
 }
 
 #[derive(Args, Clone)]
@@ -52,6 +68,7 @@ struct Run {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
+        BenchCommand::Repo(b) => repo_bench(&b),
         BenchCommand::Graph(b) => runtime()?.block_on(async move {
             let cairn = graph_run(&b, Limits::default()).await?;
             let mut rows = vec![("cairn-graph (paced)", cairn)];
@@ -289,4 +306,167 @@ async fn fetch_drive(
         .try_collect::<Vec<()>>()
         .await?;
     Ok(())
+}
+
+const TEXT: &[u8] = b"abcdefghij klmnopqrst uvwxyz,.\n";
+
+fn item(i: u32, median: usize) -> Vec<u8> {
+    let size = median / 2 + (i as usize * 7919) % median;
+    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Text-like: compressible, as mail is.
+            TEXT[(x >> 59) as usize % TEXT.len()]
+        })
+        .collect()
+}
+
+fn cpu_secs() -> f64 {
+    // utime + stime of this process (and waited-for children), from /proc.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+fn repo_bench(b: &RepoBench) -> anyhow::Result<()> {
+    use cairn_repo::{Entry, Repo, RepoOptions, SnapshotMeta};
+    let root = std::env::temp_dir().join(format!("cairn-bench-repo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+    let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+    let per_folder = 1000;
+    let mut rows = Vec::new();
+    // Cairn: entries streamed from memory, 1,000 per month folder.
+    let repo = Repo::init(RepoOptions::new(
+        root.join("cairn").to_str().unwrap_or(""),
+        "bench",
+    )?)?;
+    let (n, median) = (b.items, b.size);
+    let entries = (0..n).flat_map(move |i| {
+        let folder = format!("mail/Inbox/{:04}", i / per_folder);
+        let mut v = Vec::new();
+        if i == 0 {
+            v.push(Entry::dir("mail", t0));
+            v.push(Entry::dir("mail/Inbox", t0));
+        }
+        if i % per_folder == 0 {
+            v.push(Entry::dir(folder.clone(), t0));
+        }
+        let data = item(i, median);
+        v.push(Entry::file(
+            format!("{folder}/{i:07}.eml"),
+            data.len() as u64,
+            t0,
+            move || Ok(Box::new(std::io::Cursor::new(data))),
+        ));
+        v
+    });
+    let bytes: u64 = (0..n).map(|i| item(i, median).len() as u64).sum();
+    let (c0, w0) = (cpu_secs(), Instant::now());
+    let meta = SnapshotMeta {
+        hostname: "bench".into(),
+        label: "mailbox".into(),
+        paths: vec!["/mail".into()],
+        ..Default::default()
+    };
+    let r = repo.archive(&meta, entries)?;
+    anyhow::ensure!(
+        r.skipped.is_empty(),
+        "items were skipped: {:?}",
+        &r.skipped[..r.skipped.len().min(3)]
+    );
+    rows.push((
+        "cairn-repo (rustic_core)",
+        w0.elapsed().as_secs_f64(),
+        cpu_secs() - c0,
+    ));
+    if !b.no_baseline {
+        // restic: the same items as files on disk.
+        let src = root.join("files");
+        for i in 0..n {
+            let dir = src.join(format!("mail/Inbox/{:04}", i / per_folder));
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join(format!("{i:07}.eml")), item(i, median))?;
+        }
+        let repo_dir = root.join("restic");
+        let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
+            Ok(std::process::Command::new("restic")
+                .args(["-r", repo_dir.to_str().unwrap_or("")])
+                .args(args)
+                .env("RESTIC_PASSWORD", "bench")
+                .current_dir(&src)
+                .output()
+                .context("running restic (apt-get install restic)")?)
+        };
+        run(&["init"])?;
+        let (w0, rusage0) = (Instant::now(), children_cpu());
+        let out = run(&["backup", "mail", "--quiet"])?;
+        anyhow::ensure!(
+            out.status.success(),
+            "restic backup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rows.push((
+            "restic backup (files)",
+            w0.elapsed().as_secs_f64(),
+            children_cpu() - rusage0,
+        ));
+    }
+    println!(
+        "\n{n} items, {:.1} MB, median {} bytes, into a fresh local repository\n",
+        bytes as f64 / 1e6,
+        median
+    );
+    println!(
+        "| {:<26} | {:>8} | {:>9} | {:>8} | {:>11} |",
+        "writer", "wall s", "items/s", "CPU s", "vs restic"
+    );
+    println!(
+        "|{:-<28}|{:->10}|{:->11}|{:->10}|{:->13}|",
+        "", "", "", "", ""
+    );
+    let base = rows.iter().find(|r| r.0.starts_with("restic")).map(|r| r.1);
+    for (name, wall, cpu) in &rows {
+        let ratio = base
+            .map(|b| format!("{:.2}×", wall / b))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "| {:<26} | {:>8.2} | {:>9.0} | {:>8.2} | {:>11} |",
+            name,
+            wall,
+            n as f64 / wall,
+            cpu,
+            ratio
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
+
+fn children_cpu() -> f64 {
+    // cutime + cstime of waited-for children.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    [13usize, 14]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>()
+        / 100.0
 }
