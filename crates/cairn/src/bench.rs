@@ -402,13 +402,13 @@ fn repo_bench(b: &RepoBench) -> anyhow::Result<()> {
         }
         let repo_dir = root.join("restic");
         let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
-            Ok(std::process::Command::new("restic")
+            std::process::Command::new("restic")
                 .args(["-r", repo_dir.to_str().unwrap_or("")])
                 .args(args)
                 .env("RESTIC_PASSWORD", "bench")
                 .current_dir(&src)
                 .output()
-                .context("running restic (apt-get install restic)")?)
+                .context("running restic (apt-get install restic)")
         };
         run(&["init"])?;
         let (w0, rusage0) = (Instant::now(), children_cpu());
