@@ -115,6 +115,9 @@ impl RepoOptions {
                     o.insert("secret_access_key".into(), s.clone());
                 }
                 o.insert("disable_config_load".into(), "true".into());
+                // Content-MD5 on every upload: integrity, and required by buckets with
+                // Object Lock default retention.
+                o.insert("checksum_algorithm".into(), "md5".into());
                 ("opendal:s3".into(), o)
             }
         }

@@ -28,6 +28,10 @@ pub enum RepoError {
     SnapshotNotFound(String),
     #[error("{what}: {detail}")]
     Storage { what: String, detail: String },
+    /// Deletions the storage refused because of retention: nothing was lost, space is
+    /// reclaimed once retention ends.
+    #[error("some data is under retention and was not deleted yet: {0}")]
+    Deferred(String),
 }
 
 impl RepoError {
@@ -38,6 +42,9 @@ impl RepoError {
             ),
             RepoError::NotInitialised(_) => Some("create it with `cairn init`, or check --repo"),
             RepoError::AlreadyExists(_) => Some("open it instead, or choose another --repo"),
+            RepoError::Deferred(_) => {
+                Some("expected with S3 Object Lock: run prune again after the retention period")
+            }
             _ => None,
         }
     }
@@ -166,6 +173,25 @@ pub struct ForgetReport {
     pub removed: Vec<SnapshotInfo>,
     /// Snapshots the rule would remove but a legal hold keeps.
     pub held: Vec<SnapshotInfo>,
+    /// Snapshots the storage refused to delete (Object Lock retention): deferred until
+    /// their retention ends; forget them again then.
+    pub deferred: Vec<(SnapshotInfo, String)>,
+}
+
+/// Did the storage refuse a deletion because the object is locked (retention, legal hold)?
+fn is_locked(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    [
+        "accessdenied",
+        "access denied",
+        "permissiondenied",
+        "permission denied",
+        "403",
+        "objectlock",
+        "retention",
+    ]
+    .iter()
+    .any(|k| d.contains(k))
 }
 
 pub struct Repo {
@@ -440,8 +466,19 @@ impl Repo {
             }
         }
         if !dry_run && !delete.is_empty() {
-            repo.delete_snapshots(&delete)
-                .map_err(|e| rustic("deleting snapshots", e))?;
+            // One by one: with Object Lock some may be refused; those are deferred, the rest go.
+            let removed = std::mem::take(&mut report.removed);
+            for (id, si) in delete.into_iter().zip(removed) {
+                match repo.delete_snapshots(&[id]) {
+                    Ok(()) => report.removed.push(si),
+                    Err(e) if is_locked(&e.display_log()) => {
+                        report
+                            .deferred
+                            .push((si, "the storage keeps it under retention".into()));
+                    }
+                    Err(e) => return Err(rustic("deleting snapshots", e)),
+                }
+            }
         }
         Ok(report)
     }
@@ -456,8 +493,13 @@ impl Repo {
             .prune_plan(&opts)
             .map_err(|e| rustic("planning prune", e))?;
         let n = plan.stats.packs_to_delete.remove;
-        repo.prune(&opts, plan).map_err(|e| rustic("pruning", e))?;
-        Ok(n)
+        match repo.prune(&opts, plan) {
+            Ok(()) => Ok(n),
+            // Deletions come last, after the new index is written: packs the storage keeps
+            // under retention are unreferenced garbage until it lets them go.
+            Err(e) if is_locked(&e.display_log()) => Err(RepoError::Deferred(e.display_log())),
+            Err(e) => Err(rustic("pruning", e)),
+        }
     }
 
     /// Copies snapshots this repository has and `dest` lacks (a backup copy, 3-2-1).
