@@ -589,3 +589,89 @@ fn object_lock_bucket_backs_up_and_defers_deletions() {
     assert!(!versions("cairn/data/").is_empty());
     assert!(repo.check(Some("all")).unwrap().is_ok());
 }
+
+/// Killed with SIGKILL in the middle of an archive, the repository still passes check and the
+/// next archive completes. The test runs itself as the child that gets killed.
+#[test]
+fn kill_9_mid_archive_leaves_a_checkable_repository() {
+    if let Ok(dir) = std::env::var("CAIRN_REPO_KILL_CHILD") {
+        // Child: archive an endless stream until killed.
+        let repo = Repo::open(local(Path::new(&dir))).unwrap();
+        let endless = (0u64..).flat_map(|i| {
+            let mut v = Vec::new();
+            if i == 0 {
+                v.push(Entry::dir("mail", t(0)));
+            }
+            let size = 20_000;
+            v.push(Entry::file(
+                format!("mail/{i:012}.eml"),
+                size as u64,
+                t(0),
+                move || Ok(Box::new(Cursor::new(content(i, size)))),
+            ));
+            v
+        });
+        let _ = repo.archive(&meta("killed@contoso", 1), endless);
+        unreachable!("the endless archive only ends by being killed");
+    }
+    let dir = tmp("kill9");
+    let repo = Repo::init(local(&dir)).unwrap();
+    repo.archive(
+        &meta("before@contoso", 1),
+        entries(20, 1, Arc::default()).into_iter(),
+    )
+    .unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "kill_9_mid_archive_leaves_a_checkable_repository",
+            "--nocapture",
+        ])
+        .env("CAIRN_REPO_KILL_CHILD", &dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it write packs for a while, then kill it without warning.
+    let packs = || {
+        std::fs::read_dir(dir.join("data"))
+            .map(|d| {
+                d.flatten()
+                    .map(|s| std::fs::read_dir(s.path()).map(|x| x.count()).unwrap_or(0))
+                    .sum::<usize>()
+            })
+            .unwrap_or(0)
+    };
+    let initial = packs();
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(30) && packs() < initial + 3 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        packs() >= initial + 3,
+        "the child was writing when it was killed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let repo = Repo::open(local(&dir)).unwrap();
+    let report = repo.check(Some("all")).unwrap();
+    assert!(report.is_ok(), "{:?}", report.errors);
+    assert_eq!(
+        repo.snapshots().unwrap().len(),
+        1,
+        "the killed run left no snapshot"
+    );
+    let r = repo
+        .archive(
+            &meta("after@contoso", 2),
+            entries(20, 2, Arc::default()).into_iter(),
+        )
+        .unwrap();
+    assert!(r.skipped.is_empty());
+    assert!(repo.check(Some("all")).unwrap().is_ok());
+    let size = 1000 + (5usize * 7919) % 50_000;
+    assert_eq!(
+        read(&repo, &r.snapshot.id, "mail/Inbox/2024-05/0005.eml"),
+        content(5, size)
+    );
+}
