@@ -27,6 +27,11 @@ fn content(seed: u64, size: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Size of generated item `seed` in `entries`.
+fn item_size(seed: u64) -> usize {
+    1000 + (seed as usize * 7919) % 50_000
+}
+
 fn t(day: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_700_000_000 + day * 86_400, 0).unwrap()
 }
@@ -669,7 +674,7 @@ fn kill_9_mid_archive_leaves_a_checkable_repository() {
         .unwrap();
     assert!(r.skipped.is_empty());
     assert!(repo.check(Some("all")).unwrap().is_ok());
-    let size = 1000 + (5usize * 7919) % 50_000;
+    let size = item_size(5);
     assert_eq!(
         read(&repo, &r.snapshot.id, "mail/Inbox/2024-05/0005.eml"),
         content(5, size)
