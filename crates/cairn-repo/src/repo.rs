@@ -502,6 +502,32 @@ impl Repo {
         }
     }
 
+    /// Rebuilds the index from the packs (after a lost or damaged index file).
+    pub fn repair_index(&self, dry_run: bool) -> Result<(), RepoError> {
+        let repo = self.raw()?;
+        let opts = rustic_core::RepairIndexOptions::default().read_all(true);
+        repo.repair_index(&opts, dry_run)
+            .map_err(|e| rustic("repairing the index", e))
+    }
+
+    /// Rewrites snapshots whose trees refer to missing data, leaving the damaged items out
+    /// (the originals are removed; repaired ones are tagged `repaired`).
+    pub fn repair_snapshots(&self, dry_run: bool) -> Result<(), RepoError> {
+        let repo = self
+            .raw()?
+            .to_indexed()
+            .map_err(|e| rustic("reading the index", e))?;
+        let snaps = repo
+            .get_all_snapshots()
+            .map_err(|e| rustic("listing snapshots", e))?;
+        repo.repair_snapshots(
+            &rustic_core::RepairSnapshotsOptions::default(),
+            snaps,
+            dry_run,
+        )
+        .map_err(|e| rustic("repairing snapshots", e))
+    }
+
     /// Copies snapshots this repository has and `dest` lacks (a backup copy, 3-2-1).
     /// Returns how many were copied.
     pub fn copy_to(&self, dest: &Repo) -> Result<usize, RepoError> {

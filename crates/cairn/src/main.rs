@@ -35,6 +35,8 @@ enum Command {
     Prune(repo_cmd::PruneArgs),
     /// Copy restore points to a second repository (3-2-1).
     Copy(repo_cmd::CopyArgs),
+    /// Repair a damaged repository: rebuild the index, or rewrite damaged restore points.
+    Repair(repo_cmd::RepairArgs),
     /// Microsoft Graph requests, for administrators and debugging.
     Graph(graph::GraphArgs),
     /// Throughput benchmarks against the simulator.
@@ -62,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Command::Forget(a) => repo_cmd::forget(a),
         Command::Prune(a) => repo_cmd::prune(a),
         Command::Copy(a) => repo_cmd::copy(a),
+        Command::Repair(a) => repo_cmd::repair(a),
         Command::Bench(args) => bench::run(args),
         Command::Demo => demo::demo(),
     };

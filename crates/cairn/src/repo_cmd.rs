@@ -168,7 +168,7 @@ pub fn check(a: CheckArgs) -> anyhow::Result<()> {
     }
     if !report.is_ok() {
         bail!(
-            "the repository has {} errors\nhint: `cairn repair` is not available yet; keep the repository as it is and restore from a copy (`cairn copy`) if one exists",
+            "the repository has {} errors\nhint: `cairn repair index` rebuilds a lost or damaged index; `cairn repair snapshots` rewrites restore points around missing data (or restore from a copy made with `cairn copy`)",
             report.errors.len()
         );
     }
@@ -244,5 +244,32 @@ pub fn copy(a: CopyArgs) -> anyhow::Result<()> {
     let dst = Repo::open(opts).with_context(|| format!("opening the copy at {}", a.to))?;
     let n = src.copy_to(&dst)?;
     println!("copied {n} restore points to {}", a.to);
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// What to repair: `index` (rebuild it from the packs) or `snapshots` (rewrite restore
+    /// points that refer to missing data, without the damaged items).
+    #[arg(value_parser = ["index", "snapshots"])]
+    what: String,
+    /// Show what would be done.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub fn repair(a: RepairArgs) -> anyhow::Result<()> {
+    let repo = a.repo.open()?;
+    match a.what.as_str() {
+        "index" => repo.repair_index(a.dry_run)?,
+        _ => repo.repair_snapshots(a.dry_run)?,
+    }
+    println!(
+        "repair {} done{}",
+        a.what,
+        if a.dry_run { " (dry run)" } else { "" }
+    );
     Ok(())
 }

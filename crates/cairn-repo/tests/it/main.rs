@@ -680,3 +680,40 @@ fn kill_9_mid_archive_leaves_a_checkable_repository() {
         content(5, size)
     );
 }
+
+#[test]
+fn a_truncated_index_is_found_and_repaired() {
+    let dir = tmp("index");
+    let repo = Repo::init(local(&dir)).unwrap();
+    let r = repo
+        .archive(
+            &meta("a@contoso", 1),
+            entries(30, 1, Arc::default()).into_iter(),
+        )
+        .unwrap();
+    let index: Vec<PathBuf> = std::fs::read_dir(dir.join("index"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(!index.is_empty());
+    let bytes = std::fs::read(&index[0]).unwrap();
+    std::fs::write(&index[0], &bytes[..bytes.len() / 2]).unwrap();
+    // Truncated: opening the index fails, or check reports it.
+    let damaged = match repo.check(None) {
+        Ok(report) => !report.is_ok(),
+        Err(_) => true,
+    };
+    assert!(damaged, "a truncated index is detected");
+    std::fs::remove_file(&index[0]).unwrap();
+    repo.repair_index(false).unwrap();
+    assert!(
+        repo.check(Some("all")).unwrap().is_ok(),
+        "the rebuilt index is complete"
+    );
+    let size = item_size(7);
+    assert_eq!(
+        read(&repo, &r.snapshot.id, "mail/Inbox/2024-05/0007.eml"),
+        content(7, size)
+    );
+}
