@@ -333,14 +333,7 @@ impl Repo {
 
     /// The entries under `path` in a snapshot ("" = everything): (path, is_dir, size).
     pub fn list(&self, snapshot: &str, path: &str) -> Result<Vec<(String, bool, u64)>, RepoError> {
-        let repo = self
-            .raw()?
-            .to_indexed()
-            .map_err(|e| rustic("reading the index", e))?;
-        let snap = self.find(&repo, snapshot)?;
-        let node = repo
-            .node_from_snapshot_and_path(&snap, path)
-            .map_err(|e| rustic(&format!("{snapshot}:{path}"), e))?;
+        let (repo, node) = self.node(snapshot, path)?;
         let mut out = Vec::new();
         for item in repo
             .ls(&node, &LsOptions::default())
@@ -359,6 +352,23 @@ impl Repo {
         path: &str,
         w: &mut impl std::io::Write,
     ) -> Result<(), RepoError> {
+        let (repo, node) = self.node(snapshot, path)?;
+        repo.dump(&node, w)
+            .map_err(|e| rustic(&format!("reading {path}"), e))
+    }
+
+    /// The fully indexed repository and the node at `path` of `snapshot`.
+    fn node(
+        &self,
+        snapshot: &str,
+        path: &str,
+    ) -> Result<
+        (
+            Repository<rustic_core::IndexedFullStatus>,
+            rustic_core::repofile::Node,
+        ),
+        RepoError,
+    > {
         let repo = self
             .raw()?
             .to_indexed()
@@ -367,8 +377,7 @@ impl Repo {
         let node = repo
             .node_from_snapshot_and_path(&snap, path)
             .map_err(|e| rustic(&format!("{snapshot}:{path}"), e))?;
-        repo.dump(&node, w)
-            .map_err(|e| rustic(&format!("reading {path}"), e))
+        Ok((repo, node))
     }
 
     fn find<S: rustic_core::Open>(

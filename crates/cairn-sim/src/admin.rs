@@ -56,6 +56,16 @@ impl Sim {
         out
     }
 
+    /// The folders among a drive's members, and its root.
+    fn drive_folders(&self, st: &State, members: &[ItemKey], c: CollKey) -> Vec<ItemKey> {
+        members
+            .iter()
+            .copied()
+            .filter(|k| self.model.drive_node(st, *k).is_some_and(|n| n.folder))
+            .chain(std::iter::once(ItemKey::Base(c, 0)))
+            .collect()
+    }
+
     /// All collections of a resource (mail and contact folders, calendars, drives, lists).
     pub fn collections(&self, st: &State, r: Res) -> Vec<CollKey> {
         let t = &self.model.tenant;
@@ -113,13 +123,7 @@ impl Sim {
                         )
                     }),
                     Coll::Calendar(_) => self.model.event_json(&st, key, ctx).map(|v| {
-                        let name = self
-                            .model
-                            .calendars(r)
-                            .into_iter()
-                            .find(|(k, _)| *k == c)
-                            .map(|x| x.1)
-                            .unwrap_or("");
+                        let name = self.model.calendar_name(c);
                         (
                             "event",
                             name.to_string(),
@@ -340,12 +344,7 @@ impl Sim {
                 Ok(Some(record(op, key)))
             }
             ("file", "create") => {
-                let folders: Vec<ItemKey> = members
-                    .iter()
-                    .copied()
-                    .filter(|k| self.model.drive_node(st, *k).is_some_and(|n| n.folder))
-                    .chain(std::iter::once(ItemKey::Base(c, 0)))
-                    .collect();
+                let folders = self.drive_folders(st, &members, c);
                 let parent = folders[(seed % folders.len() as u64) as usize];
                 let key = ItemKey::New(st.next_seq());
                 let mut s = new_state(Kind::DriveItem, c, serde_json::Map::new());
@@ -457,12 +456,7 @@ impl Sim {
                     touch(&mut s);
                     st.put(key, s, Some(c))?;
                 } else {
-                    let folders: Vec<ItemKey> = members
-                        .iter()
-                        .copied()
-                        .filter(|k| self.model.drive_node(st, *k).is_some_and(|n| n.folder))
-                        .chain(std::iter::once(ItemKey::Base(c, 0)))
-                        .collect();
+                    let folders = self.drive_folders(st, &members, c);
                     let dest = folders[(hash(seed, &[1]) % folders.len() as u64) as usize];
                     let mut s = state_for_change(st, key, Kind::DriveItem, c);
                     s.parent = Some(dest);

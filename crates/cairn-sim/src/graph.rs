@@ -382,8 +382,6 @@ impl Sim {
                 let render = |st: &State, k: ItemKey| self.model.list_item_json(st, k, expand);
                 let none = |_: &State, _: ItemKey| None;
                 let spec = DeltaSpec {
-                    url: format!("{}/v1.0{}", req.base, req.path),
-                    drive_style: false,
                     default_page: 200,
                     max_page: 5000,
                     files: true,
@@ -392,10 +390,7 @@ impl Sim {
                     } else {
                         String::new()
                     },
-                    render: &render,
-                    tombstone: &none,
-                    parents: None,
-                    members_filter: None,
+                    ..DeltaSpec::new(format!("{}/v1.0{}", req.base, req.path), &render, &none)
                 };
                 delta(&self.model, &st, req, c, &spec, true)
             }
@@ -408,16 +403,10 @@ impl Sim {
                     )
                 };
                 let spec = DeltaSpec {
-                    url: format!("{}/v1.0{}", req.base, req.path),
                     drive_style: true,
                     default_page: 200,
-                    max_page: 1000,
                     files: true,
-                    extra_query: String::new(),
-                    render: &render,
-                    tombstone: &tomb,
-                    parents: None,
-                    members_filter: None,
+                    ..DeltaSpec::new(format!("{}/v1.0{}", req.base, req.path), &render, &tomb)
                 };
                 delta(&self.model, &st, req, c, &spec, false)
             }
@@ -643,13 +632,7 @@ impl Sim {
                     return Resp::not_found_outlook();
                 }
                 if more.is_empty() {
-                    let name = self
-                        .model
-                        .calendars(r)
-                        .into_iter()
-                        .find(|(k, _)| *k == c)
-                        .map(|x| x.1)
-                        .unwrap_or("");
+                    let name = self.model.calendar_name(c);
                     return Resp::ok(self.calendar_json(c, name));
                 }
                 self.calendar_routes(req, c, more, ctx)
@@ -697,18 +680,7 @@ impl Sim {
                 let st = self.state();
                 let render = |st: &State, k: ItemKey| self.model.event_json(st, k, ctx);
                 let none = |_: &State, _: ItemKey| None;
-                let spec = DeltaSpec {
-                    url: format!("{}/v1.0{}", req.base, req.path),
-                    drive_style: false,
-                    default_page: 10,
-                    max_page: 1000,
-                    files: false,
-                    extra_query: String::new(),
-                    render: &render,
-                    tombstone: &none,
-                    parents: None,
-                    members_filter: None,
-                };
+                let spec = DeltaSpec::new(format!("{}/v1.0{}", req.base, req.path), &render, &none);
                 delta(&self.model, &st, req, c, &spec, true)
             }
             ["events"] if req.method == "POST" => {
@@ -827,16 +799,9 @@ impl Sim {
         };
         let extra = format!("startDateTime={a}&endDateTime={b}");
         let spec = DeltaSpec {
-            url: format!("{}/v1.0{}", req.base, req.path),
-            drive_style: false,
-            default_page: 10,
-            max_page: 1000,
-            files: false,
             extra_query: if tok.is_some() { String::new() } else { extra },
-            render: &render,
-            tombstone: &tomb,
-            parents: None,
             members_filter: Some(&in_window),
+            ..DeltaSpec::new(format!("{}/v1.0{}", req.base, req.path), &render, &tomb)
         };
         let mut resp = delta(&self.model, &st, req, c, &spec, !is_delta);
         // Keep the window inside the tokens, as Graph encodes it in its state token.
@@ -1132,16 +1097,8 @@ impl Sim {
                     }))
                 };
                 let spec = DeltaSpec {
-                    url: format!("{}/v1.0{}", req.base, req.path),
-                    drive_style: false,
-                    default_page: 10,
                     max_page: self.cfg.outlook_max_page,
-                    files: false,
-                    extra_query: String::new(),
-                    render: &render,
-                    tombstone: &tomb,
-                    parents: None,
-                    members_filter: None,
+                    ..DeltaSpec::new(format!("{}/v1.0{}", req.base, req.path), &render, &tomb)
                 };
                 delta(&self.model, &st, req, coll, &spec, !is_delta)
             }
@@ -1630,20 +1587,20 @@ impl Sim {
                     out
                 };
                 let spec = DeltaSpec {
-                    url: format!("{}/v1.0/drives/{}/root/delta", req.base, coll_id(c)),
                     drive_style: true,
                     default_page: 200,
                     max_page: self.cfg.drive_max_page,
                     files: true,
-                    extra_query: String::new(),
-                    render: &render,
-                    tombstone: &tomb,
                     parents: if req.header("deltaExcludeParent").is_some() {
                         None
                     } else {
                         Some(&parents)
                     },
-                    members_filter: None,
+                    ..DeltaSpec::new(
+                        format!("{}/v1.0/drives/{}/root/delta", req.base, coll_id(c)),
+                        &render,
+                        &tomb,
+                    )
                 };
                 delta(&self.model, &st, req, c, &spec, false)
             }

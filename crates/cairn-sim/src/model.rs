@@ -199,6 +199,15 @@ impl Model {
             .collect()
     }
 
+    /// Display name of a calendar ("" when there is none).
+    pub fn calendar_name(&self, c: CollKey) -> &'static str {
+        self.calendars(c.res)
+            .into_iter()
+            .find(|(k, _)| *k == c)
+            .map(|x| x.1)
+            .unwrap_or("")
+    }
+
     /// Does the collection exist now?
     pub fn coll_exists(&self, st: &State, c: CollKey) -> bool {
         match c.coll {

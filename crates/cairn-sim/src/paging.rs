@@ -67,6 +67,28 @@ pub struct DeltaSpec<'a> {
     pub members_filter: Option<FilterFn<'a>>,
 }
 
+impl<'a> DeltaSpec<'a> {
+    /// An Outlook-style delta (page 10 by default, 1,000 at most, `$skiptoken` links).
+    pub fn new(
+        url: String,
+        render: &'a dyn Fn(&State, ItemKey) -> Option<Value>,
+        tombstone: &'a dyn Fn(&State, ItemKey) -> Option<Value>,
+    ) -> Self {
+        Self {
+            url,
+            drive_style: false,
+            default_page: 10,
+            max_page: 1000,
+            files: false,
+            extra_query: String::new(),
+            render,
+            tombstone,
+            parents: None,
+            members_filter: None,
+        }
+    }
+}
+
 fn page_size(req: &Req, spec: &DeltaSpec, tok_n: Option<u32>) -> u32 {
     let want = tok_n
         .or_else(|| req.max_page_size())
