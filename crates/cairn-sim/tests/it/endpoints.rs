@@ -654,7 +654,7 @@ async fn batch_limits_ids_and_dependencies() {
 async fn mailbox_concurrency_is_four_per_mailbox() {
     let mut cfg = config(small_spec(112));
     cfg.throttle = ThrottleMode::Microsoft;
-    cfg.latency = Duration::from_millis(300);
+    cfg.latency = Duration::from_millis(1500);
     let sim = start(cfg).await;
     let users = user_ids(&sim).await;
     let (busy, other) = (&users[0], &users[1]);
