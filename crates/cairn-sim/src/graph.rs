@@ -894,9 +894,16 @@ impl Sim {
         };
         let raw = req.q("$deltatoken").or_else(|| req.q("$skiptoken"));
         let url = format!("{}/v1.0{}", req.base, req.path);
-        let since = match raw.map(crate::paging::Tok::decode) {
-            None => None,
-            Some(Some(t)) if t.i == st.instance && t.s >= st.floor => Some(t.s),
+        // (changes since, offset in the list, snapshot, page size); m = 4 marks a next page.
+        let (since, offset, snapshot, page) = match raw.map(crate::paging::Tok::decode) {
+            None => (None, 0, st.seq, req.max_page_size()),
+            Some(Some(t)) if t.i == st.instance && t.m == 4 => {
+                let since = (t.s != u64::MAX).then_some(t.s);
+                (since, t.p as usize, t.u, t.n)
+            }
+            Some(Some(t)) if t.i == st.instance && t.s >= st.floor => {
+                (Some(t.s), 0, st.seq, req.max_page_size())
+            }
             Some(_) => return crate::paging::gone(false, &url),
         };
         let mut value: Vec<Value> = Vec::new();
@@ -949,16 +956,29 @@ impl Sim {
         for v in value.iter_mut() {
             apply_select(v, &sel);
         }
-        let t = crate::paging::Tok {
+        // `Prefer: odata.maxpagesize` pages the hierarchy; without it, one page.
+        let size = page.map(|n| n.max(1) as usize).unwrap_or(usize::MAX);
+        let total = value.len();
+        let value: Vec<Value> = value.into_iter().skip(offset).take(size).collect();
+        let mut t = crate::paging::Tok {
             i: st.instance,
             m: 2,
-            s: st.seq,
-            u: st.seq,
+            s: snapshot,
+            u: snapshot,
             p: 0,
             sel: None,
             x: None,
             n: None,
         };
+        if offset.saturating_add(size) < total {
+            t.m = 4;
+            t.s = since.unwrap_or(u64::MAX);
+            t.p = (offset + size) as u64;
+            t.n = page;
+            return Resp::ok(
+                json!({"value": value, "@odata.nextLink": format!("{url}?$skiptoken={}", t.encode())}),
+            );
+        }
         Resp::ok(
             json!({"value": value, "@odata.deltaLink": format!("{url}?$deltatoken={}", t.encode())}),
         )

@@ -1217,3 +1217,48 @@ fn folder_listings_answer() {
         assert!(!contacts.is_empty());
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_delta_pages_with_maxpagesize() {
+    let sim = start(config(small_spec(131))).await;
+    let user = first_user(&sim).await;
+    let path = format!("/users/{user}/mailFolders/delta");
+    let (whole, _) = sim.walk(&path, &[]).await.unwrap();
+    let mut pages = 0;
+    let mut seen = Vec::new();
+    let mut next = Some(path.clone());
+    let mut delta = None;
+    while let Some(p) = next.take() {
+        let page = match sim.get(&p, &[("Prefer", "odata.maxpagesize=3")]).await {
+            crate::harness::Outcome::Ok(v) => v,
+            other => panic!("{other:?}"),
+        };
+        let items = page["value"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|f| f["id"].as_str().unwrap().to_string()));
+        pages += 1;
+        next = page["@odata.nextLink"].as_str().map(str::to_string);
+        delta = page["@odata.deltaLink"].as_str().map(str::to_string);
+    }
+    assert!(pages > 2, "{pages} pages");
+    let mut want: Vec<String> = whole
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect();
+    want.sort();
+    seen.sort();
+    assert_eq!(seen, want, "every folder once");
+    // The link at the end reports later changes only.
+    let created = sim
+        .http
+        .post(sim.abs(&format!("/users/{user}/mailFolders")))
+        .bearer_auth(&sim.token)
+        .json(&serde_json::json!({"displayName": "Paged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let (changes, _) = sim.walk(&delta.unwrap(), &[]).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["displayName"], "Paged");
+}
