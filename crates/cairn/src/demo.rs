@@ -1,114 +1,59 @@
-//! `cairn demo`: the whole story on embedded defaults. Today it starts the simulator and
-//! walks what it serves over Graph, as any client would.
+//! `cairn demo`: the story on embedded defaults — a simulated tenant, a local repository,
+//! a OneDrive backed up, changed, backed up again, and a file restored and verified.
 
 use crate::sim::{print_banner, runtime};
-use anyhow::{Context, bail};
+use anyhow::Context;
+use cairn_graph::{Credential, GraphClient, GraphConfig};
+use cairn_repo::{Repo, RepoOptions};
 use cairn_sim::{SimConfig, SimServer, TenantSpec};
+use futures::TryStreamExt;
 use serde_json::Value;
-
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    token: String,
-}
-
-impl Client {
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let url = if path.starts_with("http") {
-            path.to_string()
-        } else {
-            format!("{}/v1.0{path}", self.url)
-        };
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        let status = resp.status();
-        let body: Value = resp
-            .json()
-            .await
-            .with_context(|| format!("GET {path}: body"))?;
-        if !status.is_success() {
-            bail!("GET {path}: {status}: {}", body["error"]["message"]);
-        }
-        Ok(body)
-    }
-
-    /// Every item of every page.
-    async fn all(&self, path: &str) -> anyhow::Result<(Vec<Value>, Option<String>)> {
-        let mut out = Vec::new();
-        let mut next = Some(path.to_string());
-        let mut delta = None;
-        while let Some(p) = next {
-            let page = self.get(&p).await?;
-            out.extend(page["value"].as_array().cloned().unwrap_or_default());
-            next = page["@odata.nextLink"].as_str().map(str::to_string);
-            delta = page["@odata.deltaLink"].as_str().map(str::to_string);
-        }
-        Ok((out, delta))
-    }
-}
+use sha2::Digest;
+use std::sync::Arc;
 
 pub fn demo() -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let spec = TenantSpec {
             users: 10,
+            files_per_drive: 30,
+            max_item_size: 4 * 1024 * 1024,
             ..TenantSpec::default()
         };
-        let cfg = SimConfig::new(spec);
-        let server = SimServer::start(cfg, "127.0.0.1:0".parse()?).await?;
+        let server = SimServer::start(SimConfig::new(spec), "127.0.0.1:0".parse()?).await?;
         print_banner(&server);
-        let sim_cfg = server.sim.cfg.clone();
-        let http = reqwest::Client::new();
-        let token: Value = http
-            .post(format!(
-                "{}/{}/oauth2/v2.0/token",
-                server.url(),
-                sim_cfg.tenant_id
-            ))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", sim_cfg.client_id.as_str()),
-                ("client_secret", sim_cfg.client_secret.as_str()),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ])
-            .send()
-            .await?
-            .json()
-            .await?;
-        let client = Client {
-            http,
-            url: server.url(),
-            token: token["access_token"]
-                .as_str()
-                .context("no access token")?
-                .to_string(),
-        };
+        let c = &server.sim.cfg;
+        let mut gc = GraphConfig::new(
+            &c.tenant_id,
+            &c.client_id,
+            Credential::Secret(c.client_secret.clone().into()),
+        );
+        gc.graph_url = server.url();
+        gc.login_url = server.url();
+        let graph = Arc::new(GraphClient::new(gc)?);
+
         println!("\nusers:");
-        let (users, _) = client
-            .all("/users?$select=id,userPrincipalName,mail")
+        let users: Vec<Value> = graph
+            .items("/users?$select=id,userPrincipalName,mail")
+            .try_collect()
             .await?;
         for u in &users {
-            println!(
-                "  {}  {}",
-                u["userPrincipalName"].as_str().unwrap_or(""),
-                if u["mail"].is_null() {
-                    "(no mailbox)"
-                } else {
-                    ""
-                }
-            );
+            let note = if u["mail"].is_null() {
+                "(no mailbox)"
+            } else {
+                ""
+            };
+            println!("  {} {note}", u["userPrincipalName"].as_str().unwrap_or(""));
         }
-        let first = users[0]["id"].as_str().context("no user")?;
-        println!(
-            "\nmail folders of {}:",
-            users[0]["userPrincipalName"].as_str().unwrap_or("")
-        );
-        let (folders, _) = client
-            .all(&format!("/users/{first}/mailFolders/delta"))
+        let user = users[0]["id"].as_str().context("no user")?.to_string();
+        let upn = users[0]["userPrincipalName"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+
+        println!("\nmail folders of {upn}:");
+        let folders: Vec<Value> = graph
+            .items(&format!("/users/{user}/mailFolders/delta"))
+            .try_collect()
             .await?;
         let mut total = 0;
         for f in folders
@@ -116,33 +61,120 @@ pub fn demo() -> anyhow::Result<()> {
             .filter(|f| f["@odata.type"] != "#microsoft.graph.mailSearchFolder")
         {
             let id = f["id"].as_str().unwrap_or("");
-            let (msgs, _) = client
-                .all(&format!(
-                    "/users/{first}/mailFolders/{id}/messages/delta?$select=subject"
+            let n = graph
+                .items(&format!(
+                    "/users/{user}/mailFolders/{id}/messages/delta?$select=id"
                 ))
+                .try_fold(0usize, |n, _| async move { Ok(n + 1) })
                 .await?;
-            total += msgs.len();
+            total += n;
             println!(
-                "  {:<28} {:>4} messages",
-                f["displayName"].as_str().unwrap_or(""),
-                msgs.len()
+                "  {:<28} {n:>4} messages",
+                f["displayName"].as_str().unwrap_or("")
             );
         }
         println!("  {total} messages in all");
-        let (files, _) = client
-            .all(&format!("/users/{first}/drive/root/delta"))
+
+        let dir = std::env::temp_dir().join(format!("cairn-demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.to_string_lossy().into_owned();
+        let repo = {
+            let path = path.clone();
+            Arc::new(
+                tokio::task::spawn_blocking(move || Repo::init(RepoOptions::new(&path, "demo")?))
+                    .await??,
+            )
+        };
+        println!("\nrepository created at {path}");
+
+        let first =
+            cairn_backup::backup_onedrive(graph.clone(), repo.clone(), "contoso", &upn).await?;
+        println!(
+            "backup 1 of {upn}'s OneDrive: {} files, {} downloaded → restore point {}",
+            first.files,
+            first.downloaded,
+            &first.snapshot.id[..8]
+        );
+        let mutated: Value = reqwest::Client::new()
+            .post(format!("{}/_sim/mutate", server.url()))
+            .json(&serde_json::json!({"seed": 7, "count": 5, "resource": user, "kinds": ["file"]}))
+            .send()
+            .await?
+            .json()
             .await?;
-        let count = files.iter().filter(|f| f.get("file").is_some()).count();
-        println!("\nOneDrive: {} items, {count} files", files.len());
+        println!(
+            "the user changes {} files (create, modify, move, delete)",
+            mutated["applied"].as_array().map(Vec::len).unwrap_or(0)
+        );
+        let second =
+            cairn_backup::backup_onedrive(graph.clone(), repo.clone(), "contoso", &upn).await?;
+        println!(
+            "backup 2: {} files, {} downloaded (the rest unchanged) → restore point {}",
+            second.files,
+            second.downloaded,
+            &second.snapshot.id[..8]
+        );
+
+        println!("\nrestore points:");
+        let r = repo.clone();
+        for s in tokio::task::spawn_blocking(move || r.snapshots()).await?? {
+            println!(
+                "  {}  {}  {:<36} {} files",
+                &s.id[..8],
+                s.time.format("%Y-%m-%d %H:%M:%S"),
+                s.label,
+                s.files_new + s.files_changed + s.files_unmodified
+            );
+        }
+
+        // Restore one file of the latest restore point and compare it with the live drive.
+        let manifest: Vec<Value> =
+            reqwest::get(format!("{}/_sim/manifest?resource={user}", server.url()))
+                .await?
+                .json()
+                .await?;
+        let file = manifest
+            .iter()
+            .find(|e| e["kind"] == "file")
+            .context("the drive has no file")?;
+        let rel = file["path"]
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches("OneDrive/")
+            .to_string();
+        let (r, id, p) = (
+            repo.clone(),
+            second.snapshot.id.clone(),
+            format!("onedrive/{rel}"),
+        );
+        let bytes = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            r.read(&id, &p, &mut out).map(|_| out)
+        })
+        .await??;
+        let ok = hex::encode(sha2::Sha256::digest(&bytes)) == file["sha256"].as_str().unwrap_or("");
+        println!(
+            "\nrestored {rel} ({} bytes): {}",
+            bytes.len(),
+            if ok {
+                "identical to the original"
+            } else {
+                "DIFFERENT from the original"
+            }
+        );
         let stats: Value = reqwest::get(format!("{}/_sim/stats", server.url()))
             .await?
             .json()
             .await?;
         println!(
-            "\nsimulator: {} requests, {} throttled",
-            stats["requests_total"], stats["throttled_total"]
+            "simulator: {} requests, {} throttled; Graph client: {} requests",
+            stats["requests_total"],
+            stats["throttled_total"],
+            graph.requests()
         );
         server.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        anyhow::ensure!(ok, "the restored file differs from the original");
         Ok(())
     })
 }

@@ -115,7 +115,8 @@ fn demo_runs_on_embedded_defaults() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("messages in all"), "{stdout}");
-    assert!(stdout.contains("OneDrive:"), "{stdout}");
+    assert!(stdout.contains("backup 2:"), "{stdout}");
+    assert!(stdout.contains("identical to the original"), "{stdout}");
 }
 
 #[test]
