@@ -428,15 +428,19 @@ fn moto() -> Moto {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let server = Moto(
-        Command::new("moto_server")
+    let spawn = |program: &str, pre: &[&str]| {
+        Command::new(program)
+            .args(pre)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("moto_server is needed (pip install 'moto[server]')"),
-        port,
-    );
+    };
+    // The console script, or the module when the script's directory is not on PATH.
+    let child = spawn("moto_server", &[])
+        .or_else(|_| spawn("python3", &["-m", "moto.server"]))
+        .expect("moto is needed (pip install 'moto[server]')");
+    let server = Moto(child, port);
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return server;
