@@ -52,7 +52,7 @@ impl ThrottleLimits {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SimConfig {
     pub tenant: TenantSpec,
     pub tenant_id: String,
@@ -95,5 +95,31 @@ impl SimConfig {
             drive_max_page: 1000,
             tenant,
         }
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("tenant", &self.tenant)
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("throttle", &self.throttle)
+            .field("fault_rate", &self.fault_rate)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_client_secret() {
+        let mut c = SimConfig::new(TenantSpec::default());
+        c.client_secret = "very-secret-value".into();
+        assert!(!format!("{c:?}").contains("very-secret-value"));
     }
 }

@@ -8,8 +8,8 @@ use clap::Args;
 use futures::StreamExt;
 use std::path::PathBuf;
 
-/// How to reach and sign in to a Microsoft 365 tenant.
-#[derive(Args, Clone, Debug)]
+/// How to reach and sign in to a Microsoft 365 tenant. (No `Debug`: it holds secrets.)
+#[derive(Args, Clone)]
 pub struct TenantOpts {
     /// Directory (tenant) id or verified domain.
     #[arg(long, env = "CAIRN_TENANT_ID")]
