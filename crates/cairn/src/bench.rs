@@ -324,8 +324,9 @@ fn item(i: u32, median: usize) -> Vec<u8> {
         .collect()
 }
 
-fn cpu_secs() -> f64 {
-    // utime + stime of this process (and waited-for children), from /proc.
+/// Seconds of CPU from `/proc/self/stat` fields (after the command name): 11 utime,
+/// 12 stime of this process; 13 cutime, 14 cstime of its waited-for children.
+fn proc_cpu(fields_wanted: &[usize]) -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -333,11 +334,15 @@ fn cpu_secs() -> f64 {
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    let ticks: f64 = [11, 12]
+    fields_wanted
         .iter()
         .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    ticks / 100.0
+        .sum::<f64>()
+        / 100.0
+}
+
+fn cpu_secs() -> f64 {
+    proc_cpu(&[11, 12])
 }
 
 fn repo_bench(b: &RepoBench) -> anyhow::Result<()> {
@@ -456,17 +461,5 @@ fn repo_bench(b: &RepoBench) -> anyhow::Result<()> {
 }
 
 fn children_cpu() -> f64 {
-    // cutime + cstime of waited-for children.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    [13usize, 14]
-        .iter()
-        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
-        .sum::<f64>()
-        / 100.0
+    proc_cpu(&[13, 14])
 }
