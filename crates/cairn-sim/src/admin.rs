@@ -391,7 +391,7 @@ impl Sim {
                 )?;
                 Ok(Some(record(op, key)))
             }
-            (_, "modify") => {
+            (_, "modify" | "delete") => {
                 let Some(key) = pick_member(&members, st) else {
                     return Ok(None);
                 };
@@ -400,41 +400,45 @@ impl Sim {
                     .kind_of(key, st.items.get(&key))
                     .unwrap_or(Kind::Message);
                 let mut s = state_for_change(st, key, k, c);
-                match k {
-                    Kind::Message => {
-                        let read = self
-                            .model
-                            .message_json(st, key, ctx)
-                            .map(|v| v["isRead"] == json!(true))
-                            .unwrap_or(false);
-                        s.props.insert("isRead".into(), json!(!read));
-                        s.props.insert("categories".into(), json!(["Mutated"]));
-                        s.props
-                            .insert("flag".into(), json!({"flagStatus": "flagged"}));
-                    }
-                    Kind::DriveItem => {
-                        let Some(node) = self.model.drive_node(st, key) else {
-                            return Ok(None);
-                        };
-                        s.versions.push(VersionRec {
-                            content: node.content.clone(),
-                            modified: node.modified.clone(),
-                        });
-                        let size = t.file_size(mix(seed)).min(4 * 1024 * 1024);
-                        s.content = Some(Content::Generated(GenContent { seed, size }));
-                    }
-                    Kind::ListItem => {
-                        s.props
-                            .insert("Status".into(), json!(format!("Changed {}", seed % 1000)));
-                    }
-                    Kind::Event | Kind::Contact => {
-                        let field = if k == Kind::Event {
-                            "subject"
-                        } else {
-                            "jobTitle"
-                        };
-                        s.props
-                            .insert(field.into(), json!(format!("Changed {}", seed % 1000)));
+                if op == "delete" {
+                    s.deleted = true;
+                } else {
+                    match k {
+                        Kind::Message => {
+                            let read = self
+                                .model
+                                .message_json(st, key, ctx)
+                                .map(|v| v["isRead"] == json!(true))
+                                .unwrap_or(false);
+                            s.props.insert("isRead".into(), json!(!read));
+                            s.props.insert("categories".into(), json!(["Mutated"]));
+                            s.props
+                                .insert("flag".into(), json!({"flagStatus": "flagged"}));
+                        }
+                        Kind::DriveItem => {
+                            let Some(node) = self.model.drive_node(st, key) else {
+                                return Ok(None);
+                            };
+                            s.versions.push(VersionRec {
+                                content: node.content.clone(),
+                                modified: node.modified.clone(),
+                            });
+                            let size = t.file_size(mix(seed)).min(4 * 1024 * 1024);
+                            s.content = Some(Content::Generated(GenContent { seed, size }));
+                        }
+                        Kind::ListItem => {
+                            s.props
+                                .insert("Status".into(), json!(format!("Changed {}", seed % 1000)));
+                        }
+                        Kind::Event | Kind::Contact => {
+                            let field = if k == Kind::Event {
+                                "subject"
+                            } else {
+                                "jobTitle"
+                            };
+                            s.props
+                                .insert(field.into(), json!(format!("Changed {}", seed % 1000)));
+                        }
                     }
                 }
                 touch(&mut s);
@@ -463,20 +467,6 @@ impl Sim {
                     touch(&mut s);
                     st.put(key, s, None)?;
                 }
-                Ok(Some(record(op, key)))
-            }
-            (_, "delete") => {
-                let Some(key) = pick_member(&members, st) else {
-                    return Ok(None);
-                };
-                let k = self
-                    .model
-                    .kind_of(key, st.items.get(&key))
-                    .unwrap_or(Kind::Message);
-                let mut s = state_for_change(st, key, k, c);
-                s.deleted = true;
-                touch(&mut s);
-                st.put(key, s, None)?;
                 Ok(Some(record(op, key)))
             }
             _ => Ok(None),
