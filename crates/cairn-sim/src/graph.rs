@@ -182,16 +182,7 @@ impl Sim {
         }
         body["value"] = json!(value);
         if offset + size < n {
-            let t = crate::paging::Tok {
-                i: 0,
-                m: 0,
-                s: 0,
-                u: 0,
-                p: (offset + size) as u64,
-                sel: None,
-                x: None,
-                n: None,
-            };
+            let t = crate::paging::Tok::offset((offset + size) as u64, None);
             let mut q = format!("$top={size}");
             if let Some(s) = req.q("$select") {
                 q.push_str(&format!("&$select={s}"));

@@ -34,6 +34,20 @@ pub struct Tok {
 }
 
 impl Tok {
+    /// A plain listing's next page: just a position (and the page size).
+    pub fn offset(p: u64, n: Option<u32>) -> Self {
+        Tok {
+            i: 0,
+            m: 0,
+            s: 0,
+            u: 0,
+            p,
+            sel: None,
+            x: None,
+            n,
+        }
+    }
+
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
@@ -289,16 +303,7 @@ pub fn page_list(req: &Req, url: &str, items: Vec<Value>, default: u32, max: u32
     }
     body["value"] = json!(page);
     if offset + size < total {
-        let t = Tok {
-            i: 0,
-            m: 0,
-            s: 0,
-            u: 0,
-            p: (offset + size) as u64,
-            sel: None,
-            x: None,
-            n: Some(size as u32),
-        };
+        let t = Tok::offset((offset + size) as u64, Some(size as u32));
         let mut q: Vec<String> = req
             .query
             .iter()
