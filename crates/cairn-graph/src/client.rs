@@ -30,6 +30,9 @@ pub struct GraphConfig {
     pub retry: RetryPolicy,
     /// Read timeout of one request.
     pub timeout: Duration,
+    /// Page size asked of collections and delta queries (`Prefer: odata.maxpagesize`):
+    /// Outlook's default of 10 would cost a request per 10 messages.
+    pub page_size: Option<u32>,
 }
 
 impl GraphConfig {
@@ -43,6 +46,7 @@ impl GraphConfig {
             limits: Limits::default(),
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(120),
+            page_size: Some(200),
         }
     }
 }
@@ -65,6 +69,7 @@ pub struct GraphClient {
     base: String,
     pacer: Arc<Pacer>,
     requests: AtomicU64,
+    page_size: Option<u32>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -116,6 +121,7 @@ impl GraphClient {
             base: format!("{}/v1.0", cfg.graph_url.trim_end_matches('/')),
             pacer,
             requests: AtomicU64::new(0),
+            page_size: cfg.page_size,
         })
     }
 
@@ -182,8 +188,13 @@ impl GraphClient {
         let mut req = Request::get(url.clone(), self.resource_for(&method, &url));
         req.method = method;
         // Outlook ids that survive moves, on every request (Graph reads it per request).
-        req.headers
-            .insert("Prefer", HeaderValue::from_static("IdType=\"ImmutableId\""));
+        let prefer = match self.page_size {
+            Some(n) => format!("IdType=\"ImmutableId\", odata.maxpagesize={n}"),
+            None => "IdType=\"ImmutableId\"".to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&prefer) {
+            req.headers.insert("Prefer", v);
+        }
         if let Some(b) = body {
             req.headers.insert(
                 http::header::CONTENT_TYPE,

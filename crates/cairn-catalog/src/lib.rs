@@ -1,0 +1,208 @@
+//! `cairn-catalog`: what every restore point holds, without reading the repository.
+//!
+//! The repository stores content; the catalog remembers, per protected resource, every
+//! version of every item and the restore points it is valid in (an interval of point
+//! numbers, not a row per point), with the fields browsing and search need. It also carries
+//! the state of incremental backups: Graph's delta links per collection, and the changes a
+//! run has *staged* but not yet committed.
+//!
+//! A run stages changes as it learns them (`stage_put`, `stage_remove`, `stage_token`); the
+//! next restore point is the committed state with the staged changes applied
+//! (`for_each_next`); only after the repository saved that restore point does `commit` turn
+//! the staged changes into versions and delta links. An interrupted run leaves its staged
+//! changes in place, so the next run resumes from them instead of asking Graph again.
+//!
+//! The [`Catalog`] trait is the seam for other stores (PostgreSQL for scale-out);
+//! [`SqliteCatalog`] is the embedded one.
+
+mod sqlite;
+
+pub use sqlite::SqliteCatalog;
+
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog {path}: {detail}")]
+    Store { path: String, detail: String },
+    #[error("catalog: no resource with id {0}")]
+    NoResource(i64),
+}
+
+impl CatalogError {
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CatalogError::Store { .. } => Some(
+                "the catalog can be rebuilt from the repository: move the file aside and run the backup again",
+            ),
+            CatalogError::NoResource(_) => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, CatalogError>;
+
+/// A protected resource (user, group, site) of a tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    pub id: i64,
+    pub tenant: String,
+    /// User principal name, group id or site URL: what the user calls it.
+    pub name: String,
+}
+
+/// One version of one item, as the repository holds it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ItemRow {
+    /// Graph's id (immutable ids for Outlook items).
+    pub item: String,
+    /// The collection it was enumerated in (`mail:<folder id>`, `drive:<drive id>`, …).
+    pub scope: String,
+    /// `message`, `event`, `contact`, `file`, `listItem`.
+    pub kind: String,
+    /// Path of its content in the restore point (`mail/Inbox/2026-11/….eml`).
+    pub path: String,
+    pub size: u64,
+    pub mtime: DateTime<Utc>,
+    /// Graph's version marker (`changeKey`, `cTag`, `eTag`): equal means unchanged.
+    pub change: String,
+    pub subject: Option<String>,
+    pub sender: Option<String>,
+    pub recipients: Option<String>,
+    /// Received/sent time of mail, start of events.
+    pub date: Option<DateTime<Utc>>,
+    /// File or display name.
+    pub name: Option<String>,
+    /// Content hash as Graph gives it (quickXorHash) or as computed.
+    pub hash: Option<String>,
+    /// Small JSON stored beside the content (`<path>.meta.json`): properties MIME lacks.
+    pub sidecar: Option<String>,
+    /// Staged rows only: where the run spooled the content.
+    pub spool: Option<String>,
+}
+
+/// What the catalog knows about one item: its committed version, and a staged change.
+#[derive(Clone, Debug, Default)]
+pub struct Lookup {
+    pub current: Option<ItemRow>,
+    /// A staged version; `removed` when the staged change is a removal (the row then holds
+    /// what was staged before, if anything).
+    pub staged: Option<(ItemRow, bool)>,
+}
+
+/// A restore point of a resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// 1, 2, 3… per resource.
+    pub seq: i64,
+    /// The repository's snapshot id.
+    pub snapshot: String,
+    pub time: DateTime<Utc>,
+}
+
+/// What a commit turned into versions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommitReport {
+    pub seq: i64,
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+}
+
+/// A search across restore points.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    /// Restrict to these resources (by name); empty = all.
+    pub resources: Vec<String>,
+    /// Substring of the subject or name (case-insensitive).
+    pub text: Option<String>,
+    /// Substring of the sender or recipients (case-insensitive).
+    pub person: Option<String>,
+    pub after: Option<DateTime<Utc>>,
+    pub before: Option<DateTime<Utc>>,
+    pub min_size: Option<u64>,
+    pub max_size: Option<u64>,
+    pub kind: Option<String>,
+    pub limit: Option<u64>,
+}
+
+/// A version found by a search, with the restore points it is valid in.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub resource: Resource,
+    pub row: ItemRow,
+    pub first: Point,
+    /// The last point holding this version (`None`: still current).
+    pub last: Option<Point>,
+}
+
+/// The catalog's operations. Implementations are safe to share between the tasks of a run.
+pub trait Catalog: Send + Sync {
+    /// The resource's id, created on first use.
+    fn resource(&self, tenant: &str, name: &str) -> Result<Resource>;
+    fn resources(&self) -> Result<Vec<Resource>>;
+
+    /// The committed and staged state of one item.
+    fn lookup(&self, res: i64, item: &str) -> Result<Lookup>;
+    /// Stages a new or changed version (replaces any staged change of the item).
+    fn stage_put(&self, res: i64, row: &ItemRow) -> Result<()>;
+    /// Stages the removal of `item` if it lives in `scope` (a message that moved to another
+    /// folder is reported removed by its old folder: that must not remove it). Returns
+    /// whether anything was staged.
+    fn stage_remove(&self, res: i64, scope: &str, item: &str) -> Result<bool>;
+    /// Drops a staged change: the committed version stands.
+    fn unstage(&self, res: i64, item: &str) -> Result<()>;
+    /// A resync of `scope` begins: everything in it is staged for removal, to be taken back
+    /// by the items the fresh enumeration sees again. Returns the number of items.
+    fn stage_resync(&self, res: i64, scope: &str) -> Result<u64>;
+    /// The scopes that hold committed or staged items, or a delta link.
+    fn scopes(&self, res: i64) -> Result<Vec<String>>;
+
+    /// The delta link to continue from: the staged one if the run staged one, else the
+    /// committed one.
+    fn token(&self, res: i64, scope: &str) -> Result<Option<String>>;
+    /// Stages a delta link (`None`: forget the link, the next run enumerates afresh).
+    fn stage_token(&self, res: i64, scope: &str, link: Option<&str>) -> Result<()>;
+
+    /// Every item of the next restore point (committed state with staged changes), in
+    /// repository order (see `sort_key`). `f` returning false stops the walk.
+    fn for_each_next(&self, res: i64, f: &mut dyn FnMut(ItemRow) -> bool) -> Result<()>;
+    /// Number of staged changes.
+    fn staged(&self, res: i64) -> Result<u64>;
+    /// The repository saved the next restore point as `snapshot`: staged changes become
+    /// versions, staged delta links become the committed ones.
+    fn commit(&self, res: i64, snapshot: &str, time: DateTime<Utc>) -> Result<CommitReport>;
+
+    fn points(&self, res: i64) -> Result<Vec<Point>>;
+    /// Items of a restore point whose path starts with `prefix`, in repository order.
+    fn for_each_at(
+        &self,
+        res: i64,
+        seq: i64,
+        prefix: &str,
+        f: &mut dyn FnMut(ItemRow) -> bool,
+    ) -> Result<()>;
+    fn find(&self, q: &Query) -> Result<Vec<Hit>>;
+}
+
+/// The order the repository needs: component-wise, as `Path` compares. Replacing `/` by
+/// `\0` makes a byte-wise comparison agree with it (`a/b` before `a.txt`).
+pub fn sort_key(path: &str) -> Vec<u8> {
+    path.bytes()
+        .map(|b| if b == b'/' { 0 } else { b })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_key_orders_like_paths() {
+        let mut v = vec!["a.txt", "a/b", "a", "a b/c", "a/b/c", "ab"];
+        v.sort_by_key(|p| sort_key(p));
+        let mut w = v.clone();
+        w.sort_by(|x, y| std::path::Path::new(x).cmp(std::path::Path::new(y)));
+        assert_eq!(v, w);
+    }
+}

@@ -1,0 +1,762 @@
+//! The embedded catalog: one SQLite file in WAL mode. Writers share one connection; long
+//! walks (`for_each_next` feeding an archive) open their own read connection so they never
+//! hold up the stagings of other resources.
+
+use crate::{
+    Catalog, CatalogError, CommitReport, Hit, ItemRow, Lookup, Point, Query, Resource, Result,
+    sort_key,
+};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS resources (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE (tenant, name)
+);
+CREATE TABLE IF NOT EXISTS points (
+    resource INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    snapshot TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (resource, seq)
+);
+-- One row per version; valid in points first..=last (last NULL: still current).
+CREATE TABLE IF NOT EXISTS versions (
+    resource INTEGER NOT NULL,
+    item TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key BLOB NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    change TEXT NOT NULL,
+    subject TEXT, sender TEXT, recipients TEXT, date INTEGER, name TEXT, hash TEXT,
+    sidecar TEXT,
+    first INTEGER NOT NULL,
+    last INTEGER
+);
+CREATE INDEX IF NOT EXISTS versions_current ON versions (resource, last, key);
+CREATE INDEX IF NOT EXISTS versions_item ON versions (resource, item);
+CREATE TABLE IF NOT EXISTS staged (
+    resource INTEGER NOT NULL,
+    item TEXT NOT NULL,
+    op TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key BLOB NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    change TEXT NOT NULL,
+    subject TEXT, sender TEXT, recipients TEXT, date INTEGER, name TEXT, hash TEXT,
+    sidecar TEXT,
+    spool TEXT,
+    PRIMARY KEY (resource, item)
+);
+CREATE INDEX IF NOT EXISTS staged_key ON staged (resource, op, key);
+CREATE TABLE IF NOT EXISTS tokens (
+    resource INTEGER NOT NULL,
+    scope TEXT NOT NULL,
+    link TEXT,
+    staged_link TEXT,
+    staged_set INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (resource, scope)
+);
+"#;
+
+const COLS: &str = "item, scope, kind, path, size, mtime, change, subject, sender, recipients, date, name, hash, sidecar";
+
+pub struct SqliteCatalog {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteCatalog")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(v).unwrap_or_default()
+}
+
+/// Reads the `COLS` columns starting at `at`.
+fn row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<ItemRow> {
+    Ok(ItemRow {
+        item: r.get(at)?,
+        scope: r.get(at + 1)?,
+        kind: r.get(at + 2)?,
+        path: r.get(at + 3)?,
+        size: r.get::<_, i64>(at + 4)? as u64,
+        mtime: from_micros(r.get(at + 5)?),
+        change: r.get(at + 6)?,
+        subject: r.get(at + 7)?,
+        sender: r.get(at + 8)?,
+        recipients: r.get(at + 9)?,
+        date: r.get::<_, Option<i64>>(at + 10)?.map(from_micros),
+        name: r.get(at + 11)?,
+        hash: r.get(at + 12)?,
+        sidecar: r.get(at + 13)?,
+        spool: None,
+    })
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the catalog at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| CatalogError::Store {
+                path: path.display().to_string(),
+                detail: format!("creating its directory: {e}"),
+            })?;
+        }
+        let conn = Self::connect(path)?;
+        let this = Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        };
+        this.with(|c| c.execute_batch(SCHEMA))?;
+        Ok(this)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(path: &Path) -> Result<Connection> {
+        let err = |e: rusqlite::Error| CatalogError::Store {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        // WAL with NORMAL sync: a killed process loses nothing committed; readers never
+        // block the writer.
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(err)?;
+        Ok(conn)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> CatalogError {
+        CatalogError::Store {
+            path: self.path.display().to_string(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut c).map_err(|e| self.err(e))
+    }
+
+    fn point(&self, c: &Connection, res: i64, seq: i64) -> rusqlite::Result<Option<Point>> {
+        c.query_row(
+            "SELECT seq, snapshot, time FROM points WHERE resource=?1 AND seq=?2",
+            params![res, seq],
+            |r| {
+                Ok(Point {
+                    seq: r.get(0)?,
+                    snapshot: r.get(1)?,
+                    time: from_micros(r.get(2)?),
+                })
+            },
+        )
+        .optional()
+    }
+}
+
+impl Catalog for SqliteCatalog {
+    fn resource(&self, tenant: &str, name: &str) -> Result<Resource> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO resources (tenant, name) VALUES (?1, ?2)",
+                params![tenant, name],
+            )?;
+            let id = c.query_row(
+                "SELECT id FROM resources WHERE tenant=?1 AND name=?2",
+                params![tenant, name],
+                |r| r.get(0),
+            )?;
+            Ok(Resource {
+                id,
+                tenant: tenant.into(),
+                name: name.into(),
+            })
+        })
+    }
+
+    fn resources(&self) -> Result<Vec<Resource>> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT id, tenant, name FROM resources ORDER BY tenant, name")?;
+            let rows = st.query_map([], |r| {
+                Ok(Resource {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    name: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn lookup(&self, res: i64, item: &str) -> Result<Lookup> {
+        self.with(|c| {
+            let current = c
+                .query_row(
+                    &format!(
+                        "SELECT {COLS} FROM versions WHERE resource=?1 AND item=?2 AND last IS NULL"
+                    ),
+                    params![res, item],
+                    |r| row_at(r, 0),
+                )
+                .optional()?;
+            let staged = c
+                .query_row(
+                    &format!("SELECT op, spool, {COLS} FROM staged WHERE resource=?1 AND item=?2"),
+                    params![res, item],
+                    |r| {
+                        let op: String = r.get(0)?;
+                        let mut row = row_at(r, 2)?;
+                        row.spool = r.get(1)?;
+                        Ok((row, op == "del"))
+                    },
+                )
+                .optional()?;
+            Ok(Lookup { current, staged })
+        })
+    }
+
+    fn stage_put(&self, res: i64, row: &ItemRow) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO staged (resource, op, key, spool, {COLS})
+                     VALUES (?1, 'put', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+                ),
+                params![
+                    res,
+                    sort_key(&row.path),
+                    row.spool,
+                    row.item,
+                    row.scope,
+                    row.kind,
+                    row.path,
+                    row.size as i64,
+                    micros(row.mtime),
+                    row.change,
+                    row.subject,
+                    row.sender,
+                    row.recipients,
+                    row.date.map(micros),
+                    row.name,
+                    row.hash,
+                    row.sidecar,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn stage_remove(&self, res: i64, scope: &str, item: &str) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            // A staged version decides where the item lives now; else the committed one.
+            let staged: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT op, scope FROM staged WHERE resource=?1 AND item=?2",
+                    params![res, item],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let n = match staged {
+                Some((op, s)) if op == "put" && s == scope => tx.execute(
+                    "UPDATE staged SET op='del' WHERE resource=?1 AND item=?2",
+                    params![res, item],
+                )?,
+                Some(_) => 0,
+                None => tx.execute(
+                    &format!(
+                        "INSERT INTO staged (resource, op, key, spool, {COLS})
+                         SELECT resource, 'del', key, NULL, {COLS} FROM versions
+                         WHERE resource=?1 AND item=?2 AND scope=?3 AND last IS NULL"
+                    ),
+                    params![res, item, scope],
+                )?,
+            };
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn unstage(&self, res: i64, item: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM staged WHERE resource=?1 AND item=?2",
+                params![res, item],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn stage_resync(&self, res: i64, scope: &str) -> Result<u64> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let a = tx.execute(
+                "UPDATE staged SET op='del' WHERE resource=?1 AND scope=?2",
+                params![res, scope],
+            )?;
+            let b = tx.execute(
+                &format!(
+                    "INSERT OR IGNORE INTO staged (resource, op, key, spool, {COLS})
+                     SELECT resource, 'del', key, NULL, {COLS} FROM versions
+                     WHERE resource=?1 AND scope=?2 AND last IS NULL"
+                ),
+                params![res, scope],
+            )?;
+            tx.commit()?;
+            Ok((a + b) as u64)
+        })
+    }
+
+    fn scopes(&self, res: i64) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT scope FROM versions WHERE resource=?1 AND last IS NULL
+                 UNION SELECT scope FROM staged WHERE resource=?1
+                 UNION SELECT scope FROM tokens WHERE resource=?1
+                 ORDER BY 1",
+            )?;
+            let rows = st.query_map(params![res], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn token(&self, res: i64, scope: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            let t: Option<(Option<String>, Option<String>, i64)> = c
+                .query_row(
+                    "SELECT link, staged_link, staged_set FROM tokens WHERE resource=?1 AND scope=?2",
+                    params![res, scope],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            Ok(match t {
+                Some((_, staged, 1)) => staged,
+                Some((link, _, _)) => link,
+                None => None,
+            })
+        })
+    }
+
+    fn stage_token(&self, res: i64, scope: &str, link: Option<&str>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO tokens (resource, scope, staged_link, staged_set) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (resource, scope) DO UPDATE SET staged_link=?3, staged_set=1",
+                params![res, scope, link],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn for_each_next(&self, res: i64, f: &mut dyn FnMut(ItemRow) -> bool) -> Result<()> {
+        // Its own connection: the walk lasts as long as the archive.
+        let c = Self::connect(&self.path)?;
+        let sql = format!(
+            "SELECT key, NULL, {COLS} FROM versions v WHERE v.resource=?1 AND v.last IS NULL
+               AND NOT EXISTS (SELECT 1 FROM staged s WHERE s.resource=?1 AND s.item=v.item)
+             UNION ALL
+             SELECT key, spool, {COLS} FROM staged WHERE resource=?1 AND op='put'
+             ORDER BY 1"
+        );
+        let mut st = c.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = st.query(params![res]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let mut row = row_at(r, 2).map_err(|e| self.err(e))?;
+            row.spool = r.get(1).map_err(|e| self.err(e))?;
+            if !f(row) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn staged(&self, res: i64) -> Result<u64> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT count(*) FROM staged WHERE resource=?1",
+                params![res],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+        })
+    }
+
+    fn commit(&self, res: i64, snapshot: &str, time: DateTime<Utc>) -> Result<CommitReport> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let seq: i64 = tx.query_row(
+                "SELECT coalesce(max(seq), 0) + 1 FROM points WHERE resource=?1",
+                params![res],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO points (resource, seq, snapshot, time) VALUES (?1, ?2, ?3, ?4)",
+                params![res, seq, snapshot, micros(time)],
+            )?;
+            let count = |sql: &str| -> rusqlite::Result<u64> {
+                tx.query_row(sql, params![res], |r| r.get::<_, i64>(0))
+                    .map(|n| n as u64)
+            };
+            let existing = "EXISTS (SELECT 1 FROM versions v WHERE v.resource=s.resource AND v.item=s.item AND v.last IS NULL)";
+            let changed = count(&format!(
+                "SELECT count(*) FROM staged s WHERE resource=?1 AND op='put' AND {existing}"
+            ))?;
+            let added = count(&format!(
+                "SELECT count(*) FROM staged s WHERE resource=?1 AND op='put' AND NOT {existing}"
+            ))?;
+            let removed = count(&format!(
+                "SELECT count(*) FROM staged s WHERE resource=?1 AND op='del' AND {existing}"
+            ))?;
+            tx.execute(
+                "UPDATE versions SET last=?2 WHERE resource=?1 AND last IS NULL
+                   AND item IN (SELECT item FROM staged WHERE resource=?1)",
+                params![res, seq - 1],
+            )?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO versions (resource, key, first, last, {COLS})
+                     SELECT resource, key, ?2, NULL, {COLS} FROM staged WHERE resource=?1 AND op='put'"
+                ),
+                params![res, seq],
+            )?;
+            tx.execute("DELETE FROM staged WHERE resource=?1", params![res])?;
+            tx.execute(
+                "UPDATE tokens SET link=staged_link, staged_link=NULL, staged_set=0
+                 WHERE resource=?1 AND staged_set=1",
+                params![res],
+            )?;
+            tx.commit()?;
+            Ok(CommitReport {
+                seq,
+                added,
+                changed,
+                removed,
+            })
+        })
+    }
+
+    fn points(&self, res: i64) -> Result<Vec<Point>> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT seq, snapshot, time FROM points WHERE resource=?1 ORDER BY seq")?;
+            let rows = st.query_map(params![res], |r| {
+                Ok(Point {
+                    seq: r.get(0)?,
+                    snapshot: r.get(1)?,
+                    time: from_micros(r.get(2)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn for_each_at(
+        &self,
+        res: i64,
+        seq: i64,
+        prefix: &str,
+        f: &mut dyn FnMut(ItemRow) -> bool,
+    ) -> Result<()> {
+        let c = Self::connect(&self.path)?;
+        let sql = format!(
+            "SELECT {COLS} FROM versions WHERE resource=?1 AND first<=?2 AND (last IS NULL OR last>=?2)
+               AND substr(path, 1, length(?3)) = ?3
+             ORDER BY key"
+        );
+        let mut st = c.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = st
+            .query(params![res, seq, prefix])
+            .map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            if !f(row_at(r, 0).map_err(|e| self.err(e))?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn find(&self, q: &Query) -> Result<Vec<Hit>> {
+        let mut sql = format!(
+            "SELECT r.id, r.tenant, r.name, v.first, v.last, {} FROM versions v JOIN resources r ON r.id = v.resource WHERE 1=1",
+            COLS.split(", ")
+                .map(|c| format!("v.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if !q.resources.is_empty() {
+            let names: Vec<String> = q
+                .resources
+                .iter()
+                .map(|n| format!("'{}'", n.replace('\'', "''")))
+                .collect();
+            sql.push_str(&format!(" AND r.name IN ({})", names.join(",")));
+        }
+        if let Some(t) = &q.text {
+            arg(
+                &mut sql,
+                " AND (lower(v.subject) LIKE ? OR lower(v.name) LIKE ?)",
+                format!("%{}%", t.to_lowercase()).into(),
+            );
+        }
+        if let Some(p) = &q.person {
+            arg(
+                &mut sql,
+                " AND (lower(v.sender) LIKE ? OR lower(v.recipients) LIKE ?)",
+                format!("%{}%", p.to_lowercase()).into(),
+            );
+        }
+        if let Some(t) = q.after {
+            arg(&mut sql, " AND v.date >= ?", micros(t).into());
+        }
+        if let Some(t) = q.before {
+            arg(&mut sql, " AND v.date < ?", micros(t).into());
+        }
+        if let Some(n) = q.min_size {
+            arg(&mut sql, " AND v.size >= ?", (n as i64).into());
+        }
+        if let Some(n) = q.max_size {
+            arg(&mut sql, " AND v.size <= ?", (n as i64).into());
+        }
+        if let Some(k) = &q.kind {
+            arg(&mut sql, " AND v.kind = ?", k.clone().into());
+        }
+        sql.push_str(" ORDER BY r.tenant, r.name, v.key, v.first");
+        if let Some(n) = q.limit {
+            sql.push_str(&format!(" LIMIT {n}"));
+        }
+        self.with(|c| {
+            let mut st = c.prepare(&sql)?;
+            let found: Vec<(Resource, i64, Option<i64>, ItemRow)> = st
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    Ok((
+                        Resource {
+                            id: r.get(0)?,
+                            tenant: r.get(1)?,
+                            name: r.get(2)?,
+                        },
+                        r.get(3)?,
+                        r.get(4)?,
+                        row_at(r, 5)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::with_capacity(found.len());
+            for (resource, first, last, row) in found {
+                let Some(first) = self.point(c, resource.id, first)? else {
+                    continue;
+                };
+                let last = match last {
+                    Some(l) => self.point(c, resource.id, l)?,
+                    None => None,
+                };
+                out.push(Hit {
+                    resource,
+                    row,
+                    first,
+                    last,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(item: &str, scope: &str, path: &str, change: &str) -> ItemRow {
+        ItemRow {
+            item: item.into(),
+            scope: scope.into(),
+            kind: "message".into(),
+            path: path.into(),
+            size: 10,
+            mtime: from_micros(1_700_000_000_000_000),
+            change: change.into(),
+            subject: Some(format!("Subject of {item}")),
+            ..ItemRow::default()
+        }
+    }
+
+    fn next(c: &SqliteCatalog, res: i64) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        c.for_each_next(res, &mut |r| {
+            out.push((r.item, r.path));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    fn at(c: &SqliteCatalog, res: i64, seq: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        c.for_each_at(res, seq, "", &mut |r| {
+            out.push(format!("{}@{}", r.item, r.change));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn versions_hold_intervals_and_old_points_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
+        let res = c.resource("t", "alice").unwrap().id;
+        c.stage_put(res, &row("a", "mail:inbox", "mail/Inbox/a.eml", "1"))
+            .unwrap();
+        c.stage_put(res, &row("b", "mail:inbox", "mail/Inbox/b.eml", "1"))
+            .unwrap();
+        c.stage_token(res, "mail:inbox", Some("link1")).unwrap();
+        assert_eq!(
+            c.token(res, "mail:inbox").unwrap().as_deref(),
+            Some("link1")
+        );
+        let r1 = c.commit(res, "snap1", Utc::now()).unwrap();
+        assert_eq!((r1.seq, r1.added, r1.changed, r1.removed), (1, 2, 0, 0));
+
+        // Point 2: a changes, b is deleted, c arrives.
+        c.stage_put(res, &row("a", "mail:inbox", "mail/Inbox/a.eml", "2"))
+            .unwrap();
+        assert!(c.stage_remove(res, "mail:inbox", "b").unwrap());
+        c.stage_put(res, &row("c", "mail:inbox", "mail/Inbox/c.eml", "1"))
+            .unwrap();
+        assert_eq!(
+            next(&c, res).into_iter().map(|x| x.0).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
+        // Not committed yet: the link still read is the staged one only after staging.
+        assert_eq!(
+            c.token(res, "mail:inbox").unwrap().as_deref(),
+            Some("link1")
+        );
+        c.stage_token(res, "mail:inbox", Some("link2")).unwrap();
+        let r2 = c.commit(res, "snap2", Utc::now()).unwrap();
+        assert_eq!((r2.seq, r2.added, r2.changed, r2.removed), (2, 1, 1, 1));
+        assert_eq!(at(&c, res, 1), ["a@1", "b@1"]);
+        assert_eq!(at(&c, res, 2), ["a@2", "c@1"]);
+        assert_eq!(
+            c.token(res, "mail:inbox").unwrap().as_deref(),
+            Some("link2")
+        );
+        assert_eq!(c.staged(res).unwrap(), 0);
+        let hits = c
+            .find(&Query {
+                text: Some("subject of B".into()),
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].first.snapshot, "snap1");
+        assert_eq!(hits[0].last.as_ref().map(|p| p.seq), Some(1));
+    }
+
+    #[test]
+    fn a_move_reported_by_the_old_folder_does_not_remove_the_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
+        let res = c.resource("t", "bob").unwrap().id;
+        c.stage_put(res, &row("m", "mail:a", "mail/A/m.eml", "1"))
+            .unwrap();
+        c.commit(res, "s1", Utc::now()).unwrap();
+        // The new folder's delta comes first, then the old folder reports a removal.
+        c.stage_put(res, &row("m", "mail:b", "mail/B/m.eml", "2"))
+            .unwrap();
+        assert!(!c.stage_remove(res, "mail:a", "m").unwrap());
+        assert_eq!(
+            next(&c, res),
+            [("m".to_string(), "mail/B/m.eml".to_string())]
+        );
+        // In the other order the removal is taken back by the arrival.
+        c.commit(res, "s2", Utc::now()).unwrap();
+        assert!(c.stage_remove(res, "mail:b", "m").unwrap());
+        c.stage_put(res, &row("m", "mail:a", "mail/A/m.eml", "3"))
+            .unwrap();
+        assert_eq!(
+            next(&c, res),
+            [("m".to_string(), "mail/A/m.eml".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_resync_removes_what_the_fresh_enumeration_does_not_see_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
+        let res = c.resource("t", "carol").unwrap().id;
+        for i in ["x", "y", "z"] {
+            c.stage_put(res, &row(i, "drive:d", &format!("onedrive/{i}"), "1"))
+                .unwrap();
+        }
+        c.stage_put(res, &row("o", "drive:other", "onedrive2/o", "1"))
+            .unwrap();
+        c.stage_token(res, "drive:d", Some("old")).unwrap();
+        c.commit(res, "s1", Utc::now()).unwrap();
+        assert_eq!(c.stage_resync(res, "drive:d").unwrap(), 3);
+        c.stage_token(res, "drive:d", None).unwrap();
+        assert_eq!(c.token(res, "drive:d").unwrap(), None);
+        // Seen again unchanged: x (unstaged); changed: y; z is gone.
+        c.unstage(res, "x").unwrap();
+        c.stage_put(res, &row("y", "drive:d", "onedrive/y", "2"))
+            .unwrap();
+        let r = c.commit(res, "s2", Utc::now()).unwrap();
+        assert_eq!((r.added, r.changed, r.removed), (0, 1, 1));
+        // Component-wise order: `onedrive/…` before `onedrive2/…`.
+        assert_eq!(at(&c, res, 2), ["x@1", "y@2", "o@1"]);
+        assert_eq!(c.token(res, "drive:d").unwrap(), None);
+        assert_eq!(c.scopes(res).unwrap(), ["drive:d", "drive:other"]);
+    }
+
+    #[test]
+    fn staged_changes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.db");
+        {
+            let c = SqliteCatalog::open(&p).unwrap();
+            let res = c.resource("t", "dave").unwrap().id;
+            let mut r = row("a", "mail:i", "mail/I/a.eml", "1");
+            r.spool = Some("/spool/a".into());
+            c.stage_put(res, &r).unwrap();
+            c.stage_token(res, "mail:i", Some("l")).unwrap();
+        }
+        let c = SqliteCatalog::open(&p).unwrap();
+        let res = c.resource("t", "dave").unwrap().id;
+        let l = c.lookup(res, "a").unwrap();
+        assert!(l.current.is_none());
+        let (staged, removed) = l.staged.unwrap();
+        assert!(!removed);
+        assert_eq!(staged.spool.as_deref(), Some("/spool/a"));
+        assert_eq!(c.token(res, "mail:i").unwrap().as_deref(), Some("l"));
+    }
+}
