@@ -38,10 +38,10 @@ fn serve() -> (Child, String, String, String) {
             .spawn()
             .expect("cairn runs"),
     );
-    let out = BufReader::new(child.0.stdout.take().unwrap());
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let (mut url, mut tenant, mut client) = (None, None, None);
     let start = Instant::now();
-    for line in out.lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         let field = |name: &str| {
             line.trim_start()
@@ -57,6 +57,8 @@ fn serve() -> (Child, String, String, String) {
             break;
         }
     }
+    // Keep reading: the rest of the banner written to a closed pipe would kill the server.
+    std::thread::spawn(move || lines.for_each(drop));
     (child, url.unwrap(), tenant.unwrap(), client.unwrap())
 }
 
