@@ -1,69 +1,48 @@
 //! `cairn graph get`: the JSON of a Graph GET, like `az rest` (for admins and debugging), and
-//! the options that configure a tenant everywhere in Cairn.
+//! the options that select and configure a tenant everywhere in Cairn.
 
-use anyhow::{Context, bail};
-use cairn_graph::cert::Certificate;
-use cairn_graph::{Credential, GraphClient, GraphConfig};
+use crate::config::Config;
+use crate::env;
 use clap::Args;
 use futures::StreamExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// How to reach and sign in to a Microsoft 365 tenant. (No `Debug`: it holds secrets.)
-#[derive(Args, Clone)]
-pub struct TenantOpts {
+/// Which tenant, and how to reach and sign in to it. Every field overrides the same value
+/// of the configuration file's tenant (see `config::resolve_tenant`). (No `Debug`: it holds
+/// secrets.)
+#[derive(Args, Clone, Default)]
+pub struct TenantFlags {
+    /// A tenant of the configuration file (`cairn tenant list`); optional when it has one.
+    #[arg(long, env = env::CAIRN_TENANT, value_name = "NAME")]
+    pub tenant: Option<String>,
     /// Directory (tenant) id or verified domain.
-    #[arg(long, env = "CAIRN_TENANT_ID")]
-    pub tenant_id: String,
+    #[arg(long, env = env::CAIRN_TENANT_ID)]
+    pub tenant_id: Option<String>,
     /// Application (client) id of the app registration.
-    #[arg(long, env = "CAIRN_CLIENT_ID")]
-    pub client_id: String,
+    #[arg(long, env = env::CAIRN_CLIENT_ID)]
+    pub client_id: Option<String>,
     /// Client secret (prefer CAIRN_CLIENT_SECRET or --client-secret-file: a flag stays in
     /// the shell history).
-    #[arg(long, env = "CAIRN_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(long, env = env::CAIRN_CLIENT_SECRET, hide_env_values = true)]
     pub client_secret: Option<String>,
     /// File holding the client secret.
-    #[arg(long, env = "CAIRN_CLIENT_SECRET_FILE")]
+    #[arg(long, env = env::CAIRN_CLIENT_SECRET_FILE)]
     pub client_secret_file: Option<PathBuf>,
     /// Certificate with its private key: PEM, or PKCS#12 (.pfx/.p12).
-    #[arg(long, env = "CAIRN_CERTIFICATE")]
+    #[arg(long, env = env::CAIRN_CERTIFICATE)]
     pub certificate: Option<PathBuf>,
     /// Password of a .pfx certificate.
-    #[arg(long, env = "CAIRN_CERTIFICATE_PASSWORD", hide_env_values = true)]
+    #[arg(long, env = env::CAIRN_CERTIFICATE_PASSWORD, hide_env_values = true)]
     pub certificate_password: Option<String>,
-    /// Graph service root, without the version.
-    #[arg(long, env = "CAIRN_GRAPH_URL", default_value = cairn_graph::client::DEFAULT_GRAPH_URL)]
-    pub graph_url: String,
-    /// Identity (login) root.
-    #[arg(long, env = "CAIRN_LOGIN_URL", default_value = cairn_graph::client::DEFAULT_LOGIN_URL)]
-    pub login_url: String,
-}
-
-impl TenantOpts {
-    pub fn client(&self) -> anyhow::Result<GraphClient> {
-        let credential = match (
-            &self.client_secret,
-            &self.client_secret_file,
-            &self.certificate,
-        ) {
-            (Some(s), None, None) => Credential::Secret(s.clone().into()),
-            (None, Some(f), None) => {
-                let s = std::fs::read_to_string(f)
-                    .with_context(|| format!("reading the client secret file {}", f.display()))?;
-                Credential::Secret(s.trim().to_string().into())
-            }
-            (None, None, Some(c)) => Credential::Certificate(
-                Certificate::from_file(c, self.certificate_password.as_deref())?.into(),
-            ),
-            (None, None, None) => bail!(
-                "no credential given\nhint: set CAIRN_CLIENT_SECRET, --client-secret-file or --certificate"
-            ),
-            _ => bail!("give one credential: a client secret, a secret file or a certificate"),
-        };
-        let mut cfg = GraphConfig::new(&self.tenant_id, &self.client_id, credential);
-        cfg.graph_url = self.graph_url.clone();
-        cfg.login_url = self.login_url.clone();
-        Ok(GraphClient::new(cfg)?)
-    }
+    /// File holding the password of a .pfx certificate.
+    #[arg(long, env = env::CAIRN_CERTIFICATE_PASSWORD_FILE)]
+    pub certificate_password_file: Option<PathBuf>,
+    /// Graph service root, without the version [default: https://graph.microsoft.com].
+    #[arg(long, env = env::CAIRN_GRAPH_URL)]
+    pub graph_url: Option<String>,
+    /// Identity (login) root [default: https://login.microsoftonline.com].
+    #[arg(long, env = env::CAIRN_LOGIN_URL)]
+    pub login_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -86,13 +65,15 @@ struct GetArgs {
     #[arg(long)]
     all: bool,
     #[command(flatten)]
-    tenant: TenantOpts,
+    tenant: TenantFlags,
 }
 
-pub fn run(args: GraphArgs) -> anyhow::Result<()> {
+pub fn run(args: GraphArgs, config: Option<&Path>) -> anyhow::Result<()> {
     match args.command {
         GraphCommand::Get(a) => crate::sim::runtime()?.block_on(async move {
-            let client = a.tenant.client()?;
+            let cfg = Config::load(config)?;
+            let client =
+                crate::config::resolve_tenant(&cfg, a.tenant.tenant.as_deref(), &a.tenant)?;
             if a.all {
                 let mut items = Box::pin(client.items(&a.path));
                 while let Some(item) = items.next().await {

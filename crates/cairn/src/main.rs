@@ -3,10 +3,13 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod config;
 mod demo;
+mod env;
 mod graph;
 mod repo_cmd;
 mod sim;
+mod tenant_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -15,6 +18,10 @@ mod sim;
     about = "Backup and recovery for Microsoft 365"
 )]
 struct Cli {
+    /// Configuration file [default: $XDG_CONFIG_HOME/cairn/config.toml, else
+    /// ~/.config/cairn/config.toml].
+    #[arg(long, global = true, env = env::CAIRN_CONFIG, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +46,8 @@ enum Command {
     Repair(repo_cmd::RepairArgs),
     /// Microsoft Graph requests, for administrators and debugging.
     Graph(graph::GraphArgs),
+    /// The tenants of the configuration file: add (after signing in), list, remove.
+    Tenant(tenant_cmd::TenantArgs),
     /// Throughput benchmarks against the simulator.
     Bench(bench::BenchArgs),
     /// Show Cairn at work on a simulated tenant, on embedded defaults.
@@ -49,22 +58,24 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::try_from_env(env::CAIRN_LOG).unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new("info,rustic_core=warn,rustic_backend=warn")
             }),
         )
         .with_writer(std::io::stderr)
         .init();
+    let config = cli.config.as_deref();
     let result = match cli.command {
         Command::Sim(args) => sim::run(args),
-        Command::Graph(args) => graph::run(args),
-        Command::Init(a) => repo_cmd::init(a),
-        Command::Snapshots(a) => repo_cmd::snapshots(a),
-        Command::Check(a) => repo_cmd::check(a),
-        Command::Forget(a) => repo_cmd::forget(a),
-        Command::Prune(a) => repo_cmd::prune(a),
-        Command::Copy(a) => repo_cmd::copy(a),
-        Command::Repair(a) => repo_cmd::repair(a),
+        Command::Graph(args) => graph::run(args, config),
+        Command::Tenant(args) => tenant_cmd::run(args, config),
+        Command::Init(a) => repo_cmd::init(a, config),
+        Command::Snapshots(a) => repo_cmd::snapshots(a, config),
+        Command::Check(a) => repo_cmd::check(a, config),
+        Command::Forget(a) => repo_cmd::forget(a, config),
+        Command::Prune(a) => repo_cmd::prune(a, config),
+        Command::Copy(a) => repo_cmd::copy(a, config),
+        Command::Repair(a) => repo_cmd::repair(a, config),
         Command::Bench(args) => bench::run(args),
         Command::Demo => demo::demo(),
     };
@@ -95,7 +106,16 @@ fn main() -> std::process::ExitCode {
                             std::process::ExitCode::FAILURE
                         }
                     }
-                    None => std::process::ExitCode::FAILURE,
+                    // A bad configuration or a missing setting: the user's to fix.
+                    None => match e.downcast_ref::<config::UserError>() {
+                        Some(u) => {
+                            if let Some(h) = u.hint_text() {
+                                eprintln!("hint: {h}");
+                            }
+                            std::process::ExitCode::from(2)
+                        }
+                        None => std::process::ExitCode::FAILURE,
+                    },
                 },
             }
         }

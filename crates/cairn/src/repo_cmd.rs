@@ -1,44 +1,33 @@
 //! Repository commands: `init`, `snapshots`, `check`, `forget`, `prune`, `copy`.
 
+use crate::config::{self, Config};
+use crate::env;
 use anyhow::{Context, bail};
 use cairn_repo::{ForgetRule, LegalHold, Repo, RepoOptions};
 use clap::Args;
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Where the repository is and how to unlock it.
-#[derive(Args, Clone, Debug)]
+/// Where the repository is and how to unlock it; both fall back to the configuration file.
+#[derive(Args, Clone, Debug, Default)]
 pub struct RepoArgs {
-    /// Repository: a local path, or s3:https://host/bucket[/prefix].
-    #[arg(long = "repo", short = 'r', env = "CAIRN_REPOSITORY")]
-    pub repository: String,
-    /// File holding the repository password (or CAIRN_PASSWORD; else a prompt).
-    #[arg(long, env = "CAIRN_PASSWORD_FILE")]
+    /// Repository: a local path, or s3:https://host/bucket[/prefix] [default: `repository`
+    /// of the configuration file].
+    #[arg(long = "repo", short = 'r', env = env::CAIRN_REPOSITORY)]
+    pub repository: Option<String>,
+    /// File holding the repository password (or CAIRN_PASSWORD; else `password-file` of the
+    /// configuration file; else a prompt).
+    #[arg(long, env = env::CAIRN_PASSWORD_FILE)]
     pub password_file: Option<PathBuf>,
 }
 
 impl RepoArgs {
-    fn password(&self) -> anyhow::Result<String> {
-        if let Some(f) = &self.password_file {
-            let p = std::fs::read_to_string(f)
-                .with_context(|| format!("reading the password file {}", f.display()))?;
-            return Ok(p.trim_end_matches(['\n', '\r']).to_string());
-        }
-        if let Ok(p) = std::env::var("CAIRN_PASSWORD") {
-            return Ok(p);
-        }
-        if std::io::stdin().is_terminal() {
-            return Ok(rpassword::prompt_password("repository password: ")?);
-        }
-        bail!("no repository password\nhint: set CAIRN_PASSWORD_FILE or CAIRN_PASSWORD")
+    /// Location and password, from these flags over the configuration file.
+    pub fn options(&self, cfg: &Config) -> anyhow::Result<RepoOptions> {
+        cfg.repo_options(self)
     }
 
-    pub fn options(&self) -> anyhow::Result<RepoOptions> {
-        Ok(RepoOptions::new(&self.repository, &self.password()?)?)
-    }
-
-    pub fn open(&self) -> anyhow::Result<Repo> {
-        Ok(Repo::open(self.options()?)?)
+    pub fn open(&self, cfg: &Config) -> anyhow::Result<Repo> {
+        Ok(Repo::open(self.options(cfg)?)?)
     }
 }
 
@@ -46,6 +35,9 @@ impl RepoArgs {
 pub struct InitArgs {
     #[command(flatten)]
     repo: RepoArgs,
+    /// Do not record the repository in the configuration file.
+    #[arg(long)]
+    no_config: bool,
 }
 
 #[derive(Args)]
@@ -115,16 +107,47 @@ pub struct CopyArgs {
     to: String,
 }
 
-pub fn init(a: InitArgs) -> anyhow::Result<()> {
-    let opts = a.repo.options()?;
-    Repo::init(opts)?;
-    println!("created repository at {}", a.repo.repository);
+pub fn init(a: InitArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let location = cfg.repository(&a.repo)?;
+    Repo::init(a.repo.options(&cfg)?)?;
+    println!("created repository at {location}");
     eprintln!("keep the password safe: without it the backups cannot be read");
+    if !a.no_config && cfg.file().repository.is_none() {
+        let recorded = config::absolute_location(&location)?;
+        let password_file = match (&a.repo.password_file, &cfg.file().password_file) {
+            (Some(f), None) => Some(config::path_value(f)?),
+            _ => None,
+        };
+        config::edit_file(cfg.path(), |doc| {
+            doc["repository"] = toml_edit::value(&recorded);
+            if let Some(f) = &password_file {
+                doc["password-file"] = toml_edit::value(f);
+            }
+            Ok(())
+        })
+        .with_context(|| {
+            format!(
+                "the repository was created, but recording it in {} failed",
+                cfg.path().display()
+            )
+        })?;
+        let what = if password_file.is_some() {
+            "repository and password file"
+        } else {
+            "repository"
+        };
+        println!(
+            "recorded the {what} in {}: later commands need no --repo",
+            cfg.path().display()
+        );
+    }
     Ok(())
 }
 
-pub fn snapshots(a: SnapshotsArgs) -> anyhow::Result<()> {
-    let repo = a.repo.open()?;
+pub fn snapshots(a: SnapshotsArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let repo = a.repo.open(&cfg)?;
     let snaps: Vec<_> = repo
         .snapshots()?
         .into_iter()
@@ -152,8 +175,9 @@ pub fn snapshots(a: SnapshotsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn check(a: CheckArgs) -> anyhow::Result<()> {
-    let repo = a.repo.open()?;
+pub fn check(a: CheckArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let repo = a.repo.open(&cfg)?;
     let subset = match (&a.read_data_subset, a.read_data) {
         (Some(s), _) => Some(s.as_str()),
         (None, true) => Some("all"),
@@ -176,7 +200,8 @@ pub fn check(a: CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn forget(a: ForgetArgs) -> anyhow::Result<()> {
+pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
     let rule = ForgetRule {
         keep_last: a.keep_last,
         keep_daily: a.keep_daily,
@@ -196,7 +221,7 @@ pub fn forget(a: ForgetArgs) -> anyhow::Result<()> {
             }
         })
         .collect();
-    let repo = a.repo.open()?;
+    let repo = a.repo.open(&cfg)?;
     let report = repo.forget(&rule, &holds, a.dry_run)?;
     let verb = if a.dry_run { "would remove" } else { "removed" };
     for s in &report.removed {
@@ -228,16 +253,19 @@ pub fn forget(a: ForgetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn prune(a: PruneArgs) -> anyhow::Result<()> {
-    let n = a.repo.open()?.prune()?;
+pub fn prune(a: PruneArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let n = a.repo.open(&cfg)?.prune()?;
     println!("pruned: {n} packs deleted");
     Ok(())
 }
 
-pub fn copy(a: CopyArgs) -> anyhow::Result<()> {
-    let src = a.repo.open()?;
-    let mut opts = a.repo.options()?;
-    if let Ok(p) = std::env::var("CAIRN_PASSWORD2") {
+pub fn copy(a: CopyArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    // One password read (or prompt) for both.
+    let mut opts = a.repo.options(&cfg)?;
+    let src = Repo::open(opts.clone())?;
+    if let Some(p) = env::var(env::CAIRN_PASSWORD2) {
         opts.password = p;
     }
     opts.location = cairn_repo::Location::parse(&a.to)?;
@@ -260,8 +288,9 @@ pub struct RepairArgs {
     dry_run: bool,
 }
 
-pub fn repair(a: RepairArgs) -> anyhow::Result<()> {
-    let repo = a.repo.open()?;
+pub fn repair(a: RepairArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let repo = a.repo.open(&cfg)?;
     match a.what.as_str() {
         "index" => repo.repair_index(a.dry_run)?,
         _ => repo.repair_snapshots(a.dry_run)?,

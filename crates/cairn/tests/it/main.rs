@@ -179,6 +179,8 @@ fn repository_commands_work_end_to_end() {
             .args(args)
             .env("CAIRN_REPOSITORY", &dir)
             .env("CAIRN_PASSWORD_FILE", &pwfile)
+            // `init` records the repository in the configuration file: not the user's.
+            .env("CAIRN_CONFIG", dir.with_extension("toml"))
             .env_remove("CAIRN_PASSWORD")
             .stdin(Stdio::null())
             .output()

@@ -1,0 +1,60 @@
+//! Every environment variable Cairn reads, named once (as uv's `EnvVars`), so that the
+//! documentation, the clap attributes and the code cannot drift apart.
+//!
+//! Precedence everywhere: configuration file < environment < command-line flags.
+
+/// The configuration file (the same as `--config`).
+pub const CAIRN_CONFIG: &str = "CAIRN_CONFIG";
+/// Where the local catalog and spool live (overrides `cache-dir`).
+#[allow(dead_code, reason = "for `cairn backup`")]
+pub const CAIRN_CACHE_DIR: &str = "CAIRN_CACHE_DIR";
+/// The tracing filter, e.g. `debug` or `info,cairn_graph=trace`.
+pub const CAIRN_LOG: &str = "CAIRN_LOG";
+
+/// Repository location, as `--repo` takes it (overrides `repository`).
+pub const CAIRN_REPOSITORY: &str = "CAIRN_REPOSITORY";
+/// File holding the repository password (overrides `password-file`).
+pub const CAIRN_PASSWORD_FILE: &str = "CAIRN_PASSWORD_FILE";
+/// The repository password itself (overrides `password-file`).
+pub const CAIRN_PASSWORD: &str = "CAIRN_PASSWORD";
+/// Password of the second repository of `cairn copy` (else the first one's).
+pub const CAIRN_PASSWORD2: &str = "CAIRN_PASSWORD2";
+
+/// Which `[tenants.NAME]` of the configuration file to use.
+pub const CAIRN_TENANT: &str = "CAIRN_TENANT";
+/// Directory (tenant) id or verified domain.
+pub const CAIRN_TENANT_ID: &str = "CAIRN_TENANT_ID";
+/// Application (client) id of the app registration.
+pub const CAIRN_CLIENT_ID: &str = "CAIRN_CLIENT_ID";
+/// The client secret itself (never stored in the configuration file).
+pub const CAIRN_CLIENT_SECRET: &str = "CAIRN_CLIENT_SECRET";
+/// File holding the client secret.
+pub const CAIRN_CLIENT_SECRET_FILE: &str = "CAIRN_CLIENT_SECRET_FILE";
+/// Certificate with its private key (PEM, or PKCS#12).
+pub const CAIRN_CERTIFICATE: &str = "CAIRN_CERTIFICATE";
+/// Password of a PKCS#12 certificate.
+pub const CAIRN_CERTIFICATE_PASSWORD: &str = "CAIRN_CERTIFICATE_PASSWORD";
+/// File holding the password of a PKCS#12 certificate.
+pub const CAIRN_CERTIFICATE_PASSWORD_FILE: &str = "CAIRN_CERTIFICATE_PASSWORD_FILE";
+/// Graph service root, without the version.
+pub const CAIRN_GRAPH_URL: &str = "CAIRN_GRAPH_URL";
+/// Identity (login) root.
+pub const CAIRN_LOGIN_URL: &str = "CAIRN_LOGIN_URL";
+
+/// Client secret the simulator accepts (`cairn sim serve`).
+#[allow(dead_code, reason = "sim.rs still spells it out")]
+pub const CAIRN_SIM_CLIENT_SECRET: &str = "CAIRN_SIM_CLIENT_SECRET";
+
+/// Base of the configuration directory (XDG Base Directory).
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+/// Base of the cache directory (XDG Base Directory).
+#[allow(dead_code, reason = "for `cairn backup`")]
+pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
+/// The user's home, when the XDG variables are unset.
+pub const HOME: &str = "HOME";
+
+/// The value of a variable, `None` when unset or empty (an empty value means "unset", as
+/// most Unix tools read it).
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
