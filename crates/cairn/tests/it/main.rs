@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod config;
+
 fn cairn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
 }
