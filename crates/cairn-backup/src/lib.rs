@@ -1,32 +1,21 @@
 //! `cairn-backup`: the backup engine, turning Microsoft 365 resources into restore points.
 //!
-//! Today it backs up OneDrive drives (files with content, one restore point per drive and
-//! run; unchanged files are not downloaded again). Mail, calendars, contacts, SharePoint,
-//! the catalog and delta-driven incrementals follow the layout in
-//! docs/decisions/0004-backup-engine-layout.md.
+//! A run backs up each protected resource (a user: mail, calendars, contacts, OneDrive; a
+//! site: document libraries and lists; a group: its drive) into one restore point. Graph's
+//! delta queries say what changed since the last run; the changes are *staged* in the
+//! catalog (content of new mail spooled to disk), the restore point is archived from the
+//! catalog's sorted view, and only then are the changes and delta links committed. The
+//! layout and its reasons: docs/decisions/0004-backup-engine-layout.md.
 
-mod drive;
+mod archive;
+mod engine;
+mod files;
+mod mail;
+mod pim;
+mod report;
+mod scope;
+mod spool;
 
-pub use drive::{DriveBackup, backup_onedrive};
-
-/// The order the repository needs: component-wise, as `Path` compares. Replacing `/` by
-/// `\0` makes a byte-wise comparison agree with it (`a/b` before `a.txt`).
-pub fn sort_key(path: &str) -> Vec<u8> {
-    path.bytes()
-        .map(|b| if b == b'/' { 0 } else { b })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sort_key_orders_like_paths() {
-        let mut v = vec!["a.txt", "a/b", "a", "a b/c", "a/b/c", "ab"];
-        v.sort_by_key(|p| sort_key(p));
-        let mut w = v.clone();
-        w.sort_by(|x, y| std::path::Path::new(x).cmp(std::path::Path::new(y)));
-        assert_eq!(v, w);
-    }
-}
+pub use cairn_catalog::sort_key;
+pub use engine::{BackupOptions, Engine, Service, Target, TargetKind};
+pub use report::{JobReport, Progress, ResourceReport, Silent};

@@ -150,11 +150,17 @@ pub trait Catalog: Send + Sync {
     /// folder is reported removed by its old folder: that must not remove it). Returns
     /// whether anything was staged.
     fn stage_remove(&self, res: i64, scope: &str, item: &str) -> Result<bool>;
+    /// The item at `path` is left out of the next restore point (the repository could not
+    /// read it): staged as removed. Returns its scope.
+    fn drop_from_next(&self, res: i64, path: &str) -> Result<Option<String>>;
     /// Drops a staged change: the committed version stands.
     fn unstage(&self, res: i64, item: &str) -> Result<()>;
     /// A resync of `scope` begins: everything in it is staged for removal, to be taken back
     /// by the items the fresh enumeration sees again. Returns the number of items.
     fn stage_resync(&self, res: i64, scope: &str) -> Result<u64>;
+    /// Ids of the items in `scope` of the next restore point (committed, not staged for
+    /// removal, and staged ones).
+    fn items_in_scope(&self, res: i64, scope: &str, f: &mut dyn FnMut(String)) -> Result<()>;
     /// The scopes that hold committed or staged items, or a delta link.
     fn scopes(&self, res: i64) -> Result<Vec<String>>;
 

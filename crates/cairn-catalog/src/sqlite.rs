@@ -303,6 +303,27 @@ impl Catalog for SqliteCatalog {
         })
     }
 
+    fn drop_from_next(&self, res: i64, path: &str) -> Result<Option<String>> {
+        let key = sort_key(path);
+        let found: Option<(String, String)> = self.with(|c| {
+            c.query_row(
+                "SELECT item, scope FROM staged WHERE resource=?1 AND op='put' AND key=?2
+                 UNION ALL
+                 SELECT item, scope FROM versions v WHERE resource=?1 AND last IS NULL AND key=?2
+                   AND NOT EXISTS (SELECT 1 FROM staged s WHERE s.resource=?1 AND s.item=v.item)
+                 LIMIT 1",
+                params![res, key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })?;
+        let Some((item, scope)) = found else {
+            return Ok(None);
+        };
+        self.stage_remove(res, &scope, &item)?;
+        Ok(Some(scope))
+    }
+
     fn unstage(&self, res: i64, item: &str) -> Result<()> {
         self.with(|c| {
             c.execute(
@@ -331,6 +352,23 @@ impl Catalog for SqliteCatalog {
             tx.commit()?;
             Ok((a + b) as u64)
         })
+    }
+
+    fn items_in_scope(&self, res: i64, scope: &str, f: &mut dyn FnMut(String)) -> Result<()> {
+        let c = Self::connect(&self.path)?;
+        let mut st = c
+            .prepare(
+                "SELECT item FROM versions v WHERE v.resource=?1 AND v.scope=?2 AND v.last IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM staged s WHERE s.resource=?1 AND s.item=v.item)
+                 UNION ALL
+                 SELECT item FROM staged WHERE resource=?1 AND scope=?2 AND op='put'",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query(params![res, scope]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            f(r.get(0).map_err(|e| self.err(e))?);
+        }
+        Ok(())
     }
 
     fn scopes(&self, res: i64) -> Result<Vec<String>> {

@@ -1,0 +1,237 @@
+//! Writes a resource's next restore point from the catalog's sorted view, then commits.
+//!
+//! The catalog walk runs on a thread of its own and hands rows to the archiver through a
+//! bounded channel: memory holds a few hundred rows whatever the resource's size. Content
+//! comes from the spool, from the row itself (JSON items, sidecars) or from Graph (files,
+//! and messages the repository does not hold under that path yet).
+
+use crate::engine::Run;
+use cairn_catalog::{Catalog, ItemRow};
+use cairn_graph::GraphClient;
+use cairn_repo::{Entry, ItemReader, SnapshotMeta};
+use futures::StreamExt;
+use std::io::Read;
+use std::sync::Arc;
+
+pub(crate) struct Done {
+    pub snapshot: String,
+    pub items: u64,
+    pub stored: u64,
+    pub commit: cairn_catalog::CommitReport,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Where an entry's content comes from when the repository opens it.
+#[derive(Clone)]
+enum Content {
+    Spool(String),
+    Inline(Arc<[u8]>),
+    /// A message's MIME, asked of Graph.
+    Mime(String),
+    /// A file's content: `/drives/{id}/items/{id}/content`.
+    File(String),
+}
+
+fn opener(
+    c: Content,
+    graph: Arc<GraphClient>,
+    handle: tokio::runtime::Handle,
+) -> impl FnOnce() -> std::io::Result<ItemReader> + Send + 'static {
+    move || -> std::io::Result<ItemReader> {
+        match c {
+            Content::Spool(p) => Ok(Box::new(std::fs::File::open(p)?)),
+            Content::Inline(b) => Ok(Box::new(std::io::Cursor::new(b))),
+            Content::Mime(path) => {
+                let b = handle
+                    .block_on(graph.get_bytes(&path))
+                    .map_err(std::io::Error::other)?;
+                Ok(Box::new(std::io::Cursor::new(b)))
+            }
+            Content::File(path) => {
+                // The download runs as a task and hands its chunks over through a small
+                // bounded channel.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<bytes::Bytes>>(4);
+                handle.spawn(async move {
+                    let mut s = Box::pin(graph.download(&path));
+                    while let Some(chunk) = s.next().await {
+                        let failed = chunk.is_err();
+                        if tx.send(chunk.map_err(std::io::Error::other)).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                Ok(Box::new(ChannelReader {
+                    rx,
+                    current: bytes::Bytes::new(),
+                }))
+            }
+        }
+    }
+}
+
+/// Turns sorted rows into entries: directories where a path enters a new one, the content
+/// file, and a message's sidecar.
+struct Entries {
+    rows: std::sync::mpsc::IntoIter<ItemRow>,
+    pending: std::collections::VecDeque<Entry>,
+    dirs: Vec<String>,
+    base: String,
+    graph: Arc<GraphClient>,
+    handle: tokio::runtime::Handle,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Entries {
+    fn push_row(&mut self, row: ItemRow) {
+        let epoch = chrono::DateTime::<chrono::Utc>::default();
+        let parts: Vec<&str> = row.path.split('/').collect();
+        // Leave directories the path is not under, enter the ones it is.
+        let mut depth = 0;
+        while depth < self.dirs.len()
+            && depth + 1 < parts.len()
+            && self.dirs[depth] == parts[..=depth].join("/")
+        {
+            depth += 1;
+        }
+        self.dirs.truncate(depth);
+        for i in depth..parts.len() - 1 {
+            let d = parts[..=i].join("/");
+            self.pending.push_back(Entry::dir(d.clone(), epoch));
+            self.dirs.push(d);
+        }
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let content = match (row.kind.as_str(), &row.spool, &row.sidecar) {
+            (_, Some(p), _) => Content::Spool(p.clone()),
+            ("message", None, _) => {
+                Content::Mime(format!("{}/messages/{}/$value", self.base, row.item))
+            }
+            ("file", _, _) => Content::File(format!(
+                "/drives/{}/items/{}/content",
+                row.scope.trim_start_matches("drive:"),
+                row.item
+            )),
+            (_, None, Some(doc)) => Content::Inline(Arc::from(doc.as_bytes())),
+            (_, None, None) => Content::Inline(Arc::from(&b""[..])),
+        };
+        let open = opener(content, self.graph.clone(), self.handle.clone());
+        self.pending
+            .push_back(Entry::file(row.path.clone(), row.size, row.mtime, open));
+        if row.kind == "message"
+            && let Some(meta) = row.sidecar
+            && let Some(stem) = row.path.strip_suffix(".eml")
+        {
+            // Its time is the message's last change, so that a flag change that keeps the
+            // sidecar's size is still seen as a change.
+            let modified = serde_json::from_str::<serde_json::Value>(&meta)
+                .ok()
+                .and_then(|v| crate::engine::time_of(&v["lastModifiedDateTime"]))
+                .unwrap_or(row.mtime);
+            let bytes: Arc<[u8]> = Arc::from(meta.into_bytes());
+            let open = opener(
+                Content::Inline(bytes.clone()),
+                self.graph.clone(),
+                self.handle.clone(),
+            );
+            self.pending.push_back(Entry::file(
+                format!("{stem}.meta.json"),
+                bytes.len() as u64,
+                modified,
+                open,
+            ));
+        }
+    }
+}
+
+impl Iterator for Entries {
+    type Item = Entry;
+    fn next(&mut self) -> Option<Entry> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            let row = self.rows.next()?;
+            self.push_row(row);
+        }
+    }
+}
+
+/// Archives the next restore point of `run`'s resource and commits it to the catalog.
+pub(crate) async fn write(run: &Run<'_>) -> anyhow::Result<Done> {
+    let engine = run.engine;
+    let catalog: Arc<dyn Catalog> = engine.catalog.clone();
+    let res = run.res;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ItemRow>(256);
+    let walker =
+        std::thread::spawn(move || catalog.for_each_next(res, &mut |row| tx.send(row).is_ok()));
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let entries = Entries {
+        rows: rx.into_iter(),
+        pending: Default::default(),
+        dirs: Vec::new(),
+        base: run.base.clone(),
+        graph: engine.graph.clone(),
+        handle: tokio::runtime::Handle::current(),
+        count: count.clone(),
+    };
+    let meta = SnapshotMeta {
+        hostname: engine.tenant.clone(),
+        label: run.target.name.clone(),
+        paths: vec![format!(
+            "/{}",
+            format!("{:?}", run.target.kind).to_lowercase()
+        )],
+        tags: vec![format!("kind={:?}", run.target.kind).to_lowercase()],
+        time: None,
+        description: None,
+    };
+    let repo = engine.repo.clone();
+    let report = tokio::task::spawn_blocking(move || repo.archive(&meta, entries)).await??;
+    walker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the catalog walk panicked"))??;
+    // What the repository could not take is not in this restore point: the catalog says
+    // so, and the item's collection is enumerated afresh next time to fetch it again.
+    for (path, why) in &report.skipped {
+        let content = match path.strip_suffix(".meta.json") {
+            Some(stem) => format!("{stem}.eml"),
+            None => path.clone(),
+        };
+        if let Some(scope) = engine.catalog.drop_from_next(res, &content)? {
+            engine.catalog.stage_token(res, &scope, None)?;
+        }
+        tracing::debug!(path, why, "left out of the restore point");
+    }
+    let commit = engine
+        .catalog
+        .commit(res, &report.snapshot.id, report.snapshot.time)?;
+    Ok(Done {
+        snapshot: report.snapshot.id,
+        items: count.load(std::sync::atomic::Ordering::Relaxed),
+        stored: report.snapshot.data_added,
+        commit,
+        skipped: report.skipped,
+    })
+}
+
+/// A blocking reader over chunks sent by an async download.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv() {
+                Ok(chunk) => self.current = chunk?,
+                // The download ended.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}

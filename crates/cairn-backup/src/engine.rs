@@ -1,0 +1,482 @@
+//! A backup run: which resources, in what parallelism, and the life of one resource's
+//! restore point (stage changes, archive, commit).
+
+use crate::report::{JobReport, Progress, ResourceReport, Skipped};
+use crate::spool::Spool;
+use cairn_catalog::Catalog;
+use cairn_graph::{GraphClient, GraphError};
+use cairn_repo::Repo;
+use futures::StreamExt;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What can be backed up of a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Mail,
+    Calendar,
+    Contacts,
+    OneDrive,
+    SharePoint,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::Mail,
+        Service::Calendar,
+        Service::Contacts,
+        Service::OneDrive,
+        Service::SharePoint,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "mail" | "exchange" => Service::Mail,
+            "calendar" | "calendars" => Service::Calendar,
+            "contacts" => Service::Contacts,
+            "onedrive" => Service::OneDrive,
+            "sharepoint" | "sites" => Service::SharePoint,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    User,
+    Group,
+    Site,
+}
+
+/// A protected resource.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub kind: TargetKind,
+    /// Graph id.
+    pub id: String,
+    /// What people call it: user principal name, group name, site URL. Restore points are
+    /// labelled with it.
+    pub name: String,
+}
+
+impl Target {
+    pub(crate) fn base(&self) -> String {
+        match self.kind {
+            TargetKind::User => format!("/users/{}", self.id),
+            TargetKind::Group => format!("/groups/{}", self.id),
+            TargetKind::Site => format!("/sites/{}", self.id),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct BackupOptions {
+    pub services: Vec<Service>,
+    /// Resources backed up at once.
+    pub parallel: usize,
+    /// Concurrent content fetches per resource (Exchange allows 4 per mailbox).
+    pub per_resource: usize,
+    /// Where content waits between its fetch and its archive.
+    pub spool_dir: PathBuf,
+}
+
+impl BackupOptions {
+    pub fn new(spool_dir: PathBuf) -> Self {
+        Self {
+            services: Service::ALL.to_vec(),
+            parallel: 8,
+            per_resource: 4,
+            spool_dir,
+        }
+    }
+}
+
+pub struct Engine {
+    pub(crate) graph: Arc<GraphClient>,
+    pub(crate) repo: Arc<Repo>,
+    pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) tenant: String,
+    pub(crate) opts: BackupOptions,
+    pub(crate) progress: Arc<dyn Progress>,
+}
+
+/// One resource's run: its catalog id, spool, and the report being filled.
+pub(crate) struct Run<'a> {
+    pub engine: &'a Engine,
+    pub target: &'a Target,
+    pub res: i64,
+    pub spool: Spool,
+    pub base: String,
+    skipped: Mutex<Vec<Skipped>>,
+    fetched: AtomicU64,
+    fetched_bytes: AtomicU64,
+}
+
+impl Run<'_> {
+    pub fn graph(&self) -> &GraphClient {
+        &self.engine.graph
+    }
+
+    pub fn catalog(&self) -> &dyn Catalog {
+        self.engine.catalog.as_ref()
+    }
+
+    pub fn skip(&self, object: impl Into<String>, reason: impl Into<String>) {
+        let (object, reason) = (object.into(), reason.into());
+        tracing::warn!(resource = %self.target.name, %object, "skipped: {reason}");
+        self.skipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Skipped { object, reason });
+    }
+
+    pub fn fetched(&self, bytes: u64) {
+        self.fetched.fetch_add(1, Ordering::Relaxed);
+        self.fetched_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.engine.progress.fetched(&self.target.name, 1, bytes);
+    }
+
+    pub fn enumerated(&self, n: u64) {
+        self.engine.progress.enumerated(&self.target.name, n);
+    }
+
+    pub fn wants(&self, s: Service) -> bool {
+        self.engine.opts.services.contains(&s)
+    }
+}
+
+/// The HTTP status behind a Graph error, if Graph answered.
+pub(crate) fn status_of(e: &GraphError) -> Option<u16> {
+    match e {
+        GraphError::Api { status, .. } => Some(*status),
+        GraphError::Exhausted { last, .. } => status_of(last),
+        _ => None,
+    }
+}
+
+pub(crate) fn is_missing(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<GraphError>()
+        .and_then(status_of)
+        .is_some_and(|s| s == 404)
+}
+
+impl Engine {
+    pub fn new(
+        graph: Arc<GraphClient>,
+        repo: Arc<Repo>,
+        catalog: Arc<dyn Catalog>,
+        tenant: &str,
+        opts: BackupOptions,
+        progress: Arc<dyn Progress>,
+    ) -> Self {
+        Self {
+            graph,
+            repo,
+            catalog,
+            tenant: tenant.to_string(),
+            opts,
+            progress,
+        }
+    }
+
+    /// Users of the tenant; `only` (user principal names or ids) narrows the list.
+    pub async fn users(&self, only: &[String]) -> anyhow::Result<Vec<Target>> {
+        let mut out = Vec::new();
+        let mut s = Box::pin(
+            self.graph
+                .items("/users?$select=id,userPrincipalName,displayName,mail"),
+        );
+        while let Some(u) = s.next().await {
+            let u = u?;
+            let id = u["id"].as_str().unwrap_or_default().to_string();
+            let upn = u["userPrincipalName"].as_str().unwrap_or(&id).to_string();
+            if only.is_empty()
+                || only
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case(&upn) || *o == id)
+            {
+                out.push(Target {
+                    kind: TargetKind::User,
+                    id,
+                    name: upn,
+                });
+            }
+        }
+        for o in only {
+            if !out
+                .iter()
+                .any(|t| t.name.eq_ignore_ascii_case(o) || t.id == *o)
+            {
+                anyhow::bail!(
+                    "no user '{o}' in tenant {}\nhint: `cairn graph get /users` lists the users",
+                    self.tenant
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Microsoft 365 groups; `only` (names or ids) narrows the list.
+    pub async fn groups(&self, only: &[String]) -> anyhow::Result<Vec<Target>> {
+        let mut out = Vec::new();
+        let mut s = Box::pin(
+            self.graph
+                .items("/groups?$select=id,displayName,mailNickname,groupTypes"),
+        );
+        while let Some(g) = s.next().await {
+            let g = g?;
+            let unified = g["groupTypes"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "Unified"));
+            let id = g["id"].as_str().unwrap_or_default().to_string();
+            let name = g["mailNickname"]
+                .as_str()
+                .or(g["displayName"].as_str())
+                .unwrap_or(&id)
+                .to_string();
+            let wanted = only.is_empty()
+                || only
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case(&name) || *o == id);
+            if unified && wanted {
+                out.push(Target {
+                    kind: TargetKind::Group,
+                    id,
+                    name: format!("group:{name}"),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sites and their subsites; `only` (URLs or ids) narrows the list.
+    pub async fn sites(&self, only: &[String]) -> anyhow::Result<Vec<Target>> {
+        let mut out = Vec::new();
+        let mut queue: Vec<String> = Vec::new();
+        let mut s = Box::pin(self.graph.items("/sites/getAllSites?$select=id,webUrl"));
+        while let Some(site) = s.next().await {
+            let site = site?;
+            queue.push(site["id"].as_str().unwrap_or_default().to_string());
+            let url = site["webUrl"].as_str().unwrap_or_default().to_string();
+            let id = site["id"].as_str().unwrap_or_default().to_string();
+            if only.is_empty() || only.iter().any(|o| *o == url || *o == id) {
+                out.push(Target {
+                    kind: TargetKind::Site,
+                    id,
+                    name: url,
+                });
+            }
+        }
+        drop(s);
+        // Subsites are resources of their own, found under the selected sites.
+        let mut i = 0;
+        while i < out.len() {
+            let parent = out[i].id.clone();
+            let mut subs = Box::pin(
+                self.graph
+                    .items(&format!("/sites/{parent}/sites?$select=id,webUrl")),
+            );
+            while let Some(site) = subs.next().await {
+                let site = site?;
+                let id = site["id"].as_str().unwrap_or_default().to_string();
+                if !out.iter().any(|t| t.id == id) {
+                    out.push(Target {
+                        kind: TargetKind::Site,
+                        id,
+                        name: site["webUrl"].as_str().unwrap_or_default().to_string(),
+                    });
+                }
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    /// Backs up every target, `parallel` at a time; one failing resource does not stop the
+    /// others.
+    pub async fn run(self: &Arc<Self>, targets: Vec<Target>) -> JobReport {
+        let start = Instant::now();
+        let (req0, thr0) = (self.graph.requests(), self.graph.throttled());
+        let mut resources: Vec<ResourceReport> = futures::stream::iter(targets)
+            .map(|t| {
+                let this = self.clone();
+                async move {
+                    let name = t.name.clone();
+                    match tokio::spawn(async move { this.backup(&t).await }).await {
+                        Ok(r) => r,
+                        Err(e) => ResourceReport {
+                            resource: name,
+                            error: Some(format!("the backup task failed: {e}")),
+                            ..ResourceReport::default()
+                        },
+                    }
+                }
+            })
+            .buffer_unordered(self.opts.parallel.max(1))
+            .collect()
+            .await;
+        resources.sort_by(|a, b| a.resource.cmp(&b.resource));
+        JobReport {
+            tenant: self.tenant.clone(),
+            resources,
+            requests: self.graph.requests() - req0,
+            throttled: self.graph.throttled() - thr0,
+            seconds: start.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// One resource: stage what changed, write its restore point, commit.
+    pub async fn backup(&self, target: &Target) -> ResourceReport {
+        let start = Instant::now();
+        self.progress.started(&target.name);
+        let mut report = ResourceReport {
+            resource: target.name.clone(),
+            kind: format!("{:?}", target.kind).to_lowercase(),
+            ..ResourceReport::default()
+        };
+        let res = match self.catalog.resource(&self.tenant, &target.name) {
+            Ok(r) => r.id,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return report;
+            }
+        };
+        let run = Run {
+            engine: self,
+            target,
+            res,
+            spool: Spool::new(&self.opts.spool_dir, res),
+            base: target.base(),
+            skipped: Mutex::new(Vec::new()),
+            fetched: AtomicU64::new(0),
+            fetched_bytes: AtomicU64::new(0),
+        };
+        let outcome = self.stage_and_archive(&run).await;
+        report.fetched = run.fetched.load(Ordering::Relaxed);
+        report.fetched_bytes = run.fetched_bytes.load(Ordering::Relaxed);
+        match outcome {
+            Ok(Some(done)) => {
+                report.snapshot = Some(done.snapshot);
+                report.items = done.items;
+                report.added = done.commit.added;
+                report.changed = done.commit.changed;
+                report.removed = done.commit.removed;
+                report.stored_bytes = done.stored;
+                for (object, reason) in done.skipped {
+                    run.skip(object, reason);
+                }
+                run.spool.clear();
+            }
+            Ok(None) => {}
+            Err(e) => report.error = Some(format!("{e:#}")),
+        }
+        report.skipped =
+            std::mem::take(&mut *run.skipped.lock().unwrap_or_else(|e| e.into_inner()));
+        report.seconds = start.elapsed().as_secs_f64();
+        self.progress.finished(&report);
+        report
+    }
+
+    async fn stage_and_archive(
+        &self,
+        run: &Run<'_>,
+    ) -> anyhow::Result<Option<crate::archive::Done>> {
+        let mut any = false;
+        match run.target.kind {
+            TargetKind::User => {
+                if run.wants(Service::Mail) {
+                    any |= service(run, "mail", crate::mail::stage(run)).await;
+                }
+                if run.wants(Service::Calendar) {
+                    any |= service(run, "calendar", crate::pim::stage_calendars(run)).await;
+                }
+                if run.wants(Service::Contacts) {
+                    any |= service(run, "contacts", crate::pim::stage_contacts(run)).await;
+                }
+                if run.wants(Service::OneDrive) {
+                    any |= service(run, "onedrive", crate::files::stage_onedrive(run)).await;
+                }
+            }
+            TargetKind::Group => {
+                if run.wants(Service::SharePoint) || run.wants(Service::OneDrive) {
+                    any |= service(run, "files", crate::files::stage_libraries(run)).await;
+                }
+            }
+            TargetKind::Site => {
+                if run.wants(Service::SharePoint) {
+                    any |= service(run, "files", crate::files::stage_libraries(run)).await;
+                    any |= service(run, "lists", crate::files::stage_lists(run)).await;
+                }
+            }
+        }
+        let has_points = !run.catalog().points(run.res)?.is_empty();
+        if !any && !has_points {
+            anyhow::bail!(
+                "nothing of {} could be read (see the skipped services)",
+                run.target.name
+            );
+        }
+        self.progress.archiving(&run.target.name);
+        crate::archive::write(run).await.map(Some)
+    }
+}
+
+/// Runs one service's staging; a failure is recorded and the others go on. Returns whether
+/// the service was read.
+async fn service(
+    run: &Run<'_>,
+    name: &str,
+    f: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> bool {
+    match f.await {
+        Ok(()) => true,
+        Err(e) if is_missing(&e) => {
+            run.skip(name, format!("not available for this resource: {e:#}"));
+            false
+        }
+        Err(e) => {
+            run.skip(
+                name,
+                format!("{e:#} (what was read is kept; the next run continues from there)"),
+            );
+            false
+        }
+    }
+}
+
+/// RFC 3339 time of a Graph property.
+pub(crate) fn time_of(v: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    v.as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&chrono::Utc))
+}
+
+/// A short stable name for an id (ids are long and may hold characters paths dislike).
+pub(crate) fn short_id(id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(id.as_bytes())[..6])
+}
+
+/// A name made safe as one path component: `/` and control characters escaped.
+pub(crate) fn component(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '/' => out.push_str("%2F"),
+            '%' => out.push_str("%25"),
+            c if c.is_control() => out.push_str(&format!("%{:02X}", c as u32 & 0xff)),
+            c => out.push(c),
+        }
+    }
+    match out.as_str() {
+        "" => "%00".into(),
+        "." => "%2E".into(),
+        ".." => "%2E%2E".into(),
+        _ => out,
+    }
+}

@@ -1,0 +1,274 @@
+//! Exchange mail: every folder (hidden ones, Archive, Recoverable Items), each message as
+//! its MIME byte for byte plus a sidecar with what MIME does not carry (read state, flags,
+//! categories, importance, folder).
+//!
+//! Layout: `mail/<folder path>/<YYYY-MM>/<received>-<id hash>.eml` and `….meta.json`. A
+//! received message's MIME never changes, so its size is known from the previous version
+//! and a flag change fetches nothing: only the sidecar is new.
+
+use crate::engine::{Run, component, short_id, time_of};
+use crate::scope::{Job, Source, drop_vanished, sync};
+use cairn_catalog::ItemRow;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+
+const SELECT: &str = "id,subject,from,sender,toRecipients,ccRecipients,bccRecipients,receivedDateTime,sentDateTime,lastModifiedDateTime,isRead,isDraft,flag,categories,importance,internetMessageId,changeKey,parentFolderId,hasAttachments,conversationId";
+
+/// Properties kept beside the MIME.
+const SIDECAR: &[&str] = &[
+    "id",
+    "isRead",
+    "isDraft",
+    "flag",
+    "categories",
+    "importance",
+    "receivedDateTime",
+    "sentDateTime",
+    "lastModifiedDateTime",
+    "internetMessageId",
+    "conversationId",
+    "subject",
+];
+
+pub(crate) struct Folder {
+    pub id: String,
+    /// Display names from the root, `/`-joined (each made a safe component).
+    pub path: String,
+}
+
+/// Every folder of a hierarchy (`mailFolders`, `contactFolders`), flat from its delta
+/// query, with its path; search folders are left out (they hold no items of their own).
+pub(crate) async fn folder_tree(run: &Run<'_>, hierarchy: &str) -> anyhow::Result<Vec<Folder>> {
+    let mut all: HashMap<String, (String, Option<String>)> = HashMap::new();
+    let mut search: HashSet<String> = HashSet::new();
+    let mut s = Box::pin(run.graph().delta(
+        &format!(
+            "{}/{hierarchy}/delta?$select=id,displayName,parentFolderId",
+            run.base
+        ),
+        None,
+    ));
+    while let Some(ev) = s.next().await {
+        if let cairn_graph::DeltaEvent::Upsert(f) = ev? {
+            let id = f["id"].as_str().unwrap_or_default().to_string();
+            if f["@odata.type"]
+                .as_str()
+                .is_some_and(|t| t.contains("mailSearchFolder"))
+            {
+                search.insert(id.clone());
+            }
+            all.insert(
+                id,
+                (
+                    f["displayName"].as_str().unwrap_or("(no name)").to_string(),
+                    f["parentFolderId"].as_str().map(str::to_string),
+                ),
+            );
+        }
+    }
+    drop(s);
+    let mut out: Vec<Folder> = Vec::new();
+    for id in all.keys() {
+        if search.contains(id) {
+            continue;
+        }
+        let mut parts = Vec::new();
+        let mut cur = Some(id.clone());
+        let mut depth = 0;
+        while let Some(c) = cur {
+            let Some((name, parent)) = all.get(&c) else {
+                break;
+            };
+            parts.push(component(name));
+            cur = parent.clone();
+            depth += 1;
+            if depth > 64 {
+                break;
+            }
+        }
+        parts.reverse();
+        out.push(Folder {
+            id: id.clone(),
+            path: parts.join("/"),
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// All message folders of the mailbox, with their paths.
+async fn folders(run: &Run<'_>) -> anyhow::Result<Vec<Folder>> {
+    let mut out = folder_tree(run, "mailFolders").await?;
+    // Recoverable Items lies outside the folder tree: reached by its well-known name.
+    match run
+        .graph()
+        .get(&format!(
+            "{}/mailFolders/recoverableitemsdeletions?$select=id,displayName",
+            run.base
+        ))
+        .await
+    {
+        Ok(f) => out.push(Folder {
+            id: f["id"].as_str().unwrap_or_default().to_string(),
+            path: format!(
+                "Recoverable Items/{}",
+                component(f["displayName"].as_str().unwrap_or("Deletions"))
+            ),
+        }),
+        Err(e) => run.skip("mail folder Recoverable Items", e.to_string()),
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn addresses(v: &Value) -> Option<String> {
+    let list: Vec<String> = v
+        .as_array()?
+        .iter()
+        .filter_map(|r| r["emailAddress"]["address"].as_str().map(str::to_string))
+        .collect();
+    (!list.is_empty()).then(|| list.join(", "))
+}
+
+/// Stages the changes of every mail folder.
+pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
+    let folders = folders(run).await?;
+    let mut listed = HashSet::new();
+    for f in &folders {
+        let scope = format!("mail:{}", f.id);
+        listed.insert(scope.clone());
+        let start = format!(
+            "{}/mailFolders/{}/messages/delta?$select={SELECT}",
+            run.base, f.id
+        );
+        let folder_path = f.path.clone();
+        let scope2 = scope.clone();
+        let r = sync(run, &scope, Source::Delta(start), |m| {
+            plan(run, &scope2, &folder_path, m)
+        })
+        .await;
+        if let Err(e) = r {
+            // One folder's failure leaves its previous state in the restore point.
+            run.skip(format!("mail folder {}", f.path), format!("{e:#}"));
+        }
+    }
+    drop_vanished(run, "mail:", &listed)
+}
+
+/// Decides what a message needs: nothing, a new sidecar only, or its MIME fetched.
+fn plan<'a>(
+    run: &'a Run<'a>,
+    scope: &str,
+    folder: &str,
+    m: Value,
+) -> anyhow::Result<Option<Job<'a>>> {
+    let cat = run.catalog();
+    let Some(id) = m["id"].as_str().map(str::to_string) else {
+        run.skip(format!("a message in {folder}"), "Graph gave no id");
+        return Ok(None);
+    };
+    let change = m["changeKey"]
+        .as_str()
+        .or(m["lastModifiedDateTime"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let draft = m["isDraft"] == json!(true);
+    let modified = time_of(&m["lastModifiedDateTime"]).unwrap_or_default();
+    let received = time_of(&m["receivedDateTime"]).unwrap_or(modified);
+    let path = format!(
+        "mail/{folder}/{}/{}-{}.eml",
+        received.format("%Y-%m"),
+        received.format("%Y%m%dT%H%M%SZ"),
+        short_id(&id)
+    );
+    let found = cat.lookup(run.res, &id)?;
+    if let Some((s, false)) = &found.staged
+        && s.change == change
+        && s.path == path
+        && s.spool
+            .as_deref()
+            .is_none_or(|p| crate::spool::Spool::complete(p) == Some(s.size))
+    {
+        return Ok(None);
+    }
+    if let Some(c) = &found.current
+        && c.change == change
+        && c.path == path
+    {
+        cat.unstage(run.res, &id)?;
+        return Ok(None);
+    }
+    let mut meta = serde_json::Map::new();
+    for k in SIDECAR {
+        if let Some(v) = m.get(*k) {
+            meta.insert((*k).into(), v.clone());
+        }
+    }
+    meta.insert("folder".into(), json!(folder));
+    meta.insert("from".into(), m["from"].clone());
+    let from = m["from"]["emailAddress"]["address"]
+        .as_str()
+        .map(str::to_string);
+    let recipients = [
+        addresses(&m["toRecipients"]),
+        addresses(&m["ccRecipients"]),
+        addresses(&m["bccRecipients"]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ");
+    let mut row = ItemRow {
+        item: id.clone(),
+        scope: scope.to_string(),
+        kind: "message".into(),
+        path,
+        size: 0,
+        // The MIME of a received message does not change; a draft's does.
+        mtime: if draft { modified } else { received },
+        change: change.clone(),
+        subject: m["subject"].as_str().map(str::to_string),
+        sender: from,
+        recipients: (!recipients.is_empty()).then_some(recipients),
+        date: Some(received),
+        name: None,
+        hash: None,
+        sidecar: Some(Value::Object(meta).to_string()),
+        spool: None,
+    };
+    // Same content as a version we hold: its size is known, nothing to fetch.
+    let known = found
+        .current
+        .as_ref()
+        .filter(|c| !draft && c.mtime == row.mtime)
+        .map(|c| c.size);
+    if let Some(size) = known {
+        row.size = size;
+        cat.stage_put(run.res, &row)?;
+        return Ok(None);
+    }
+    let dest = run.spool.path_for(&id, &change);
+    if let Some(size) = crate::spool::Spool::complete(&dest.to_string_lossy()) {
+        // Spooled by an interrupted run.
+        row.size = size;
+        row.spool = Some(dest.to_string_lossy().into_owned());
+        cat.stage_put(run.res, &row)?;
+        return Ok(None);
+    }
+    let url = format!("{}/messages/{}/$value", run.base, id);
+    Ok(Some(Box::pin(async move {
+        let object = format!("message {id} in {folder_of}", folder_of = row.path);
+        let size = run
+            .spool
+            .fetch(run.graph(), &url, &dest)
+            .await
+            .map_err(|e| (object.clone(), format!("{e:#}")))?;
+        run.fetched(size);
+        row.size = size;
+        row.spool = Some(dest.to_string_lossy().into_owned());
+        run.catalog()
+            .stage_put(run.res, &row)
+            .map_err(|e| (object, e.to_string()))
+    })))
+}

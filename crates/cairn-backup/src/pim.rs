@@ -1,0 +1,139 @@
+//! Calendars and contacts, kept as Graph JSON exactly as Graph gave it (restore and the ICS
+//! and vCard exports read it back).
+//!
+//! Layout: `calendar/<calendar>/<id hash>.json`, `contacts/<folder>/<id hash>.json`.
+//! Contacts come from per-folder delta queries. Events have no delta query outside a time
+//! window of the primary calendar (`calendarView/delta`), so each calendar is listed whole
+//! and reconciled: about one request per calendar per hundred events.
+
+use crate::engine::{Run, component, short_id, time_of};
+use crate::scope::{Job, Source, drop_vanished, sync};
+use cairn_catalog::ItemRow;
+use futures::StreamExt;
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// A JSON item staged with its document as content.
+fn stage_json(
+    run: &Run<'_>,
+    scope: &str,
+    kind: &str,
+    dir: &str,
+    mut v: Value,
+) -> anyhow::Result<Option<Job<'static>>> {
+    let cat = run.catalog();
+    let Some(id) = v["id"].as_str().map(str::to_string) else {
+        run.skip(format!("a {kind} in {dir}"), "Graph gave no id");
+        return Ok(None);
+    };
+    let change = v["changeKey"]
+        .as_str()
+        .or(v["@odata.etag"].as_str())
+        .or(v["lastModifiedDateTime"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let path = format!("{dir}/{}.json", short_id(&id));
+    let found = cat.lookup(run.res, &id)?;
+    if let Some(c) = &found.current
+        && c.change == change
+        && c.path == path
+    {
+        cat.unstage(run.res, &id)?;
+        return Ok(None);
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.remove("@odata.context");
+    }
+    let doc = serde_json::to_string_pretty(&v)?;
+    let (subject, date, sender, name) = if kind == "event" {
+        (
+            v["subject"].as_str().map(str::to_string),
+            v["start"]["dateTime"]
+                .as_str()
+                .and_then(|s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok())
+                .map(|d| d.and_utc()),
+            v["organizer"]["emailAddress"]["address"]
+                .as_str()
+                .map(str::to_string),
+            None,
+        )
+    } else {
+        (
+            None,
+            None,
+            v["emailAddresses"][0]["address"]
+                .as_str()
+                .map(str::to_string),
+            v["displayName"].as_str().map(str::to_string),
+        )
+    };
+    let row = ItemRow {
+        item: id,
+        scope: scope.into(),
+        kind: kind.into(),
+        path,
+        size: doc.len() as u64,
+        mtime: time_of(&v["lastModifiedDateTime"]).unwrap_or_default(),
+        change,
+        subject,
+        sender,
+        recipients: None,
+        date,
+        name,
+        hash: None,
+        sidecar: Some(doc),
+        spool: None,
+    };
+    cat.stage_put(run.res, &row)?;
+    Ok(None)
+}
+
+pub(crate) async fn stage_calendars(run: &Run<'_>) -> anyhow::Result<()> {
+    let mut calendars = Vec::new();
+    let mut s = Box::pin(
+        run.graph()
+            .items(&format!("{}/calendars?$select=id,name", run.base)),
+    );
+    while let Some(c) = s.next().await {
+        let c = c?;
+        calendars.push((
+            c["id"].as_str().unwrap_or_default().to_string(),
+            component(c["name"].as_str().unwrap_or("Calendar")),
+        ));
+    }
+    drop(s);
+    let mut listed = HashSet::new();
+    for (id, name) in calendars {
+        let scope = format!("calendar:{id}");
+        listed.insert(scope.clone());
+        let dir = format!("calendar/{name}");
+        let path = format!("{}/calendars/{id}/events", run.base);
+        let r = sync(run, &scope, Source::Listing(path), |v| {
+            stage_json(run, &scope, "event", &dir, v)
+        })
+        .await;
+        if let Err(e) = r {
+            run.skip(format!("calendar {name}"), format!("{e:#}"));
+        }
+    }
+    drop_vanished(run, "calendar:", &listed)
+}
+
+pub(crate) async fn stage_contacts(run: &Run<'_>) -> anyhow::Result<()> {
+    let folders = crate::mail::folder_tree(run, "contactFolders").await?;
+    let mut listed = HashSet::new();
+    for crate::mail::Folder { id, path: name } in folders {
+        let scope = format!("contacts:{id}");
+        listed.insert(scope.clone());
+        let dir = format!("contacts/{name}");
+        let start = format!("{}/contactFolders/{id}/contacts/delta", run.base);
+        let r = sync(run, &scope, Source::Delta(start), |v| {
+            stage_json(run, &scope, "contact", &dir, v)
+        })
+        .await;
+        if let Err(e) = r {
+            run.skip(format!("contact folder {name}"), format!("{e:#}"));
+        }
+    }
+    drop_vanished(run, "contacts:", &listed)
+}

@@ -1,0 +1,75 @@
+//! What a run tells its caller: a report per resource, and progress while it runs.
+
+use serde::Serialize;
+
+/// Progress of a run, reported by the engine; the CLI draws bars, the server exports
+/// metrics. Calls come from many tasks at once.
+pub trait Progress: Send + Sync {
+    /// A resource's backup begins.
+    fn started(&self, _resource: &str) {}
+    /// Items were enumerated (new or changed ones are fetched).
+    fn enumerated(&self, _resource: &str, _items: u64) {}
+    /// Content was fetched from Graph.
+    fn fetched(&self, _resource: &str, _items: u64, _bytes: u64) {}
+    /// The resource's restore point is being written.
+    fn archiving(&self, _resource: &str) {}
+    fn finished(&self, _report: &ResourceReport) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// What happened to one resource.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ResourceReport {
+    pub resource: String,
+    pub kind: String,
+    /// The restore point written, if any.
+    pub snapshot: Option<String>,
+    /// Items in the restore point.
+    pub items: u64,
+    /// Items new, changed or removed since the previous restore point.
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    /// Items whose content was fetched from Graph in this run.
+    pub fetched: u64,
+    pub fetched_bytes: u64,
+    /// Bytes the repository stored anew (after deduplication and compression).
+    pub stored_bytes: u64,
+    /// Objects left out (an item, a folder, a service), with the reason.
+    pub skipped: Vec<Skipped>,
+    /// Why the resource has no restore point from this run.
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Skipped {
+    pub object: String,
+    pub reason: String,
+}
+
+impl ResourceReport {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JobReport {
+    pub tenant: String,
+    pub resources: Vec<ResourceReport>,
+    pub requests: u64,
+    pub throttled: u64,
+    pub seconds: f64,
+}
+
+impl JobReport {
+    pub fn failed(&self) -> usize {
+        self.resources.iter().filter(|r| !r.ok()).count()
+    }
+}

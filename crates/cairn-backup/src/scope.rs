@@ -1,0 +1,145 @@
+//! One collection (a mail folder, a drive, a list, a calendar) brought up to date in the
+//! catalog: from its delta link when it has one, else by enumerating it whole and
+//! reconciling (what the enumeration did not see again is removed).
+
+use crate::engine::Run;
+use cairn_graph::DeltaEvent;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Work the planner hands back: fetch content, then stage. Its error names the item.
+pub(crate) type Job<'a> = Pin<Box<dyn Future<Output = Result<(), (String, String)>> + Send + 'a>>;
+
+pub(crate) enum Source {
+    /// A delta query: `start` for a fresh round.
+    Delta(String),
+    /// A plain listing, enumerated whole each run (collections without delta).
+    Listing(String),
+}
+
+/// Brings `scope` up to date. `plan` sees each current item: it stages it at once and
+/// returns `None`, or returns a job (at most `per_resource` run at once).
+pub(crate) async fn sync<'a>(
+    run: &'a Run<'a>,
+    scope: &str,
+    source: Source,
+    mut plan: impl FnMut(Value) -> anyhow::Result<Option<Job<'a>>>,
+) -> anyhow::Result<()> {
+    let cat = run.catalog();
+    let limit = run.engine.opts.per_resource.max(1);
+    let (mut start, listing) = match source {
+        Source::Delta(s) => (s, false),
+        Source::Listing(s) => (s, true),
+    };
+    let mut link = if listing {
+        None
+    } else {
+        cat.token(run.res, scope)?
+    };
+    // A fresh enumeration of a collection we hold items of must reconcile (a first one has
+    // nothing to reconcile, and keeps no set of ids).
+    let held = link.is_none() && {
+        let mut any = false;
+        cat.items_in_scope(run.res, scope, &mut |_| any = true)?;
+        any
+    };
+    let mut seen: Option<HashSet<String>> = (listing || held).then(HashSet::new);
+    loop {
+        let mut failed = false;
+        let mut inflight: FuturesUnordered<Job<'a>> = FuturesUnordered::new();
+        let mut restart = None;
+        let mut complete = None;
+        let mut count = 0u64;
+        {
+            let events: Pin<Box<dyn futures::Stream<Item = _> + Send + '_>> = if listing {
+                Box::pin(run.graph().items(&start).map(|r| r.map(DeltaEvent::Upsert)))
+            } else {
+                Box::pin(run.graph().delta(&start, link.as_deref()))
+            };
+            let mut events = events;
+            while let Some(ev) = events.next().await {
+                match ev? {
+                    DeltaEvent::Upsert(item) => {
+                        count += 1;
+                        if let (Some(seen), Some(id)) = (seen.as_mut(), item["id"].as_str()) {
+                            seen.insert(id.to_string());
+                        }
+                        if let Some(job) = plan(item)? {
+                            inflight.push(job);
+                            while inflight.len() >= limit {
+                                if let Some(Err((object, reason))) = inflight.next().await {
+                                    run.skip(object, reason);
+                                    failed = true;
+                                }
+                            }
+                        }
+                    }
+                    DeltaEvent::Removed { id } => {
+                        cat.stage_remove(run.res, scope, &id)?;
+                    }
+                    DeltaEvent::Complete { delta_link } => complete = Some(delta_link),
+                    DeltaEvent::Resync { restart: r } => {
+                        restart = Some(r);
+                        break;
+                    }
+                }
+            }
+        }
+        while let Some(done) = inflight.next().await {
+            if let Err((object, reason)) = done {
+                run.skip(object, reason);
+                failed = true;
+            }
+        }
+        run.enumerated(count);
+        if let Some(r) = restart {
+            tracing::info!(resource = %run.target.name, scope, "delta token expired: enumerating afresh");
+            cat.stage_token(run.res, scope, None)?;
+            start = r;
+            link = None;
+            seen = Some(HashSet::new());
+            continue;
+        }
+        if let Some(seen) = seen.filter(|_| !failed) {
+            let mut gone = Vec::new();
+            cat.items_in_scope(run.res, scope, &mut |id| {
+                if !seen.contains(&id) {
+                    gone.push(id);
+                }
+            })?;
+            for id in gone {
+                cat.stage_remove(run.res, scope, &id)?;
+            }
+        }
+        // An item that could not be fetched keeps the old link: the next run sees it again.
+        if !failed && let Some(l) = complete {
+            cat.stage_token(run.res, scope, Some(&l))?;
+        }
+        return Ok(());
+    }
+}
+
+/// The scopes of a service the catalog holds that Graph no longer lists (a deleted folder,
+/// drive or list): their items are removed from the next restore point.
+pub(crate) fn drop_vanished(
+    run: &Run<'_>,
+    prefix: &str,
+    listed: &HashSet<String>,
+) -> anyhow::Result<()> {
+    let cat = run.catalog();
+    for scope in cat.scopes(run.res)? {
+        if scope.starts_with(prefix) && !listed.contains(&scope) {
+            let mut gone = Vec::new();
+            cat.items_in_scope(run.res, &scope, &mut |id| gone.push(id))?;
+            for id in gone {
+                cat.stage_remove(run.res, &scope, &id)?;
+            }
+            cat.stage_token(run.res, &scope, None)?;
+        }
+    }
+    Ok(())
+}
