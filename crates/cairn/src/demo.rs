@@ -1,5 +1,6 @@
 //! `cairn demo`: the story on embedded defaults — a simulated tenant, a local repository,
-//! a OneDrive backed up, changed, backed up again, and a file restored and verified.
+//! three users backed up (mail, calendars, contacts, OneDrive), changed, backed up again,
+//! and a file restored and verified.
 
 use crate::sim::{print_banner, runtime};
 use anyhow::Context;
@@ -87,33 +88,44 @@ pub fn demo() -> anyhow::Result<()> {
         };
         println!("\nrepository created at {path}");
 
-        let first =
-            cairn_backup::backup_onedrive(graph.clone(), repo.clone(), "contoso", &upn).await?;
-        println!(
-            "backup 1 of {upn}'s OneDrive: {} files, {} downloaded → restore point {}",
-            first.files,
-            first.downloaded,
-            &first.snapshot.id[..8]
-        );
+        let catalog = Arc::new(cairn_catalog::SqliteCatalog::open(&dir.join("catalog.db"))?);
+        let engine = Arc::new(cairn_backup::Engine::new(
+            graph.clone(),
+            repo.clone(),
+            catalog.clone(),
+            "contoso",
+            cairn_backup::BackupOptions::new(dir.join("spool")),
+            Arc::new(cairn_backup::Silent),
+        ));
+        let targets: Vec<cairn_backup::Target> = engine.users(&[]).await?.into_iter().take(3).collect();
+        let first = engine.run(targets.clone()).await;
+        println!("\nfull backup of {} users (mail, calendars, contacts, OneDrive):", targets.len());
+        print_job(&first);
         let mutated: Value = reqwest::Client::new()
             .post(format!("{}/_sim/mutate", server.url()))
-            .json(&serde_json::json!({"seed": 7, "count": 5, "resource": user, "kinds": ["file"]}))
+            .json(&serde_json::json!({"seed": 7, "count": 12, "resource": user,
+                "kinds": ["message", "file", "event", "contact"]}))
             .send()
             .await?
             .json()
             .await?;
         println!(
-            "the user changes {} files (create, modify, move, delete)",
+            "\n{upn} changes {} items (new mail, flags, moves, deletions, files, events, contacts)",
             mutated["applied"].as_array().map(Vec::len).unwrap_or(0)
         );
-        let second =
-            cairn_backup::backup_onedrive(graph.clone(), repo.clone(), "contoso", &upn).await?;
-        println!(
-            "backup 2: {} files, {} downloaded (the rest unchanged) → restore point {}",
-            second.files,
-            second.downloaded,
-            &second.snapshot.id[..8]
+        let second = engine.run(targets.clone()).await;
+        println!("incremental backup:");
+        print_job(&second);
+        anyhow::ensure!(
+            first.failed() + second.failed() == 0,
+            "a resource failed: see the report above"
         );
+        let latest = second
+            .resources
+            .iter()
+            .find(|r| r.resource == upn)
+            .and_then(|r| r.snapshot.clone())
+            .context("no restore point for the first user")?;
 
         println!("\nrestore points:");
         let r = repo.clone();
@@ -144,7 +156,7 @@ pub fn demo() -> anyhow::Result<()> {
             .to_string();
         let (r, id, p) = (
             repo.clone(),
-            second.snapshot.id.clone(),
+            latest.clone(),
             format!("onedrive/{rel}"),
         );
         let bytes = tokio::task::spawn_blocking(move || {
@@ -177,4 +189,32 @@ pub fn demo() -> anyhow::Result<()> {
         anyhow::ensure!(ok, "the restored file differs from the original");
         Ok(())
     })
+}
+
+/// One line per resource: what the run found and fetched.
+fn print_job(r: &cairn_backup::JobReport) {
+    for res in &r.resources {
+        match &res.snapshot {
+            Some(s) => println!(
+                "  {:<36} {:>5} items  +{} ~{} -{}  fetched {:>4} ({:.1} MB)  → restore point {}",
+                res.resource,
+                res.items,
+                res.added,
+                res.changed,
+                res.removed,
+                res.fetched,
+                res.fetched_bytes as f64 / 1e6,
+                &s[..8]
+            ),
+            None => println!(
+                "  {:<36} no restore point: {}",
+                res.resource,
+                res.error.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+    println!(
+        "  {} requests to Graph, {} throttled, {:.1} s",
+        r.requests, r.throttled, r.seconds
+    );
 }
