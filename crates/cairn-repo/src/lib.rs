@@ -13,5 +13,6 @@ mod source;
 pub use location::{Location, RepoOptions};
 pub use repo::{
     CheckReport, ForgetReport, ForgetRule, LegalHold, Repo, RepoError, SnapshotInfo, SnapshotMeta,
+    SnapshotReader,
 };
 pub use source::{Entry, EntryKind, ItemReader};

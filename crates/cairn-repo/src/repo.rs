@@ -357,6 +357,20 @@ impl Repo {
             .map_err(|e| rustic(&format!("reading {path}"), e))
     }
 
+    /// A restore point opened for many reads: the index is loaded once.
+    pub fn open_snapshot(&self, snapshot: &str) -> Result<SnapshotReader, RepoError> {
+        let repo = self
+            .raw()?
+            .to_indexed()
+            .map_err(|e| rustic("reading the index", e))?;
+        let snap = self.find(&repo, snapshot)?;
+        Ok(SnapshotReader {
+            repo,
+            snap,
+            id: snapshot.to_string(),
+        })
+    }
+
     /// The fully indexed repository and the node at `path` of `snapshot`.
     fn node(
         &self,
@@ -561,5 +575,34 @@ impl Repo {
         src.copy(&dst, todo.iter())
             .map_err(|e| rustic("copying", e))?;
         Ok(todo.len())
+    }
+}
+
+/// One restore point, ready for many reads (restore, export, verification).
+pub struct SnapshotReader {
+    repo: Repository<rustic_core::IndexedFullStatus>,
+    snap: SnapshotFile,
+    id: String,
+}
+
+impl SnapshotReader {
+    /// Writes the content of the item at `path` to `w`.
+    pub fn read(&self, path: &str, w: &mut impl std::io::Write) -> Result<(), RepoError> {
+        let node = self
+            .repo
+            .node_from_snapshot_and_path(&self.snap, path)
+            .map_err(|e| rustic(&format!("{}:{path}", self.id), e))?;
+        self.repo
+            .dump(&node, w)
+            .map_err(|e| rustic(&format!("reading {path}"), e))
+    }
+
+    /// Size of the item at `path`.
+    pub fn size(&self, path: &str) -> Result<u64, RepoError> {
+        let node = self
+            .repo
+            .node_from_snapshot_and_path(&self.snap, path)
+            .map_err(|e| rustic(&format!("{}:{path}", self.id), e))?;
+        Ok(node.meta.size)
     }
 }

@@ -264,12 +264,10 @@ impl Config {
     /// Where the local catalog and spool live: `flag`, else `CAIRN_CACHE_DIR`, else the
     /// file's `cache-dir`, else `$XDG_CACHE_HOME/cairn`, else `$HOME/.cache/cairn`. Not
     /// created here.
-    #[allow(dead_code, reason = "for `cairn backup`")]
     pub fn cache_dir(&self, flag: Option<&Path>) -> anyhow::Result<PathBuf> {
         self.cache_dir_with(flag, &process_env)
     }
 
-    #[allow(dead_code, reason = "for `cairn backup`")]
     fn cache_dir_with(&self, flag: Option<&Path>, lookup: Lookup) -> anyhow::Result<PathBuf> {
         if let Some(f) = flag {
             return Ok(f.to_path_buf());
@@ -448,7 +446,6 @@ pub enum CredentialSource {
 /// hold a secret.)
 pub struct ResolvedTenant {
     /// Its name in the configuration file; `None` when flags alone describe it.
-    #[allow(dead_code, reason = "for `cairn backup`")]
     pub name: Option<String>,
     pub tenant_id: String,
     pub client_id: String,
@@ -515,7 +512,6 @@ pub fn resolve_tenant(
 /// What a command that backs up (or restores) needs, resolved once from the file, the
 /// environment and the flags.
 #[derive(Debug)]
-#[allow(dead_code, reason = "for `cairn backup`")]
 pub struct Settings {
     /// The configuration file these settings were read from (for messages).
     pub config_path: PathBuf,
@@ -533,7 +529,6 @@ pub struct Settings {
     pub graph: GraphClient,
 }
 
-#[allow(dead_code, reason = "for `cairn backup`")]
 impl Settings {
     /// Reads the configuration file (`config`: the global `--config`, `None` for the
     /// default) and resolves the repository (`repo`), the tenant (`tenant.tenant`, or the

@@ -6,7 +6,6 @@
 /// The configuration file (the same as `--config`).
 pub const CAIRN_CONFIG: &str = "CAIRN_CONFIG";
 /// Where the local catalog and spool live (overrides `cache-dir`).
-#[allow(dead_code, reason = "for `cairn backup`")]
 pub const CAIRN_CACHE_DIR: &str = "CAIRN_CACHE_DIR";
 /// The tracing filter, e.g. `debug` or `info,cairn_graph=trace`.
 pub const CAIRN_LOG: &str = "CAIRN_LOG";
@@ -48,7 +47,6 @@ pub const CAIRN_SIM_CLIENT_SECRET: &str = "CAIRN_SIM_CLIENT_SECRET";
 /// Base of the configuration directory (XDG Base Directory).
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 /// Base of the cache directory (XDG Base Directory).
-#[allow(dead_code, reason = "for `cairn backup`")]
 pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 /// The user's home, when the XDG variables are unset.
 pub const HOME: &str = "HOME";

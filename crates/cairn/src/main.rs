@@ -2,11 +2,13 @@
 
 use clap::{Parser, Subcommand};
 
+mod backup_cmd;
 mod bench;
 mod config;
 mod demo;
 mod env;
 mod graph;
+mod local;
 mod repo_cmd;
 mod sim;
 mod tenant_cmd;
@@ -32,6 +34,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// Create a repository.
     Init(repo_cmd::InitArgs),
+    /// Back up a tenant's users, groups and sites: one restore point per resource.
+    Backup(backup_cmd::BackupArgs),
     /// List restore points.
     Snapshots(repo_cmd::SnapshotsArgs),
     /// Verify the repository's structure and (with --read-data) content.
@@ -70,6 +74,7 @@ fn main() -> std::process::ExitCode {
         Command::Graph(args) => graph::run(args, config),
         Command::Tenant(args) => tenant_cmd::run(args, config),
         Command::Init(a) => repo_cmd::init(a, config),
+        Command::Backup(a) => backup_cmd::run(a, config),
         Command::Snapshots(a) => repo_cmd::snapshots(a, config),
         Command::Check(a) => repo_cmd::check(a, config),
         Command::Forget(a) => repo_cmd::forget(a, config),

@@ -67,6 +67,12 @@ pub struct Setup {
     pub catalog: Arc<SqliteCatalog>,
 }
 
+impl Default for Setup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Setup {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -160,12 +166,12 @@ pub fn restore_point(
             true
         })
         .unwrap();
+    let reader = setup.repo.open_snapshot(&snap).unwrap();
     rows.into_iter()
         .map(|r| {
             let mut out = Vec::new();
-            setup
-                .repo
-                .read(&snap, &r.path, &mut out)
+            reader
+                .read(&r.path, &mut out)
                 .unwrap_or_else(|e| panic!("{}: {e}", r.path));
             let sha = match r.kind.as_str() {
                 "event" => sha2::Sha256::digest(canonical(

@@ -1,0 +1,328 @@
+//! `cairn backup`: a tenant's users, groups and sites into the repository, one restore
+//! point per resource, with progress on a terminal and a report at the end.
+
+use crate::config::{Settings, UserError};
+use crate::graph::TenantFlags;
+use crate::local::LocalState;
+use crate::repo_cmd::RepoArgs;
+use cairn_backup::{BackupOptions, Engine, JobReport, Progress, ResourceReport, Service, Target};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    #[command(flatten)]
+    tenant: TenantFlags,
+    /// Users: `all`, `none`, or user principal names (comma-separated).
+    #[arg(long, default_value = "all")]
+    users: String,
+    /// Microsoft 365 groups: `all`, `none`, or names (comma-separated).
+    #[arg(long, default_value = "all")]
+    groups: String,
+    /// Sites: `all`, `none`, or site URLs (comma-separated); subsites are included.
+    #[arg(long, default_value = "all")]
+    sites: String,
+    /// Services: mail, calendar, contacts, onedrive, sharepoint (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    services: Option<Vec<String>>,
+    /// Resources to leave out: user principal names, group names or site URLs; `*` matches
+    /// any run of characters (`--exclude '*@contractors.example'`).
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// Resources backed up at once.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Local state (catalog, spool) [default: the configuration's cache-dir].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Parses `all` / `none` / a list.
+fn selection(v: &str) -> Option<Vec<String>> {
+    match v.trim() {
+        "all" | "" => Some(vec![]),
+        "none" => None,
+        list => Some(
+            list.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        ),
+    }
+}
+
+/// `*` globbing, case-insensitive.
+fn matches(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.to_lowercase(), name.to_lowercase());
+    let parts: Vec<&str> = p.split('*').collect();
+    if parts.len() == 1 {
+        return p == n;
+    }
+    let mut rest = n.as_str();
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+pub fn run(a: BackupArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let services = match &a.services {
+        None => Service::ALL.to_vec(),
+        Some(list) => list
+            .iter()
+            .map(|s| {
+                Service::parse(s).ok_or_else(|| {
+                    anyhow::Error::from(
+                        UserError::new(format!("unknown service '{s}'"))
+                            .hint("services are mail, calendar, contacts, onedrive, sharepoint"),
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let settings = Settings::resolve(config, &a.repo, &a.tenant, a.cache_dir.as_deref())?;
+    tracing::debug!(config = %settings.config_path.display(), repository = %settings.repository, "settings");
+    let local = LocalState::new(&settings.cache_dir, &settings.repository);
+    let repo = Arc::new(cairn_repo::Repo::open(settings.repo.clone())?);
+    let catalog = Arc::new(local.open_catalog()?);
+    let tenant = settings
+        .tenant_name
+        .clone()
+        .unwrap_or_else(|| settings.tenant_id.clone());
+    let graph = Arc::new(settings.graph);
+    let mut opts = BackupOptions::new(local.spool.clone());
+    opts.services = services;
+    opts.parallel = a.parallel.max(1);
+    let show_bar = !a.no_progress && std::io::stderr().is_terminal();
+    let progress = Arc::new(Bars::new(show_bar));
+    let engine = Arc::new(Engine::new(
+        graph.clone(),
+        repo,
+        catalog,
+        &tenant,
+        opts,
+        progress.clone(),
+    ));
+    let report = crate::sim::runtime()?.block_on(async {
+        let mut targets: Vec<Target> = Vec::new();
+        if let Some(only) = selection(&a.users) {
+            targets.extend(engine.users(&only).await?);
+        }
+        if let Some(only) = selection(&a.groups) {
+            targets.extend(engine.groups(&only).await?);
+        }
+        if let Some(only) = selection(&a.sites) {
+            targets.extend(engine.sites(&only).await?);
+        }
+        targets.retain(|t| !a.exclude.iter().any(|p| matches(p, &t.name)));
+        if targets.is_empty() {
+            return Err(UserError::new("nothing to back up")
+                .hint("check --users, --groups, --sites and --exclude")
+                .into());
+        }
+        progress.begin(targets.len() as u64, graph.clone());
+        let report = engine.run(targets).await;
+        progress.end();
+        anyhow::Ok(report)
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    match report.failed() {
+        0 => Ok(()),
+        n => anyhow::bail!(
+            "{n} of {} resources have no restore point from this run (see above); the next run retries them",
+            report.resources.len()
+        ),
+    }
+}
+
+/// The job report as a table.
+pub fn print_report(r: &JobReport) {
+    println!(
+        "{:<44} {:>9} {:>7} {:>7} {:>7} {:>8} {:>10}  restore point",
+        "resource", "items", "new", "changed", "removed", "fetched", "MB"
+    );
+    for res in &r.resources {
+        let point = match &res.snapshot {
+            Some(s) => s[..8.min(s.len())].to_string(),
+            None => format!("none: {}", res.error.as_deref().unwrap_or("?")),
+        };
+        println!(
+            "{:<44} {:>9} {:>7} {:>7} {:>7} {:>8} {:>10.1}  {point}",
+            res.resource,
+            res.items,
+            res.added,
+            res.changed,
+            res.removed,
+            res.fetched,
+            res.fetched_bytes as f64 / 1e6,
+        );
+        for s in &res.skipped {
+            println!("    skipped {}: {}", s.object, s.reason);
+        }
+    }
+    let items: u64 = r.resources.iter().map(|x| x.items).sum();
+    let bytes: u64 = r.resources.iter().map(|x| x.fetched_bytes).sum();
+    println!(
+        "{} resources, {} items, {:.1} MB fetched in {:.1} s ({:.1} MB/s); {} requests, {} throttled",
+        r.resources.len(),
+        items,
+        bytes as f64 / 1e6,
+        r.seconds,
+        bytes as f64 / 1e6 / r.seconds.max(0.001),
+        r.requests,
+        r.throttled
+    );
+}
+
+/// Progress: a bar of resources with a line of counters on a terminal; a log line per
+/// resource otherwise.
+struct Bars {
+    bar: ProgressBar,
+    terminal: bool,
+    items: AtomicU64,
+    fetched: AtomicU64,
+    bytes: AtomicU64,
+    graph: std::sync::Mutex<Option<Arc<cairn_graph::GraphClient>>>,
+}
+
+impl Bars {
+    fn new(terminal: bool) -> Self {
+        let bar = if terminal {
+            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} resources  {msg}  eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self {
+            bar,
+            terminal,
+            items: AtomicU64::new(0),
+            fetched: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            graph: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn begin(&self, total: u64, graph: Arc<cairn_graph::GraphClient>) {
+        self.bar.set_length(total);
+        self.bar
+            .enable_steady_tick(std::time::Duration::from_millis(200));
+        *self.graph.lock().unwrap_or_else(|e| e.into_inner()) = Some(graph);
+    }
+
+    fn end(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    fn update(&self) {
+        if !self.terminal {
+            return;
+        }
+        let secs = self.bar.elapsed().as_secs_f64().max(0.001);
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let throttled = self
+            .graph
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|g| g.throttled())
+            .unwrap_or(0);
+        self.bar.set_message(format!(
+            "{} items seen, {} fetched, {:.1} MB ({:.1} MB/s), {throttled} throttled",
+            self.items.load(Ordering::Relaxed),
+            self.fetched.load(Ordering::Relaxed),
+            bytes as f64 / 1e6,
+            bytes as f64 / 1e6 / secs
+        ));
+    }
+}
+
+impl Progress for Bars {
+    fn enumerated(&self, _resource: &str, items: u64) {
+        self.items.fetch_add(items, Ordering::Relaxed);
+        self.update();
+    }
+
+    fn fetched(&self, _resource: &str, items: u64, bytes: u64) {
+        self.fetched.fetch_add(items, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.update();
+    }
+
+    fn finished(&self, r: &ResourceReport) {
+        self.bar.inc(1);
+        let line = match &r.error {
+            None => format!(
+                "{}: {} items, {} fetched, {} skipped ({:.1} s)",
+                r.resource,
+                r.items,
+                r.fetched,
+                r.skipped.len(),
+                r.seconds
+            ),
+            Some(e) => format!("{}: FAILED: {e}", r.resource),
+        };
+        if self.terminal {
+            self.bar.println(line);
+        } else {
+            tracing::info!("{line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(matches("*@contractors.example", "a@Contractors.example"));
+        assert!(!matches("*@contractors.example", "a@contoso.example"));
+        assert!(matches("a*b*c", "axxbyyc"));
+        assert!(!matches("a*b*c", "axxbyy"));
+        assert!(matches("exact@x", "EXACT@x"));
+    }
+
+    #[test]
+    fn selections() {
+        assert_eq!(selection("all"), Some(vec![]));
+        assert_eq!(selection("none"), None);
+        assert_eq!(
+            selection("a@x, b@x"),
+            Some(vec!["a@x".to_string(), "b@x".to_string()])
+        );
+    }
+}
