@@ -97,14 +97,20 @@ pub fn demo() -> anyhow::Result<()> {
             cairn_backup::BackupOptions::new(dir.join("spool")),
             Arc::new(cairn_backup::Silent),
         ));
-        let targets: Vec<cairn_backup::Target> = engine.users(&[]).await?.into_iter().take(3).collect();
+        let targets: Vec<cairn_backup::Target> =
+            engine.users(&[]).await?.into_iter().take(3).collect();
         let first = engine.run(targets.clone()).await;
-        println!("\nfull backup of {} users (mail, calendars, contacts, OneDrive):", targets.len());
+        println!(
+            "\nfull backup of {} users (mail, calendars, contacts, OneDrive):",
+            targets.len()
+        );
         print_job(&first);
         let mutated: Value = reqwest::Client::new()
             .post(format!("{}/_sim/mutate", server.url()))
-            .json(&serde_json::json!({"seed": 7, "count": 12, "resource": user,
-                "kinds": ["message", "file", "event", "contact"]}))
+            .json(
+                &serde_json::json!({"seed": 7, "count": 12, "resource": user,
+                "kinds": ["message", "file", "event", "contact"]}),
+            )
             .send()
             .await?
             .json()
@@ -154,11 +160,7 @@ pub fn demo() -> anyhow::Result<()> {
             .unwrap_or("")
             .trim_start_matches("OneDrive/")
             .to_string();
-        let (r, id, p) = (
-            repo.clone(),
-            latest.clone(),
-            format!("onedrive/{rel}"),
-        );
+        let (r, id, p) = (repo.clone(), latest.clone(), format!("onedrive/{rel}"));
         let bytes = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             r.read(&id, &p, &mut out).map(|_| out)
