@@ -85,19 +85,28 @@ impl Entries {
     fn push_row(&mut self, row: ItemRow) {
         let epoch = chrono::DateTime::<chrono::Utc>::default();
         let parts: Vec<&str> = row.path.split('/').collect();
+        // A folder is a directory (entered like a file's parents, so an empty one is kept).
+        let dirs_end = if row.kind == "folder" {
+            parts.len()
+        } else {
+            parts.len() - 1
+        };
         // Leave directories the path is not under, enter the ones it is.
         let mut depth = 0;
         while depth < self.dirs.len()
-            && depth + 1 < parts.len()
+            && depth < dirs_end
             && self.dirs[depth] == parts[..=depth].join("/")
         {
             depth += 1;
         }
         self.dirs.truncate(depth);
-        for i in depth..parts.len() - 1 {
+        for i in depth..dirs_end {
             let d = parts[..=i].join("/");
             self.pending.push_back(Entry::dir(d.clone(), epoch));
             self.dirs.push(d);
+        }
+        if row.kind == "folder" {
+            return;
         }
         self.count
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

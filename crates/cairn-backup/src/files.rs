@@ -15,13 +15,19 @@ use std::collections::HashSet;
 const DRIVE_SELECT: &str =
     "id,name,size,file,folder,root,deleted,parentReference,lastModifiedDateTime,eTag,cTag";
 
+/// A drive item: a file (content downloaded by the archive when new or changed) or a folder
+/// (kept so that empty folders are restored, and so that a renamed or moved folder is seen:
+/// the delta reports only the folder, `repath` then asks for a fresh enumeration that gives
+/// its children their new paths).
 fn plan_file(
     run: &Run<'_>,
     scope: &str,
     prefix: &str,
     it: Value,
+    repath: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<Option<Job<'static>>> {
-    if it.get("file").is_none() {
+    let folder = it.get("folder").is_some();
+    if it.get("root").is_some() || (!folder && it.get("file").is_none()) {
         return Ok(None);
     }
     let cat = run.catalog();
@@ -41,12 +47,17 @@ fn plan_file(
     let name = it["name"].as_str().unwrap_or_default();
     path.push('/');
     path.push_str(&component(name));
-    let change = it["eTag"]
-        .as_str()
-        .or(it["cTag"].as_str())
-        .or(it["lastModifiedDateTime"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let change = if folder {
+        // A folder changes for the repository only when its path does.
+        path.clone()
+    } else {
+        it["eTag"]
+            .as_str()
+            .or(it["cTag"].as_str())
+            .or(it["lastModifiedDateTime"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     let found = cat.lookup(run.res, &id)?;
     if let Some(c) = &found.current
         && c.change == change
@@ -55,12 +66,25 @@ fn plan_file(
         cat.unstage(run.res, &id)?;
         return Ok(None);
     }
+    if folder
+        && found
+            .current
+            .as_ref()
+            .or(found.staged.as_ref().map(|s| &s.0))
+            .is_some_and(|c| c.path != path)
+    {
+        repath.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let row = ItemRow {
         item: id,
         scope: scope.into(),
-        kind: "file".into(),
+        kind: if folder { "folder" } else { "file" }.into(),
         path,
-        size: it["size"].as_u64().unwrap_or(0),
+        size: if folder {
+            0
+        } else {
+            it["size"].as_u64().unwrap_or(0)
+        },
         mtime: time_of(&it["lastModifiedDateTime"]).unwrap_or_default(),
         change,
         subject: None,
@@ -82,10 +106,21 @@ fn plan_file(
 async fn stage_drive(run: &Run<'_>, drive: &str, prefix: &str) -> anyhow::Result<String> {
     let scope = format!("drive:{drive}");
     let start = format!("/drives/{drive}/root/delta?$select={DRIVE_SELECT}");
-    sync(run, &scope, Source::Delta(start), |it| {
-        plan_file(run, &scope, prefix, it)
+    let repath = std::sync::atomic::AtomicBool::new(false);
+    sync(run, &scope, Source::Delta(start.clone()), |it| {
+        plan_file(run, &scope, prefix, it, &repath)
     })
     .await?;
+    if repath.load(std::sync::atomic::Ordering::Relaxed) {
+        // A folder was renamed or moved: enumerate afresh so its children follow.
+        tracing::info!(resource = %run.target.name, scope, "a folder moved: enumerating the drive afresh");
+        run.catalog().stage_token(run.res, &scope, None)?;
+        let again = std::sync::atomic::AtomicBool::new(false);
+        sync(run, &scope, Source::Delta(start), |it| {
+            plan_file(run, &scope, prefix, it, &again)
+        })
+        .await?;
+    }
     Ok(scope)
 }
 

@@ -162,7 +162,10 @@ pub fn restore_point(
     setup
         .catalog
         .for_each_at(res, seq, "", &mut |r| {
-            rows.push(r);
+            // Folders are directories of the restore point, not items of the manifest.
+            if r.kind != "folder" {
+                rows.push(r);
+            }
             true
         })
         .unwrap();
@@ -345,4 +348,88 @@ async fn sites_and_groups_are_backed_up_with_libraries_and_lists() {
         .map(|r| r.items)
         .sum::<u64>();
     assert!(lists > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_folder_takes_its_files_along_and_empty_folders_are_kept() {
+    let sim = sim(spec(23, 1), 0.0).await;
+    let setup = Setup::new();
+    let g = graph(&sim);
+    let engine = setup.engine(g.clone());
+    let user = users(&engine).await[0].clone();
+    report_ok(&engine.run(vec![user.clone()]).await);
+
+    let kids = g
+        .get(&format!("/users/{}/drive/root/children", user.id))
+        .await
+        .unwrap();
+    let folder = kids["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["folder"]["childCount"].as_u64().unwrap_or(0) > 0)
+        .expect("a folder with files")
+        .clone();
+    let drive = folder["parentReference"]["driveId"].as_str().unwrap();
+    let id = folder["id"].as_str().unwrap();
+    g.send_json(
+        http::Method::PATCH,
+        &format!("/drives/{drive}/items/{id}"),
+        json!({"name": "Renamed ✓"}),
+    )
+    .await
+    .unwrap();
+    g.send_json(
+        http::Method::POST,
+        &format!("/drives/{drive}/root/children"),
+        json!({"name": "Empty", "folder": {}, "@microsoft.graph.conflictBehavior": "fail"}),
+    )
+    .await
+    .unwrap();
+    report_ok(&engine.run(vec![user.clone()]).await);
+
+    // Every file is where the drive now has it.
+    let m: Vec<Value> = reqwest::get(format!("{}/_sim/manifest?resource={}", sim.url(), user.id))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = setup.catalog.resource("contoso", &user.name).unwrap().id;
+    let mut paths = BTreeMap::new();
+    setup
+        .catalog
+        .for_each_at(res, 2, "onedrive/", &mut |r| {
+            if r.kind == "file" {
+                paths.insert(r.item, r.path);
+            }
+            true
+        })
+        .unwrap();
+    let mut renamed = 0;
+    for e in m.iter().filter(|e| e["kind"] == "file") {
+        let want = format!(
+            "onedrive/{}",
+            e["path"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("OneDrive/")
+                .unwrap()
+        );
+        renamed += usize::from(want.contains("Renamed ✓"));
+        assert_eq!(paths.get(e["id"].as_str().unwrap()), Some(&want));
+    }
+    assert!(renamed > 0);
+    assert_eq!(
+        restore_point(&setup, &user.name, 2),
+        manifest(&sim, &user.id).await
+    );
+    let snap = setup.catalog.points(res).unwrap()[1].snapshot.clone();
+    let listed = setup.repo.list(&snap, "onedrive").unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|(p, dir, _)| *dir && p.ends_with("Empty")),
+        "{listed:?}"
+    );
 }
