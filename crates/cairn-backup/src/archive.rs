@@ -69,10 +69,20 @@ fn opener(
     }
 }
 
+/// The walks over the catalog, in the order their paths sort: the items themselves, then
+/// the files' permissions (`~permissions/<path>`), then their earlier versions
+/// (`~versions/<path>/<version>`). `~` sorts after every top-level name.
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    Items,
+    Permissions,
+    Versions,
+}
+
 /// Turns sorted rows into entries: directories where a path enters a new one, the content
 /// file, and a message's sidecar.
 struct Entries {
-    rows: std::sync::mpsc::IntoIter<ItemRow>,
+    rows: std::sync::mpsc::IntoIter<(Pass, ItemRow)>,
     pending: std::collections::VecDeque<Entry>,
     dirs: Vec<String>,
     base: String,
@@ -82,16 +92,11 @@ struct Entries {
 }
 
 impl Entries {
-    fn push_row(&mut self, row: ItemRow) {
+    /// Emits the directories of `path` not emitted yet (all its components when `is_dir`).
+    fn enter(&mut self, path: &str, is_dir: bool) {
         let epoch = chrono::DateTime::<chrono::Utc>::default();
-        let parts: Vec<&str> = row.path.split('/').collect();
-        // A folder is a directory (entered like a file's parents, so an empty one is kept).
-        let dirs_end = if row.kind == "folder" {
-            parts.len()
-        } else {
-            parts.len() - 1
-        };
-        // Leave directories the path is not under, enter the ones it is.
+        let parts: Vec<&str> = path.split('/').collect();
+        let dirs_end = if is_dir { parts.len() } else { parts.len() - 1 };
         let mut depth = 0;
         while depth < self.dirs.len()
             && depth < dirs_end
@@ -105,7 +110,63 @@ impl Entries {
             self.pending.push_back(Entry::dir(d.clone(), epoch));
             self.dirs.push(d);
         }
+    }
+
+    fn file(&mut self, path: String, size: u64, mtime: chrono::DateTime<chrono::Utc>, c: Content) {
+        self.enter(&path, false);
+        let open = opener(c, self.graph.clone(), self.handle.clone());
+        self.pending.push_back(Entry::file(path, size, mtime, open));
+    }
+
+    fn push(&mut self, pass: Pass, row: ItemRow) {
+        match pass {
+            Pass::Items => self.push_row(row),
+            Pass::Permissions | Pass::Versions => {
+                let Some(meta) = row
+                    .sidecar
+                    .as_deref()
+                    .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+                else {
+                    return;
+                };
+                if pass == Pass::Permissions {
+                    let doc =
+                        serde_json::to_string_pretty(&meta["permissions"]).unwrap_or_default();
+                    let bytes: Arc<[u8]> = Arc::from(doc.into_bytes());
+                    self.file(
+                        format!("~permissions/{}", row.path),
+                        bytes.len() as u64,
+                        row.mtime,
+                        Content::Inline(bytes),
+                    );
+                    return;
+                }
+                let mut versions: Vec<&serde_json::Value> = meta["versions"]
+                    .as_array()
+                    .map(|v| v.iter().collect())
+                    .unwrap_or_default();
+                versions.sort_by_key(|v| crate::sort_key(v["id"].as_str().unwrap_or("")));
+                let drive = row.scope.trim_start_matches("drive:");
+                for v in versions {
+                    let vid = v["id"].as_str().unwrap_or_default();
+                    self.file(
+                        format!("~versions/{}/{}", row.path, crate::engine::component(vid)),
+                        v["size"].as_u64().unwrap_or(0),
+                        crate::engine::time_of(&v["lastModifiedDateTime"]).unwrap_or_default(),
+                        Content::File(format!(
+                            "/drives/{drive}/items/{}/versions/{vid}/content",
+                            row.item
+                        )),
+                    );
+                }
+            }
+        }
+    }
+
+    fn push_row(&mut self, row: ItemRow) {
+        // A folder is a directory (entered like a file's parents, so an empty one is kept).
         if row.kind == "folder" {
+            self.enter(&row.path, true);
             return;
         }
         self.count
@@ -123,9 +184,7 @@ impl Entries {
             (_, None, Some(doc)) => Content::Inline(Arc::from(doc.as_bytes())),
             (_, None, None) => Content::Inline(Arc::from(&b""[..])),
         };
-        let open = opener(content, self.graph.clone(), self.handle.clone());
-        self.pending
-            .push_back(Entry::file(row.path.clone(), row.size, row.mtime, open));
+        self.file(row.path.clone(), row.size, row.mtime, content);
         if row.kind == "message"
             && let Some(meta) = row.sidecar
             && let Some(stem) = row.path.strip_suffix(".eml")
@@ -137,17 +196,12 @@ impl Entries {
                 .and_then(|v| crate::engine::time_of(&v["lastModifiedDateTime"]))
                 .unwrap_or(row.mtime);
             let bytes: Arc<[u8]> = Arc::from(meta.into_bytes());
-            let open = opener(
-                Content::Inline(bytes.clone()),
-                self.graph.clone(),
-                self.handle.clone(),
-            );
-            self.pending.push_back(Entry::file(
+            self.file(
                 format!("{stem}.meta.json"),
                 bytes.len() as u64,
                 modified,
-                open,
-            ));
+                Content::Inline(bytes),
+            );
         }
     }
 }
@@ -159,8 +213,8 @@ impl Iterator for Entries {
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
             }
-            let row = self.rows.next()?;
-            self.push_row(row);
+            let (pass, row) = self.rows.next()?;
+            self.push(pass, row);
         }
     }
 }
@@ -170,9 +224,16 @@ pub(crate) async fn write(run: &Run<'_>) -> anyhow::Result<Done> {
     let engine = run.engine;
     let catalog: Arc<dyn Catalog> = engine.catalog.clone();
     let res = run.res;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<ItemRow>(256);
-    let walker =
-        std::thread::spawn(move || catalog.for_each_next(res, &mut |row| tx.send(row).is_ok()));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Pass, ItemRow)>(256);
+    let walker = std::thread::spawn(move || -> cairn_catalog::Result<()> {
+        catalog.for_each_next(res, &mut |row| tx.send((Pass::Items, row)).is_ok())?;
+        for pass in [Pass::Permissions, Pass::Versions] {
+            catalog.for_each_next(res, &mut |row| {
+                row.kind != "file" || row.sidecar.is_none() || tx.send((pass, row)).is_ok()
+            })?;
+        }
+        Ok(())
+    });
     let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let entries = Entries {
         rows: rx.into_iter(),

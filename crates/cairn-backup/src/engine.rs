@@ -83,6 +83,9 @@ pub struct BackupOptions {
     pub per_resource: usize,
     /// Where content waits between its fetch and its archive.
     pub spool_dir: PathBuf,
+    /// Also keep the earlier versions of files (one more request per changed file, and
+    /// their content).
+    pub file_versions: bool,
 }
 
 impl BackupOptions {
@@ -92,6 +95,7 @@ impl BackupOptions {
             parallel: 8,
             per_resource: 4,
             spool_dir,
+            file_versions: false,
         }
     }
 }

@@ -19,13 +19,13 @@ const DRIVE_SELECT: &str =
 /// (kept so that empty folders are restored, and so that a renamed or moved folder is seen:
 /// the delta reports only the folder, `repath` then asks for a fresh enumeration that gives
 /// its children their new paths).
-fn plan_file(
-    run: &Run<'_>,
+fn plan_file<'a>(
+    run: &'a Run<'a>,
     scope: &str,
     prefix: &str,
     it: Value,
     repath: &std::sync::atomic::AtomicBool,
-) -> anyhow::Result<Option<Job<'static>>> {
+) -> anyhow::Result<Option<Job<'a>>> {
     let folder = it.get("folder").is_some();
     if it.get("root").is_some() || (!folder && it.get("file").is_none()) {
         return Ok(None);
@@ -75,7 +75,7 @@ fn plan_file(
     {
         repath.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    let row = ItemRow {
+    let mut row = ItemRow {
         item: id,
         scope: scope.into(),
         kind: if folder { "folder" } else { "file" }.into(),
@@ -99,7 +99,42 @@ fn plan_file(
         spool: None,
     };
     cat.stage_put(run.res, &row)?;
-    Ok(None)
+    if folder {
+        return Ok(None);
+    }
+    // A new or changed file: its permissions (and, when asked, its earlier versions) are
+    // recorded beside it (`~permissions/…`, `~versions/…` in the restore point).
+    let drive = scope.trim_start_matches("drive:").to_string();
+    let versions = run.engine.opts.file_versions;
+    Ok(Some(Box::pin(async move {
+        let object = format!("file {}", row.path);
+        let fail =
+            |what: &str, e: cairn_graph::GraphError| (object.clone(), format!("{what}: {e}"));
+        let base = format!("/drives/{drive}/items/{}", row.item);
+        let perms = run
+            .graph()
+            .get(&format!("{base}/permissions"))
+            .await
+            .map_err(|e| fail("reading its permissions", e))?;
+        let mut meta = serde_json::json!({"permissions": perms["value"]});
+        if versions {
+            let list = run
+                .graph()
+                .get(&format!("{base}/versions"))
+                .await
+                .map_err(|e| fail("listing its versions", e))?;
+            // The first is the current content, already the file itself.
+            let earlier: Vec<Value> = list["value"]
+                .as_array()
+                .map(|v| v.iter().skip(1).cloned().collect())
+                .unwrap_or_default();
+            meta["versions"] = Value::Array(earlier);
+        }
+        row.sidecar = Some(meta.to_string());
+        run.catalog()
+            .stage_put(run.res, &row)
+            .map_err(|e| (object, e.to_string()))
+    })))
 }
 
 /// One drive into `prefix`.

@@ -12,10 +12,12 @@ mod engine;
 mod files;
 mod mail;
 mod pim;
+mod rebuild;
 mod report;
 mod scope;
 mod spool;
 
 pub use cairn_catalog::sort_key;
 pub use engine::{BackupOptions, Engine, Service, Target, TargetKind};
+pub use rebuild::{REBUILT_ID, RebuildProgress, RebuildReport, RebuiltResource, rebuild};
 pub use report::{JobReport, Progress, ResourceReport, Silent};

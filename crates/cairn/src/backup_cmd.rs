@@ -38,6 +38,9 @@ pub struct BackupArgs {
     /// Resources backed up at once.
     #[arg(long, default_value_t = 8)]
     parallel: usize,
+    /// Also keep the earlier versions of OneDrive and SharePoint files.
+    #[arg(long)]
+    file_versions: bool,
     /// Local state (catalog, spool) [default: the configuration's cache-dir].
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -117,6 +120,7 @@ pub fn run(a: BackupArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let mut opts = BackupOptions::new(local.spool.clone());
     opts.services = services;
     opts.parallel = a.parallel.max(1);
+    opts.file_versions = a.file_versions;
     let show_bar = !a.no_progress && std::io::stderr().is_terminal();
     let progress = Arc::new(Bars::new(show_bar));
     let engine = Arc::new(Engine::new(

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod rebuild;
 mod resume;
 
 pub fn graph(s: &SimServer) -> Arc<GraphClient> {
@@ -432,4 +433,83 @@ async fn a_renamed_folder_takes_its_files_along_and_empty_folders_are_kept() {
             .any(|(p, dir, _)| *dir && p.ends_with("Empty")),
         "{listed:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_permissions_are_recorded_and_earlier_versions_kept_when_asked() {
+    let sim = sim(spec(31, 1), 0.0).await;
+    let setup = Setup::new();
+    let mut opts = BackupOptions::new(setup.dir.path().join("spool"));
+    opts.file_versions = true;
+    let engine = Arc::new(Engine::new(
+        graph(&sim),
+        setup.repo.clone(),
+        setup.catalog.clone(),
+        "contoso",
+        opts,
+        Arc::new(Silent),
+    ));
+    let user = users(&engine).await[0].clone();
+    report_ok(&engine.run(vec![user.clone()]).await);
+    let before = restore_point(&setup, &user.name, 1);
+    let applied = mutate(
+        &sim,
+        json!({"seed": 4, "count": 4, "resource": user.id, "kinds": ["file"], "ops": ["modify"]}),
+    )
+    .await;
+    assert!(!applied.is_empty());
+    report_ok(&engine.run(vec![user.clone()]).await);
+    let after = restore_point(&setup, &user.name, 2);
+    let res = setup.catalog.resource("contoso", &user.name).unwrap().id;
+    let mut files = Vec::new();
+    setup
+        .catalog
+        .for_each_at(res, 2, "onedrive/", &mut |r| {
+            if r.kind == "file" {
+                files.push(r);
+            }
+            true
+        })
+        .unwrap();
+    let snap = setup.catalog.points(res).unwrap()[1].snapshot.clone();
+    let reader = setup.repo.open_snapshot(&snap).unwrap();
+    let mut versions_checked = 0;
+    for f in &files {
+        let mut perms = Vec::new();
+        reader
+            .read(&format!("~permissions/{}", f.path), &mut perms)
+            .unwrap_or_else(|e| panic!("permissions of {}: {e}", f.path));
+        let perms: Value = serde_json::from_slice(&perms).unwrap();
+        assert!(perms.as_array().is_some_and(|p| !p.is_empty()), "{perms}");
+        // A modified file: its content before the change is its latest earlier version.
+        if before.get(&f.item) != after.get(&f.item) {
+            let listed = setup
+                .repo
+                .list(&snap, &format!("~versions/{}", f.path))
+                .unwrap();
+            let latest = listed
+                .iter()
+                .filter(|(_, dir, _)| !dir)
+                .map(|(p, _, _)| p.clone())
+                .max_by_key(|p| {
+                    p.rsplit('/')
+                        .next()
+                        .unwrap_or("")
+                        .replace(".0", "")
+                        .parse::<u32>()
+                        .unwrap_or(0)
+                })
+                .expect("an earlier version");
+            let latest = format!("~versions/{}/{latest}", f.path);
+            let mut old = Vec::new();
+            reader.read(&latest, &mut old).unwrap();
+            assert_eq!(
+                hex::encode(sha2::Sha256::digest(&old)),
+                before[&f.item].1,
+                "{latest}"
+            );
+            versions_checked += 1;
+        }
+    }
+    assert!(versions_checked > 0);
 }
