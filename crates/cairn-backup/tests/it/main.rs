@@ -513,3 +513,48 @@ async fn file_permissions_are_recorded_and_earlier_versions_kept_when_asked() {
     }
     assert!(versions_checked > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_delta_tokens_resync_without_duplicates_or_refetching() {
+    let sim = sim(spec(17, 1), 0.0).await;
+    let setup = Setup::new();
+    let engine = setup.engine(graph(&sim));
+    let user = users(&engine).await[0].clone();
+    report_ok(&engine.run(vec![user.clone()]).await);
+    let applied = mutate(
+        &sim,
+        json!({"seed": 11, "count": 10, "resource": user.id,
+               "kinds": ["message", "file", "contact"], "ops": ["delete", "create", "modify"]}),
+    )
+    .await;
+    assert!(!applied.is_empty());
+    reqwest::Client::new()
+        .post(format!("{}/_sim/expire-tokens", sim.url()))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let before = stats(&sim).await;
+    let report = engine.run(vec![user.clone()]).await;
+    report_ok(&report);
+    let after = stats(&sim).await;
+    let label = "GET /users/{id}/messages/{id}/$value";
+    let new_messages = applied
+        .iter()
+        .filter(|a| a["kind"] == "message" && a["op"] == "create")
+        .count() as u64;
+    // Every collection was enumerated afresh, yet only new messages were fetched.
+    assert_eq!(
+        endpoint(&after, label) - endpoint(&before, label),
+        new_messages
+    );
+    let want = manifest(&sim, &user.id).await;
+    let got = restore_point(&setup, &user.name, 2);
+    assert_eq!(got.len(), want.len(), "no duplicates, nothing missing");
+    assert_eq!(got, want);
+    assert!(
+        report.resources[0].removed > 0,
+        "deletions were seen by the resync"
+    );
+}
