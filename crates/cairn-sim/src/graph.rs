@@ -1107,8 +1107,33 @@ impl Sim {
                         "@removed": {"reason": "deleted"},
                     }))
                 };
+                // `$filter=internetMessageId eq '…'` on a message listing (what restores use
+                // to find a message already there).
+                let wanted = if msg && !is_delta {
+                    match req.q("$filter").map(message_id_filter) {
+                        Some(Some(id)) => Some(id),
+                        Some(None) => {
+                            return Resp::error(
+                                400,
+                                "ErrorInvalidUrlQueryFilter",
+                                "The simulator filters messages on internetMessageId eq '…' only.",
+                            );
+                        }
+                        None => None,
+                    }
+                } else {
+                    None
+                };
+                let same_id = |st: &State, k: ItemKey| {
+                    wanted.as_deref().is_none_or(|w| {
+                        self.model
+                            .message_json(st, k, ctx)
+                            .is_some_and(|v| v["internetMessageId"] == w)
+                    })
+                };
                 let spec = DeltaSpec {
                     max_page: self.cfg.outlook_max_page,
+                    members_filter: wanted.is_some().then_some(&same_id as _),
                     ..DeltaSpec::new(format!("{}/v1.0{}", req.base, req.path), &render, &tomb)
                 };
                 delta(&self.model, &st, req, coll, &spec, !is_delta)
@@ -1931,6 +1956,17 @@ impl Sim {
     }
 }
 
+/// The value of `internetMessageId eq '<id>'` (OData quotes doubled), if that is the filter.
+fn message_id_filter(f: &str) -> Option<String> {
+    let (prop, rest) = f.trim().split_once(char::is_whitespace)?;
+    let lit = rest.trim_start().strip_prefix("eq")?.trim();
+    if !prop.eq_ignore_ascii_case("internetMessageId") {
+        return None;
+    }
+    let inner = lit.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace("''", "'"))
+}
+
 fn folder_num(c: CollKey) -> u32 {
     match c.coll {
         Coll::MailFolder(n)
@@ -2017,6 +2053,19 @@ mod tests {
             split_path_addressing("/users/x"),
             ("/users/x".into(), None, String::new())
         );
+    }
+
+    #[test]
+    fn message_id_filters_parse() {
+        assert_eq!(
+            message_id_filter("internetMessageId eq '<a.1@x>'"),
+            Some("<a.1@x>".into())
+        );
+        assert_eq!(
+            message_id_filter("internetMessageId eq 'it''s'"),
+            Some("it's".into())
+        );
+        assert_eq!(message_id_filter("subject eq 'x'"), None);
     }
 
     #[test]

@@ -1,0 +1,521 @@
+//! Restores against the simulator: back up, damage, restore, and compare the tenant with
+//! what it was (the simulator's manifest hashes messages' MIME, files' content, events'
+//! and contacts' content fields).
+
+use cairn_backup::{BackupOptions, Engine, JobReport, Silent, Target};
+use cairn_catalog::{Catalog, SqliteCatalog};
+use cairn_graph::{Credential, GraphClient, GraphConfig, RetryPolicy};
+use cairn_repo::{Repo, RepoOptions};
+use cairn_restore::{
+    Collision, Done, PointSel, RestoreOptions, RestoreReport, RestoreTarget, Restorer, Selection,
+};
+use cairn_sim::{SimConfig, SimServer, TenantSpec, ThrottleMode};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn graph(s: &SimServer) -> Arc<GraphClient> {
+    let c = &s.sim.cfg;
+    let mut cfg = GraphConfig::new(
+        &c.tenant_id,
+        &c.client_id,
+        Credential::Secret(c.client_secret.clone().into()),
+    );
+    cfg.graph_url = s.url();
+    cfg.login_url = s.url();
+    cfg.retry = RetryPolicy {
+        max_attempts: 30,
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(300),
+    };
+    Arc::new(GraphClient::new(cfg).unwrap())
+}
+
+async fn sim(seed: u64, users: u32) -> SimServer {
+    let spec = TenantSpec {
+        seed,
+        users,
+        groups: 1,
+        sites: 1,
+        mail_per_mailbox: 30,
+        events_per_mailbox: 6,
+        contacts_per_mailbox: 5,
+        files_per_drive: 10,
+        items_per_list: 4,
+        max_item_size: 256 * 1024,
+        ..TenantSpec::default()
+    };
+    let mut cfg = SimConfig::new(spec);
+    cfg.throttle = ThrottleMode::Off;
+    SimServer::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    repo: Arc<Repo>,
+    catalog: Arc<SqliteCatalog>,
+    graph: Arc<GraphClient>,
+}
+
+impl Setup {
+    fn new(s: &SimServer) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Arc::new(
+            Repo::init(RepoOptions::new(dir.path().join("repo").to_str().unwrap(), "pw").unwrap())
+                .unwrap(),
+        );
+        let catalog = Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap());
+        Self {
+            dir,
+            repo,
+            catalog,
+            graph: graph(s),
+        }
+    }
+
+    fn engine(&self) -> Arc<Engine> {
+        Arc::new(Engine::new(
+            self.graph.clone(),
+            self.repo.clone(),
+            self.catalog.clone(),
+            "contoso",
+            BackupOptions::new(self.dir.path().join("spool")),
+            Arc::new(Silent),
+        ))
+    }
+
+    fn restorer(&self) -> Restorer {
+        Restorer::new(self.graph.clone(), self.repo.clone(), self.catalog.clone())
+    }
+
+    async fn backup(&self, t: &Target) {
+        let r: JobReport = self.engine().run(vec![t.clone()]).await;
+        for res in &r.resources {
+            assert!(res.ok(), "{}: {:?}", res.resource, res.error);
+        }
+    }
+
+    async fn restore(
+        &self,
+        sel: &Selection,
+        target: RestoreTarget,
+        collision: Collision,
+    ) -> RestoreReport {
+        let r = self
+            .restorer()
+            .run(
+                sel,
+                &RestoreOptions {
+                    target,
+                    collision,
+                    ..RestoreOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(r.ok(), "failed: {:#?}", r.failed);
+        r
+    }
+
+    /// The message sidecars of a restore point by internetMessageId: what a restore must
+    /// bring back besides the MIME.
+    fn mail_state(&self, user: &str, seq: i64) -> BTreeMap<String, Value> {
+        let res = self.catalog.resource("contoso", user).unwrap().id;
+        let mut out = BTreeMap::new();
+        self.catalog
+            .for_each_at(res, seq, "mail/", &mut |r| {
+                let m: Value = serde_json::from_str(r.sidecar.as_deref().unwrap()).unwrap();
+                out.insert(
+                    m["internetMessageId"].as_str().unwrap().to_string(),
+                    json!([
+                        m["isRead"],
+                        m["flag"]["flagStatus"],
+                        m["categories"],
+                        m["importance"],
+                        m["folder"]
+                    ]),
+                );
+                true
+            })
+            .unwrap();
+        out
+    }
+
+    fn points(&self, user: &str) -> i64 {
+        let res = self.catalog.resource("contoso", user).unwrap().id;
+        self.catalog.points(res).unwrap().len() as i64
+    }
+}
+
+async fn users(s: &Setup) -> Vec<Target> {
+    s.engine().users(&[]).await.unwrap()
+}
+
+async fn mutate(s: &SimServer, body: Value) -> Vec<Value> {
+    let r: Value = reqwest::Client::new()
+        .post(format!("{}/_sim/mutate", s.url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["applied"].as_array().cloned().unwrap_or_default()
+}
+
+/// What a resource holds, as a multiset of (kind, path, sha256): restored items have new
+/// ids, so ids are left out.
+async fn manifest(s: &SimServer, resource: &str) -> BTreeMap<(String, String, String), usize> {
+    let m: Vec<Value> = reqwest::get(format!("{}/_sim/manifest?resource={resource}", s.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for e in m {
+        let key = (
+            e["kind"].as_str().unwrap().to_string(),
+            e["path"].as_str().unwrap().to_string(),
+            e["sha256"].as_str().unwrap().to_string(),
+        );
+        *out.entry(key).or_insert(0) += 1;
+    }
+    out
+}
+
+fn count(m: &BTreeMap<(String, String, String), usize>, kind: &str) -> usize {
+    m.iter().filter(|(k, _)| k.0 == kind).map(|(_, n)| n).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn damage_is_repaired_by_a_restore_to_the_original_and_a_rerun_changes_nothing() {
+    let sim = sim(11, 2).await;
+    let setup = Setup::new(&sim);
+    let user = users(&setup).await[0].clone();
+    // A file above the simple-upload size goes back through an upload session.
+    let big: Vec<u8> = (0..5 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
+    setup
+        .graph
+        .get(&format!("/users/{}/drive?$select=id", user.id))
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/v1.0/users/{}/drive/root:/big.bin:/content",
+        sim.url(),
+        user.id
+    );
+    let token = token(&sim).await;
+    let put = reqwest::Client::new()
+        .put(&url)
+        .bearer_auth(&token)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+
+    setup.backup(&user).await;
+    let before = manifest(&sim, &user.id).await;
+    for k in ["message", "file", "event", "contact"] {
+        assert!(count(&before, k) > 0, "{k}");
+    }
+    let flags_before = setup.mail_state(&user.name, 1);
+
+    // Users delete and change things.
+    let applied = mutate(
+        &sim,
+        json!({"seed": 3, "count": 30, "resource": user.id, "ops": ["modify", "delete"],
+               "kinds": ["message", "file", "event", "contact"]}),
+    )
+    .await;
+    assert!(applied.len() > 15, "{applied:?}");
+    // (The mutation may have deleted it already.)
+    let gone = setup
+        .graph
+        .delete(&format!("/users/{}/drive/root:/big.bin:", user.id))
+        .await;
+    assert!(gone.is_ok() || gone.unwrap_err().status() == Some(404));
+    let damaged = manifest(&sim, &user.id).await;
+    assert_ne!(damaged, before);
+
+    let sel = Selection::new(&user.name);
+    let r = setup
+        .restore(&sel, RestoreTarget::Original, Collision::Overwrite)
+        .await;
+    assert!(r.restored > 10, "{r:#?}");
+    assert!(r.overwritten > 0, "{r:#?}");
+    assert_eq!(
+        manifest(&sim, &user.id).await,
+        before,
+        "the tenant is as backed up"
+    );
+    // Read state, flags and categories came back too: back up again and compare.
+    setup.backup(&user).await;
+    let n = setup.points(&user.name);
+    assert_eq!(setup.mail_state(&user.name, n), flags_before);
+
+    // A rerun finds everything in place.
+    let again = setup
+        .restore(&sel, RestoreTarget::Original, Collision::Skip)
+        .await;
+    assert_eq!(again.restored, 0, "{again:#?}");
+    assert_eq!(again.skipped_total, r.restored + r.skipped_total);
+    let odd: Vec<_> = again
+        .skipped
+        .iter()
+        .filter(|o| o.done != Done::Skipped || !o.detail.contains("already"))
+        .collect();
+    assert!(odd.is_empty(), "{odd:#?}");
+    assert_eq!(manifest(&sim, &user.id).await, before);
+}
+
+async fn token(sim: &SimServer) -> String {
+    let c = &sim.sim.cfg;
+    let v: Value = reqwest::Client::new()
+        .post(format!("{}/{}/oauth2/v2.0/token", sim.url(), c.tenant_id))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", c.client_id.as_str()),
+            ("client_secret", c.client_secret.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_older_point_brings_back_deleted_items_and_restores_to_another_user() {
+    let sim = sim(12, 3).await;
+    let setup = Setup::new(&sim);
+    let all = users(&setup).await;
+    let (ann, bob) = (all[0].clone(), all[1].clone());
+    setup.backup(&ann).await;
+    let at1 = manifest(&sim, &ann.id).await;
+    mutate(
+        &sim,
+        json!({"seed": 5, "count": 12, "resource": ann.id, "ops": ["delete"],
+               "kinds": ["message", "file", "event", "contact"]}),
+    )
+    .await;
+    setup.backup(&ann).await;
+    assert_ne!(manifest(&sim, &ann.id).await, at1);
+
+    // Point 1 held what was deleted before point 2.
+    let mut sel = Selection::new(&ann.name);
+    sel.point = PointSel::Seq(1);
+    let r = setup
+        .restore(&sel, RestoreTarget::Original, Collision::Skip)
+        .await;
+    assert!(r.restored >= 6, "{r:#?}");
+    assert_eq!(manifest(&sim, &ann.id).await, at1);
+
+    // Into Bob's mailbox and OneDrive, same folders and paths.
+    let bob_before = manifest(&sim, &bob.id).await;
+    let r = setup
+        .restore(&sel, RestoreTarget::User(bob.name.clone()), Collision::Skip)
+        .await;
+    let bob_after = manifest(&sim, &bob.id).await;
+    // Calendars are not created by a restore: events of a calendar the other user lacks
+    // go to the default one, so events are compared without their calendar.
+    let no_calendar = |m: &BTreeMap<(String, String, String), usize>| {
+        let mut out: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+        for ((kind, path, sha), n) in m {
+            let path = if kind == "event" {
+                String::new()
+            } else {
+                path.clone()
+            };
+            *out.entry((kind.clone(), path, sha.clone())).or_insert(0) += n;
+        }
+        out
+    };
+    let (want, had, got) = (
+        no_calendar(&at1),
+        no_calendar(&bob_before),
+        no_calendar(&bob_after),
+    );
+    for (k, n) in &want {
+        assert!(
+            got.get(k).copied().unwrap_or(0) >= had.get(k).copied().unwrap_or(0) + n,
+            "{k:?} missing in the other user"
+        );
+    }
+    assert_eq!(r.failed_total, 0);
+    // Again: nothing new.
+    setup
+        .restore(&sel, RestoreTarget::User(bob.name.clone()), Collision::Skip)
+        .await;
+    assert_eq!(manifest(&sim, &bob.id).await, bob_after);
+
+    // A folder beside the originals.
+    let mut mail = sel.clone();
+    mail.paths = vec!["mail/Inbox".into()];
+    let r = setup
+        .restore(&mail, RestoreTarget::Folder(None), Collision::Skip)
+        .await;
+    let inbox = at1
+        .iter()
+        .filter(|(k, _)| k.0 == "message" && k.1 == "Inbox")
+        .map(|(_, n)| *n as u64)
+        .sum::<u64>();
+    assert_eq!(r.restored, inbox);
+    let now = manifest(&sim, &ann.id).await;
+    let restored_folder = now
+        .iter()
+        .filter(|(k, _)| k.1.starts_with("Restored ") && k.1.ends_with("/Inbox"))
+        .map(|(_, n)| *n as u64)
+        .sum::<u64>();
+    assert_eq!(restored_folder, inbox);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn collision_policies_skip_overwrite_and_keep_both() {
+    let sim = sim(13, 1).await;
+    let setup = Setup::new(&sim);
+    let user = users(&setup).await[0].clone();
+    setup.backup(&user).await;
+    let before = manifest(&sim, &user.id).await;
+
+    // One file changes after the backup.
+    let res = setup.catalog.resource("contoso", &user.name).unwrap().id;
+    let mut file = None;
+    setup
+        .catalog
+        .for_each_at(res, 1, "onedrive/", &mut |r| {
+            if r.size > 0 && !r.path["onedrive/".len()..].contains('/') {
+                file = Some(r);
+                return false;
+            }
+            true
+        })
+        .unwrap();
+    let file = file.expect("a file at the top of the OneDrive");
+    let name = file.name.clone().unwrap();
+    let token = token(&sim).await;
+    let changed = reqwest::Client::new()
+        .put(format!(
+            "{}/v1.0/users/{}/drive/root:/{}:/content",
+            sim.url(),
+            user.id,
+            percent_encode(&name)
+        ))
+        .bearer_auth(&token)
+        .body("changed")
+        .send()
+        .await
+        .unwrap();
+    assert!(changed.status().is_success());
+    let after_change = manifest(&sim, &user.id).await;
+
+    let mut sel = Selection::new(&user.name);
+    sel.paths = vec![file.path.clone()];
+
+    // Dry run: one planned file, nothing asked of Graph.
+    let planned: Vec<_> = setup
+        .restorer()
+        .plan(&sel, &RestoreOptions::default())
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(planned.len(), 1);
+    assert!(
+        planned[0]
+            .as_ref()
+            .unwrap()
+            .destination
+            .starts_with("OneDrive /"),
+        "{planned:?}"
+    );
+
+    let skip = setup
+        .restore(&sel, RestoreTarget::Original, Collision::Skip)
+        .await;
+    assert_eq!((skip.restored, skip.skipped_total), (0, 1));
+    assert!(skip.skipped[0].detail.contains("--collision"), "{skip:?}");
+    assert_eq!(manifest(&sim, &user.id).await, after_change);
+
+    let keep = setup
+        .restore(&sel, RestoreTarget::Original, Collision::KeepBoth)
+        .await;
+    assert_eq!(keep.kept_both, 1, "{keep:#?}");
+    let with_copy = manifest(&sim, &user.id).await;
+    assert_eq!(count(&with_copy, "file"), count(&after_change, "file") + 1);
+    let copy = with_copy
+        .keys()
+        .find(|k| k.0 == "file" && k.1.contains("(restored "))
+        .expect("a kept copy");
+    assert!(before.keys().any(|k| k.0 == "file" && k.2 == copy.2));
+    // Keep-both again: the copy is found, not made twice.
+    let again = setup
+        .restore(&sel, RestoreTarget::Original, Collision::KeepBoth)
+        .await;
+    assert_eq!((again.restored, again.skipped_total), (0, 1));
+    assert_eq!(manifest(&sim, &user.id).await, with_copy);
+
+    let over = setup
+        .restore(&sel, RestoreTarget::Original, Collision::Overwrite)
+        .await;
+    assert_eq!(over.overwritten, 1);
+    let now = manifest(&sim, &user.id).await;
+    let orig = before
+        .keys()
+        .find(|k| k.0 == "file" && k.1.ends_with(&format!("/{name}")))
+        .unwrap();
+    assert!(now.contains_key(orig), "the original content is back");
+
+    // An event changed since: keep-both adds the restored one beside it.
+    mutate(
+        &sim,
+        json!({"seed": 9, "count": 1, "resource": user.id, "ops": ["modify"], "kinds": ["event"]}),
+    )
+    .await;
+    let mut cal = Selection::new(&user.name);
+    cal.paths = vec!["calendar/".into()];
+    let r = setup
+        .restore(&cal, RestoreTarget::Original, Collision::KeepBoth)
+        .await;
+    assert_eq!(r.kept_both, 1, "{r:#?}");
+    let events = manifest(&sim, &user.id).await;
+    assert_eq!(count(&events, "event"), count(&before, "event") + 1);
+    let r = setup
+        .restore(&cal, RestoreTarget::Original, Collision::KeepBoth)
+        .await;
+    assert_eq!(r.restored, 0);
+}
+
+fn percent_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_resources_and_points_are_the_users_mistake() {
+    let sim = sim(14, 1).await;
+    let setup = Setup::new(&sim);
+    let user = users(&setup).await[0].clone();
+    setup.backup(&user).await;
+    let r = setup.restorer();
+    let e = r
+        .resolve(&Selection::new("nobody@contoso.com"))
+        .unwrap_err();
+    assert!(e.is_user_error());
+    assert!(e.hint().unwrap().contains(&user.name), "{:?}", e.hint());
+    let mut sel = Selection::new(&user.name);
+    sel.point = PointSel::Seq(9);
+    let e = r.resolve(&sel).unwrap_err();
+    assert!(e.is_user_error(), "{e}");
+    sel.point = PointSel::At(chrono::DateTime::from_timestamp(0, 0).unwrap());
+    assert!(r.resolve(&sel).is_err());
+    sel.point = PointSel::At(chrono::Utc::now());
+    assert_eq!(r.resolve(&sel).unwrap().1.seq, 1);
+}
