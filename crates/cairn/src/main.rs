@@ -10,6 +10,7 @@ mod env;
 mod graph;
 mod local;
 mod repo_cmd;
+mod restore_cmd;
 mod sim;
 mod tenant_cmd;
 
@@ -38,6 +39,8 @@ enum Command {
     Backup(backup_cmd::BackupArgs),
     /// List restore points.
     Snapshots(repo_cmd::SnapshotsArgs),
+    /// Restore items of a restore point into Microsoft 365 (original place, a folder, another user).
+    Restore(restore_cmd::RestoreArgs),
     /// Verify the repository's structure and (with --read-data) content.
     Check(repo_cmd::CheckArgs),
     /// Remove restore points by retention rule, sparing legal holds.
@@ -76,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Command::Init(a) => repo_cmd::init(a, config),
         Command::Backup(a) => backup_cmd::run(a, config),
         Command::Snapshots(a) => repo_cmd::snapshots(a, config),
+        Command::Restore(a) => restore_cmd::run(a, config),
         Command::Check(a) => repo_cmd::check(a, config),
         Command::Forget(a) => repo_cmd::forget(a, config),
         Command::Prune(a) => repo_cmd::prune(a, config),
