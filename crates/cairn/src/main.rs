@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod backup_cmd;
 mod bench;
+mod browse;
 mod config;
 mod demo;
 mod env;
@@ -39,6 +40,12 @@ enum Command {
     Backup(backup_cmd::BackupArgs),
     /// List restore points.
     Snapshots(repo_cmd::SnapshotsArgs),
+    /// List what a restore point holds under a path (from the catalog).
+    Ls(browse::ls::LsArgs),
+    /// Search items across restore points (from the catalog).
+    Find(browse::find::FindArgs),
+    /// Export a restore point's items as EML, MBOX, ICS, VCF or files.
+    Export(browse::export::ExportArgs),
     /// Restore items of a restore point into Microsoft 365 (original place, a folder, another user).
     Restore(restore_cmd::RestoreArgs),
     /// Verify the repository's structure and (with --read-data) content.
@@ -79,6 +86,9 @@ fn main() -> std::process::ExitCode {
         Command::Init(a) => repo_cmd::init(a, config),
         Command::Backup(a) => backup_cmd::run(a, config),
         Command::Snapshots(a) => repo_cmd::snapshots(a, config),
+        Command::Ls(a) => browse::ls::run(a, config),
+        Command::Find(a) => browse::find::run(a, config),
+        Command::Export(a) => browse::export::run(a, config),
         Command::Restore(a) => restore_cmd::run(a, config),
         Command::Check(a) => repo_cmd::check(a, config),
         Command::Forget(a) => repo_cmd::forget(a, config),

@@ -47,6 +47,19 @@ pub struct SnapshotsArgs {
     /// Only this resource (user, group or site).
     #[arg(long)]
     resource: Option<String>,
+    /// Only the resources of this tenant.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only restore points taken on or after this date (2026-03-01, 2026-03-01T10:15, RFC 3339).
+    #[arg(long, value_name = "DATE", value_parser = crate::browse::start_time)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only restore points taken on or before this date (a date alone: its end).
+    #[arg(long, value_name = "DATE", value_parser = crate::browse::end_time)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// List the repository's snapshots as they are, without the local catalog's point
+    /// numbers and item counts.
+    #[arg(long)]
+    no_catalog: bool,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -148,10 +161,20 @@ pub fn init(a: InitArgs, config: Option<&Path>) -> anyhow::Result<()> {
 pub fn snapshots(a: SnapshotsArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let repo = a.repo.open(&cfg)?;
-    let snaps: Vec<_> = repo
-        .snapshots()?
+    let all = repo.snapshots()?;
+    use cairn_catalog::Catalog as _;
+    let catalog = match a.no_catalog {
+        true => None,
+        false => crate::browse::existing_catalog(&cfg, &a.repo)?,
+    };
+    if let Some(cat) = catalog.filter(|c| c.resources().is_ok_and(|r| !r.is_empty())) {
+        return snapshots_from_catalog(&a, &cat, &all);
+    }
+    let snaps: Vec<_> = all
         .into_iter()
         .filter(|s| a.resource.as_ref().is_none_or(|r| &s.label == r))
+        .filter(|s| a.tenant.as_ref().is_none_or(|t| &s.hostname == t))
+        .filter(|s| a.since.is_none_or(|t| s.time >= t) && a.until.is_none_or(|t| s.time <= t))
         .collect();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&snaps)?);
@@ -172,6 +195,42 @@ pub fn snapshots(a: SnapshotsArgs, config: Option<&Path>) -> anyhow::Result<()> 
         );
     }
     println!("{} restore points", snaps.len());
+    Ok(())
+}
+
+/// Restore points per resource, numbered and counted by the local catalog.
+fn snapshots_from_catalog(
+    a: &SnapshotsArgs,
+    cat: &cairn_catalog::SqliteCatalog,
+    in_repo: &[cairn_repo::SnapshotInfo],
+) -> anyhow::Result<()> {
+    use crate::browse::snapshots as view;
+    let ids: std::collections::HashSet<String> = in_repo.iter().map(|s| s.id.clone()).collect();
+    let filter = view::Filter {
+        tenant: a.tenant.as_deref(),
+        resource: a.resource.as_deref(),
+        since: a.since,
+        until: a.until,
+    };
+    let rows = view::rows(cat, &filter, Some(&ids))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    view::print(&rows);
+    let known: std::collections::HashSet<&str> = rows.iter().map(|r| r.snapshot.as_str()).collect();
+    let others = in_repo
+        .iter()
+        .filter(|s| !known.contains(s.id.as_str()))
+        .filter(|s| a.resource.as_ref().is_none_or(|r| &s.label == r))
+        .filter(|s| a.tenant.as_ref().is_none_or(|t| &s.hostname == t))
+        .filter(|s| a.since.is_none_or(|t| s.time >= t) && a.until.is_none_or(|t| s.time <= t))
+        .count();
+    if others > 0 {
+        eprintln!(
+            "note: {others} snapshots of the repository are not in this machine's catalog; `cairn snapshots --no-catalog` lists them all"
+        );
+    }
     Ok(())
 }
 

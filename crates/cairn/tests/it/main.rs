@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod backup;
+mod browse;
 mod config;
 
 fn cairn() -> Command {

@@ -1,0 +1,779 @@
+//! `snapshots`, `ls`, `find` and `export` through the binary, over a repository and catalog
+//! that the backup engine wrote from the simulator: what they show and write is compared
+//! with the simulator's own manifest, and exports are read back by independent parsers
+//! (Python's `mailbox`, the `ical` crate, the `zip` crate).
+
+use super::cairn;
+use cairn_backup::{BackupOptions, Engine, Silent};
+use cairn_catalog::{Catalog, ItemRow, SqliteCatalog};
+use cairn_graph::{Credential, GraphClient, GraphConfig};
+use cairn_repo::{Repo, RepoOptions};
+use cairn_sim::{SimConfig, SimServer, TenantSpec, ThrottleMode};
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+use sha2::Digest;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+const PASSWORD: &str = "browse password";
+
+/// One manifest entry: (kind, folder or path, sha256).
+type Manifest = BTreeMap<String, (String, String, String)>;
+
+/// A user backed up once or twice: repository, catalog where the CLI looks for it, and what
+/// the simulator said the user held at each backup.
+struct Fixture {
+    dir: tempfile::TempDir,
+    user: String,
+    /// The manifest at each backup, by restore point (index 0: point 1).
+    manifests: Vec<Manifest>,
+    /// Messages of the Inbox at the first backup: id → (subject, sender).
+    inbox: BTreeMap<String, (String, String)>,
+}
+
+fn sha(b: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+impl Fixture {
+    /// Backs up the first user of a small simulated tenant; with `delete`, deletes a few
+    /// messages and backs up again.
+    fn new(seed: u64, delete: bool) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (user, manifests, inbox) = rt.block_on(backup(dir.path(), seed, delete));
+        Fixture {
+            dir,
+            user,
+            manifests,
+            inbox,
+        }
+    }
+
+    fn repository(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = cairn();
+        for (k, _) in std::env::vars() {
+            if k.starts_with("CAIRN_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("CAIRN_CONFIG", self.dir.path().join("config.toml"))
+            .env("CAIRN_REPOSITORY", self.repository())
+            .env("CAIRN_PASSWORD", PASSWORD)
+            .env("CAIRN_CACHE_DIR", self.dir.path().join("cache"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("cairn runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "cairn {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join("exports").join(name)
+    }
+
+    /// The catalog, where `cairn` finds it: `<cache>/repositories/<hash of the location>`.
+    fn catalog(&self) -> SqliteCatalog {
+        let key =
+            hex::encode(&sha2::Sha256::digest(self.repository().to_str().unwrap().as_bytes())[..8]);
+        let path = self
+            .dir
+            .path()
+            .join("cache/repositories")
+            .join(key)
+            .join("catalog.db");
+        assert!(path.exists(), "{}", path.display());
+        SqliteCatalog::open(&path).unwrap()
+    }
+
+    /// Manifest entries of one kind at a point: (folder or path, sha256) per id.
+    fn of_kind(&self, point: usize, kind: &str) -> BTreeMap<String, (String, String)> {
+        self.manifests[point - 1]
+            .iter()
+            .filter(|(_, v)| v.0 == kind)
+            .map(|(id, v)| (id.clone(), (v.1.clone(), v.2.clone())))
+            .collect()
+    }
+}
+
+async fn backup(
+    dir: &Path,
+    seed: u64,
+    delete: bool,
+) -> (String, Vec<Manifest>, BTreeMap<String, (String, String)>) {
+    let spec = TenantSpec {
+        seed,
+        users: 1,
+        groups: 0,
+        sites: 0,
+        mail_per_mailbox: 30,
+        events_per_mailbox: 6,
+        contacts_per_mailbox: 5,
+        files_per_drive: 8,
+        max_item_size: 64 * 1024,
+        ..TenantSpec::default()
+    };
+    let mut cfg = SimConfig::new(spec);
+    cfg.throttle = ThrottleMode::Off;
+    let sim = SimServer::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let c = &sim.sim.cfg;
+    let mut gc = GraphConfig::new(
+        &c.tenant_id,
+        &c.client_id,
+        Credential::Secret(c.client_secret.clone().into()),
+    );
+    gc.graph_url = sim.url();
+    gc.login_url = sim.url();
+    let graph = Arc::new(GraphClient::new(gc).unwrap());
+
+    let location = dir.join("repo").to_str().unwrap().to_string();
+    let repo = {
+        let location = location.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || {
+                Repo::init(RepoOptions::new(&location, PASSWORD).unwrap())
+            })
+            .await
+            .unwrap()
+            .unwrap(),
+        )
+    };
+    // Where `cairn` looks for the catalog of this repository.
+    let key = hex::encode(&sha2::Sha256::digest(location.as_bytes())[..8]);
+    let state = dir.join("cache/repositories").join(key);
+    let catalog = Arc::new(SqliteCatalog::open(&state.join("catalog.db")).unwrap());
+    let engine = Arc::new(Engine::new(
+        graph.clone(),
+        repo,
+        catalog,
+        "contoso",
+        BackupOptions::new(state.join("spool")),
+        Arc::new(Silent),
+    ));
+    let users = engine.users(&[]).await.unwrap();
+    let user = users[0].clone();
+    let manifest = |sim: &SimServer| {
+        let url = format!("{}/_sim/manifest?resource={}", sim.url(), user.id);
+        async move {
+            let m: Vec<Value> = reqwest::get(url).await.unwrap().json().await.unwrap();
+            m.into_iter()
+                .map(|e| {
+                    let s = |k: &str| e[k].as_str().unwrap().to_string();
+                    (s("id"), (s("kind"), s("path"), s("sha256")))
+                })
+                .collect::<Manifest>()
+        }
+    };
+    let inbox: BTreeMap<String, (String, String)> = graph
+        .items(&format!(
+            "/users/{}/mailFolders/inbox/messages?$select=id,subject,from",
+            user.id
+        ))
+        .try_collect::<Vec<Value>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_string(),
+                (
+                    m["subject"].as_str().unwrap_or("").to_string(),
+                    m["from"]["emailAddress"]["address"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+            )
+        })
+        .collect();
+
+    let first = engine.run(vec![user.clone()]).await;
+    assert!(first.resources[0].ok(), "{:?}", first.resources[0].error);
+    let mut manifests = vec![manifest(&sim).await];
+    if delete {
+        let r: Value = reqwest::Client::new()
+            .post(format!("{}/_sim/mutate", sim.url()))
+            .json(&json!({"seed": 3, "count": 4, "resource": user.id,
+                          "kinds": ["message"], "ops": ["delete"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(!r["applied"].as_array().unwrap().is_empty(), "{r}");
+        let second = engine.run(vec![user.clone()]).await;
+        assert!(second.resources[0].ok(), "{:?}", second.resources[0].error);
+        manifests.push(manifest(&sim).await);
+    }
+    sim.stop().await;
+    (user.name, manifests, inbox)
+}
+
+#[test]
+fn snapshots_ls_and_find_read_the_catalog() {
+    let f = Fixture::new(21, true);
+    let user = f.user.as_str();
+
+    // Restore points per resource, with what they hold.
+    let points = f.json(&["snapshots", "--json", "--resource", user]);
+    let points = points.as_array().unwrap();
+    assert_eq!(points.len(), 2, "{points:?}");
+    assert_eq!(points[0]["point"], 1);
+    assert_eq!(points[1]["point"], 2);
+    let messages = |i: usize| points[i]["kinds"]["message"].as_u64().unwrap();
+    assert_eq!(messages(0) as usize, f.of_kind(1, "message").len());
+    assert_eq!(messages(1) as usize, f.of_kind(2, "message").len());
+    assert!(messages(1) < messages(0));
+    let text = f.ok(&["snapshots"]);
+    assert!(
+        text.contains(user) && text.contains("2 restore points"),
+        "{text}"
+    );
+    let none = f.json(&["snapshots", "--json", "--until", "2000-01-01"]);
+    assert_eq!(none.as_array().unwrap().len(), 0);
+    let other = f.json(&["snapshots", "--json", "--tenant", "fabrikam"]);
+    assert_eq!(other.as_array().unwrap().len(), 0);
+    // The repository's own listing is still there.
+    let raw = f.json(&["snapshots", "--json", "--no-catalog"]);
+    assert_eq!(raw.as_array().unwrap().len(), 2);
+
+    // ls: the Inbox of point 1, month by month, holds the manifest's Inbox messages, with
+    // their subjects.
+    let inbox = f.json(&["ls", &format!("{user}@1"), "mail/Inbox", "--json"]);
+    assert_eq!(inbox["point"]["seq"], 1);
+    let mut listed: BTreeMap<String, String> = BTreeMap::new();
+    for folder in inbox["folders"].as_array().unwrap() {
+        let name = folder["name"].as_str().unwrap();
+        if name.len() != 7 || !name.starts_with('2') {
+            continue; // a subfolder, not a month
+        }
+        let month = f.json(&[
+            "ls",
+            &format!("{user}@1"),
+            &format!("mail/Inbox/{name}"),
+            "--json",
+        ]);
+        for item in month["items"].as_array().unwrap() {
+            assert_eq!(item["kind"], "message");
+            listed.insert(
+                item["id"].as_str().unwrap().to_string(),
+                item["subject"].as_str().unwrap_or("").to_string(),
+            );
+        }
+    }
+    let want: BTreeMap<String, String> = f
+        .inbox
+        .iter()
+        .map(|(id, (subject, _))| (id.clone(), subject.clone()))
+        .collect();
+    assert_eq!(listed, want, "the Inbox as Graph lists it");
+    let month = inbox["folders"][0]["name"].as_str().unwrap();
+    let text = f.ok(&["ls", user, &format!("mail/Inbox/{month}")]);
+    let (_, (subject, _)) = f.inbox.iter().next().unwrap();
+    assert!(
+        f.inbox.values().any(|(s, _)| text.contains(s.as_str())),
+        "ls shows subjects: {text}"
+    );
+    let top = f.ok(&["ls", user]);
+    for dir in ["mail/", "calendar/", "contacts/", "onedrive/"] {
+        assert!(top.contains(dir), "{top}");
+    }
+
+    // find by subject and sender: the message and the points it is in.
+    let (id, (subject2, sender)) = f
+        .inbox
+        .iter()
+        .find(|(id, _)| f.manifests[1].contains_key(*id))
+        .unwrap();
+    let hits = f.ok(&["find", subject2, "--from", sender, "--json"]);
+    let hits: Vec<Value> = hits
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let hit = hits
+        .iter()
+        .find(|h| h["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} not in {hits:?}"));
+    assert_eq!(hit["resource"], user);
+    assert_eq!(hit["first"]["seq"], 1);
+    assert_eq!(hit["last"]["seq"], 2);
+    assert_eq!(hit["current"], true);
+    let text = f.ok(&["find", subject2, "--from", sender]);
+    assert!(text.contains("points 1..2"), "{text}");
+    // Another sender: not found.
+    let none = f.ok(&[
+        "find",
+        subject2,
+        "--from",
+        "nobody@nowhere.invalid",
+        "--json",
+    ]);
+    assert!(none.trim().is_empty(), "{none}");
+
+    // A message deleted between the backups is still found, last in point 1.
+    let gone: Vec<&String> = f.manifests[0]
+        .iter()
+        .filter(|(id, v)| v.0 == "message" && !f.manifests[1].contains_key(*id))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!gone.is_empty());
+    let all = f.ok(&["find", "--kind", "message", "--resource", user, "--json"]);
+    let all: Vec<Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for id in &gone {
+        let h = all
+            .iter()
+            .find(|h| h["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("deleted {id} is found"));
+        assert_eq!(h["first"]["seq"], 1);
+        assert_eq!(h["last"]["seq"], 1, "{h}");
+        assert_eq!(h["current"], false);
+    }
+    let _ = subject;
+
+    // Mistakes: exit 2 and a hint that lists what exists.
+    let bad = f.run(&["ls", "nobody@contoso.example"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("hint:") && err.contains(user), "{err}");
+    let bad = f.run(&["ls", &format!("{user}@9")]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("2 restore points"),
+        "{err}"
+    );
+    // Points by snapshot id and by date.
+    let snap = points[0]["snapshot"].as_str().unwrap();
+    let by_id = f.json(&["ls", &format!("{user}@{}", &snap[..8]), "--json"]);
+    assert_eq!(by_id["point"]["seq"], 1);
+    let by_date = f.json(&["ls", &format!("{user}@2999-01-01"), "--json"]);
+    assert_eq!(by_date["point"]["seq"], 2);
+}
+
+/// sha256 of every file under `dir`, by path relative to it.
+fn tree(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, sha(&std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn sorted<'a>(v: impl IntoIterator<Item = &'a String>) -> Vec<&'a String> {
+    let mut v: Vec<&String> = v.into_iter().collect();
+    v.sort();
+    v
+}
+
+/// The message as an mbox holds it: CRLF → LF, a line end after the last line.
+fn mbox_form(msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len());
+    let mut i = 0;
+    while i < msg.len() {
+        if !(msg[i] == b'\r' && msg.get(i + 1) == Some(&b'\n')) {
+            out.push(msg[i]);
+        }
+        i += 1;
+    }
+    if !out.is_empty() && !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    out
+}
+
+/// sha256 of each message of an mbox, read by Python's `mailbox` (mboxrd quoting undone).
+fn python_mbox(path: &Path) -> Vec<String> {
+    let script = r#"
+import hashlib, mailbox, re, sys
+box = mailbox.mbox(sys.argv[1], create=False)
+for key in box.iterkeys():
+    raw = box.get_bytes(key)
+    print(hashlib.sha256(re.sub(rb'(?m)^>(>*From )', rb'\1', raw)).hexdigest())
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn exports_equal_what_was_backed_up() {
+    let f = Fixture::new(33, false);
+    let user = f.user.as_str();
+    let messages = f.of_kind(1, "message");
+
+    // EML: the original bytes, in the folder tree.
+    let eml = f.out("eml");
+    let report = f.json(&[
+        "export",
+        user,
+        "--format",
+        "eml",
+        "-o",
+        eml.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        report["written"].as_u64().unwrap() as usize,
+        messages.len(),
+        "{report}"
+    );
+    assert!(report["skipped"].as_array().unwrap().is_empty(), "{report}");
+    let files = tree(&eml);
+    assert!(files.keys().all(|p| p.ends_with(".eml")));
+    assert_eq!(
+        sorted(files.values()),
+        sorted(messages.values().map(|v| &v.1)),
+        "every message byte for byte"
+    );
+    // Folders preserved: the Inbox's messages are in Inbox/.
+    let inbox: Vec<&String> = files
+        .iter()
+        .filter(|(p, _)| p.starts_with("Inbox/") && p.matches('/').count() == 1)
+        .map(|(_, s)| s)
+        .collect();
+    let want: Vec<&String> = messages
+        .values()
+        .filter(|v| v.0 == "Inbox")
+        .map(|v| &v.1)
+        .collect();
+    assert_eq!(sorted(inbox), sorted(want));
+    // Into a directory that is not empty: refused.
+    let again = f.run(&[
+        "export",
+        user,
+        "--format",
+        "eml",
+        "-o",
+        eml.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+
+    // MBOX: one file per folder, read by Python's mailbox module.
+    let mbox = f.out("mbox");
+    let report = f.json(&[
+        "export",
+        user,
+        "mail",
+        "--format",
+        "mbox",
+        "-o",
+        mbox.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        report["written"].as_u64().unwrap() as usize,
+        messages.len(),
+        "{report}"
+    );
+    let mut folders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, (folder, _)) in &messages {
+        let (path, _) = files.iter().find(|(_, s)| **s == messages[id].1).unwrap();
+        let bytes = std::fs::read(eml.join(path)).unwrap();
+        folders
+            .entry(format!("{folder}.mbox"))
+            .or_default()
+            .push(sha(&mbox_form(&bytes)));
+    }
+    let written: BTreeSet<String> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    for (name, mut want) in folders {
+        assert!(written.contains(&name), "{name} in {written:?}");
+        let mut got = python_mbox(&mbox.join(&name));
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{name}");
+    }
+
+    // ICS: one calendar per file, every event, read by the ical crate.
+    let ics = f.out("ics");
+    let report = f.json(&[
+        "export",
+        user,
+        "--format",
+        "ics",
+        "-o",
+        ics.to_str().unwrap(),
+        "--json",
+    ]);
+    let events = f.of_kind(1, "event");
+    assert_eq!(
+        report["written"].as_u64().unwrap() as usize,
+        events.len(),
+        "{report}"
+    );
+    let mut per_calendar: BTreeMap<String, usize> = BTreeMap::new();
+    for (cal, _) in events.values() {
+        *per_calendar.entry(format!("{cal}.ics")).or_default() += 1;
+    }
+    let catalog = f.catalog();
+    let res = catalog.resource("contoso", user).unwrap().id;
+    let mut rows: Vec<ItemRow> = Vec::new();
+    catalog
+        .for_each_at(res, 1, "", &mut |r| {
+            rows.push(r);
+            true
+        })
+        .unwrap();
+    for (name, n) in &per_calendar {
+        let bytes = std::fs::read(ics.join(name)).unwrap();
+        let cals: Vec<_> = ical::IcalParser::new(&bytes[..])
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the ical crate parses the export");
+        assert_eq!(cals.len(), 1);
+        assert_eq!(cals[0].events.len(), *n, "{name}");
+        for e in &cals[0].events {
+            let summary = e
+                .properties
+                .iter()
+                .find(|p| p.name == "SUMMARY")
+                .and_then(|p| p.value.clone())
+                .unwrap_or_default();
+            assert!(
+                rows.iter().any(|r| r.kind == "event"
+                    && r.subject
+                        .as_deref()
+                        .map(|s| s.replace(',', "\\,").replace(';', "\\;"))
+                        == Some(summary.clone())),
+                "{summary}"
+            );
+        }
+    }
+
+    // VCF: one address book per contact folder, every contact.
+    let vcf = f.out("vcf");
+    let report = f.json(&[
+        "export",
+        user,
+        "--format",
+        "vcf",
+        "-o",
+        vcf.to_str().unwrap(),
+        "--json",
+    ]);
+    let contacts = f.of_kind(1, "contact");
+    assert_eq!(
+        report["written"].as_u64().unwrap() as usize,
+        contacts.len(),
+        "{report}"
+    );
+    let mut cards = 0;
+    for (path, _) in tree(&vcf) {
+        let bytes = std::fs::read(vcf.join(&path)).unwrap();
+        let parsed: Vec<_> = ical::VcardParser::new(&bytes[..])
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the ical crate parses the vCards");
+        for c in &parsed {
+            assert!(c.properties.iter().any(|p| p.name == "FN"));
+        }
+        cards += parsed.len();
+    }
+    assert_eq!(cards, contacts.len());
+
+    // Files: the drive as a tree, and as a zip, equal to the manifest.
+    let drive = f.of_kind(1, "file");
+    let want = sorted(drive.values().map(|v| &v.1));
+    let out = f.out("files");
+    let report = f.json(&[
+        "export",
+        user,
+        "onedrive",
+        "--format",
+        "files",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        report["written"].as_u64().unwrap() as usize,
+        drive.len(),
+        "{report}"
+    );
+    let got = tree(&out);
+    assert_eq!(sorted(got.values()), want);
+    for (path, _) in drive.values() {
+        let rel = path.trim_start_matches("OneDrive/");
+        assert!(
+            got.contains_key(&format!("onedrive/{rel}")),
+            "{rel} in {got:?}"
+        );
+    }
+    let zip_path = f.out("drive.zip");
+    std::fs::create_dir_all(zip_path.parent().unwrap()).unwrap();
+    f.ok(&[
+        "export",
+        user,
+        "onedrive",
+        "--format",
+        "files",
+        "--zip",
+        "-o",
+        zip_path.to_str().unwrap(),
+    ]);
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut in_zip = Vec::new();
+    for i in 0..zip.len() {
+        let mut e = zip.by_index(i).unwrap();
+        if e.is_dir() {
+            continue;
+        }
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut b).unwrap();
+        let name = e.name().unwrap().to_string();
+        assert!(!name.split('/').any(|c| c == ".."), "{name}");
+        in_zip.push(sha(&b));
+    }
+    in_zip.sort();
+    assert_eq!(in_zip.iter().collect::<Vec<_>>(), want);
+    // mbox into a zip is refused: it appends per folder.
+    let bad = f.run(&[
+        "export",
+        user,
+        "--format",
+        "mbox",
+        "--zip",
+        "-o",
+        f.out("x").to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn names_from_the_catalog_cannot_escape_the_output() {
+    let f = Fixture::new(44, false);
+    let user = f.user.as_str();
+    // A version whose path climbs out, as a damaged or hostile catalog could hold.
+    let catalog = f.catalog();
+    let res = catalog.resource("contoso", user).unwrap().id;
+    let latest = catalog.points(res).unwrap().pop().unwrap();
+    let mut any_file = None;
+    catalog
+        .for_each_at(res, latest.seq, "onedrive/", &mut |r| {
+            if r.kind == "file" {
+                any_file = Some(r);
+            }
+            any_file.is_none()
+        })
+        .unwrap();
+    let mut evil = any_file.unwrap();
+    evil.item = "evil".into();
+    evil.path = "onedrive/../../../escaped.txt".into();
+    evil.name = Some("../escaped.txt".into());
+    catalog.stage_put(res, &evil).unwrap();
+    catalog
+        .commit(
+            res,
+            &latest.snapshot,
+            latest.time + chrono::Duration::seconds(1),
+        )
+        .unwrap();
+    drop(catalog);
+
+    for zip in [false, true] {
+        let out = f.out(if zip { "evil.zip" } else { "evil" });
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let mut args = vec![
+            "export",
+            user,
+            "--format",
+            "files",
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ];
+        if zip {
+            args.push("--zip");
+        }
+        let report = f.json(&args);
+        assert!(report["written"].as_u64().unwrap() > 0, "{report}");
+        for up in [
+            f.dir.path().join("escaped.txt"),
+            f.dir.path().join("exports/escaped.txt"),
+            out.join("../escaped.txt"),
+            PathBuf::from("/escaped.txt"),
+        ] {
+            assert!(!up.exists(), "{} was written", up.display());
+        }
+        if !zip {
+            for p in tree(&out).keys() {
+                assert!(!p.split('/').any(|c| c == ".."), "{p}");
+            }
+        }
+        let skipped = report["skipped"].as_array().unwrap();
+        let written_inside = !zip && tree(&out).keys().any(|p| p.ends_with("escaped.txt"));
+        assert!(
+            written_inside || skipped.iter().any(|s| s["item"] == "evil"),
+            "the hostile path was either written inside or reported: {report}"
+        );
+    }
+    // A path argument that climbs selects nothing.
+    let out = f.out("climb");
+    let o = f.run(&[
+        "export",
+        user,
+        "../x",
+        "--format",
+        "files",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success());
+    assert!(!f.dir.path().join("x").exists());
+}
