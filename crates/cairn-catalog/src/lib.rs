@@ -155,6 +155,9 @@ pub trait Catalog: Send + Sync {
     fn drop_from_next(&self, res: i64, path: &str) -> Result<Option<String>>;
     /// Drops a staged change: the committed version stands.
     fn unstage(&self, res: i64, item: &str) -> Result<()>;
+    /// Drops every staged change of the resource (a rebuild abandoning a restore point it
+    /// could not read). Returns how many there were.
+    fn unstage_all(&self, res: i64) -> Result<u64>;
     /// A resync of `scope` begins: everything in it is staged for removal, to be taken back
     /// by the items the fresh enumeration sees again. Returns the number of items.
     fn stage_resync(&self, res: i64, scope: &str) -> Result<u64>;

@@ -334,6 +334,13 @@ impl Catalog for SqliteCatalog {
         })
     }
 
+    fn unstage_all(&self, res: i64) -> Result<u64> {
+        self.with(|c| {
+            c.execute("DELETE FROM staged WHERE resource=?1", params![res])
+                .map(|n| n as u64)
+        })
+    }
+
     fn stage_resync(&self, res: i64, scope: &str) -> Result<u64> {
         self.with(|c| {
             let tx = c.transaction()?;
@@ -774,6 +781,25 @@ mod tests {
         assert_eq!(at(&c, res, 2), ["x@1", "y@2", "o@1"]);
         assert_eq!(c.token(res, "drive:d").unwrap(), None);
         assert_eq!(c.scopes(res).unwrap(), ["drive:d", "drive:other"]);
+    }
+
+    #[test]
+    fn unstage_all_leaves_the_committed_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
+        let res = c.resource("t", "erin").unwrap().id;
+        c.stage_put(res, &row("a", "mail:i", "mail/I/a.eml", "1"))
+            .unwrap();
+        c.commit(res, "s1", Utc::now()).unwrap();
+        c.stage_put(res, &row("b", "mail:i", "mail/I/b.eml", "1"))
+            .unwrap();
+        assert!(c.stage_remove(res, "mail:i", "a").unwrap());
+        assert_eq!(c.unstage_all(res).unwrap(), 2);
+        assert_eq!(c.staged(res).unwrap(), 0);
+        assert_eq!(
+            next(&c, res),
+            [("a".to_string(), "mail/I/a.eml".to_string())]
+        );
     }
 
     #[test]
