@@ -13,6 +13,6 @@ mod source;
 pub use location::{Location, RepoOptions};
 pub use repo::{
     CheckReport, ForgetReport, ForgetRule, LegalHold, Repo, RepoError, SnapshotInfo, SnapshotMeta,
-    SnapshotReader,
+    SnapshotReader, WalkEntry,
 };
 pub use source::{Entry, EntryKind, ItemReader};

@@ -606,3 +606,91 @@ impl SnapshotReader {
         Ok(node.meta.size)
     }
 }
+
+/// One entry of a restore point's tree, as [`SnapshotReader::walk`] streams it.
+#[derive(Clone, Debug)]
+pub struct WalkEntry {
+    /// `/`-separated path relative to the snapshot root.
+    pub path: String,
+    pub is_dir: bool,
+    pub size: u64,
+    /// The time the backup gave the entry (`None` if the tree has none).
+    pub mtime: Option<chrono::DateTime<chrono::Utc>>,
+    node: rustic_core::repofile::Node,
+}
+
+impl SnapshotReader {
+    /// The restore point's id (as given to `open_snapshot`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Another restore point of the same repository, reusing the index already loaded (a
+    /// walk over many restore points reads the index once).
+    pub fn at(self, snapshot: &str) -> Result<SnapshotReader, RepoError> {
+        let snap = self
+            .repo
+            .get_snapshot_from_str(snapshot, |_| true)
+            .map_err(|_| RepoError::SnapshotNotFound(snapshot.to_string()))?;
+        Ok(SnapshotReader {
+            repo: self.repo,
+            snap,
+            id: snapshot.to_string(),
+        })
+    }
+
+    /// Every entry of the restore point, depth-first in the repository's order (a
+    /// directory before its children, names compared byte-wise, as `Path` orders), handed to
+    /// `f` until it returns false. Streams: one tree per directory level is held at a time.
+    pub fn walk(&self, f: &mut dyn FnMut(WalkEntry) -> bool) -> Result<(), RepoError> {
+        let root = self
+            .repo
+            .node_from_snapshot_and_path(&self.snap, "")
+            .map_err(|e| rustic(&format!("{}: its root", self.id), e))?;
+        let opts = LsOptions::default();
+        let nodes = self
+            .repo
+            .ls(&root, &opts)
+            .map_err(|e| rustic(&format!("listing {}", self.id), e))?;
+        for item in nodes {
+            let (p, node) = item.map_err(|e| rustic(&format!("listing {}", self.id), e))?;
+            let mtime = node.meta.mtime.and_then(|t| {
+                chrono::DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond() as u32)
+            });
+            let entry = WalkEntry {
+                path: p.to_string_lossy().into_owned(),
+                is_dir: node.is_dir(),
+                size: node.meta.size,
+                mtime,
+                node,
+            };
+            if !f(entry) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the content of an entry found by [`walk`](Self::walk) to `w` (no lookup by
+    /// path).
+    pub fn read_entry(&self, e: &WalkEntry, w: &mut impl std::io::Write) -> Result<(), RepoError> {
+        self.repo
+            .dump(&e.node, w)
+            .map_err(|err| rustic(&format!("reading {}:{}", self.id, e.path), err))
+    }
+
+    /// The first `max` bytes of an entry's content (a message's header, say), reading only
+    /// the chunks that hold them.
+    pub fn read_head(&self, e: &WalkEntry, max: usize) -> Result<Vec<u8>, RepoError> {
+        let what = || format!("reading {}:{}", self.id, e.path);
+        let file = self
+            .repo
+            .open_file(&e.node)
+            .map_err(|err| rustic(&what(), err))?;
+        let bytes = self
+            .repo
+            .read_file_at(&file, 0, max.min(e.size as usize))
+            .map_err(|err| rustic(&what(), err))?;
+        Ok(bytes.to_vec())
+    }
+}
