@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod rebuild;
 mod resume;
 
 pub fn graph(s: &SimServer) -> Arc<GraphClient> {
