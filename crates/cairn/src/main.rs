@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod backup_cmd;
 mod bench;
 mod browse;
+mod catalog_cmd;
 mod config;
 mod demo;
 mod env;
@@ -40,6 +41,8 @@ enum Command {
     Backup(backup_cmd::BackupArgs),
     /// List restore points.
     Snapshots(repo_cmd::SnapshotsArgs),
+    /// The local catalog: `rebuild` recreates it from the repository.
+    Catalog(catalog_cmd::CatalogArgs),
     /// List what a restore point holds under a path (from the catalog).
     Ls(browse::ls::LsArgs),
     /// Search items across restore points (from the catalog).
@@ -86,6 +89,7 @@ fn main() -> std::process::ExitCode {
         Command::Init(a) => repo_cmd::init(a, config),
         Command::Backup(a) => backup_cmd::run(a, config),
         Command::Snapshots(a) => repo_cmd::snapshots(a, config),
+        Command::Catalog(a) => catalog_cmd::run(a, config),
         Command::Ls(a) => browse::ls::run(a, config),
         Command::Find(a) => browse::find::run(a, config),
         Command::Export(a) => browse::export::run(a, config),

@@ -1,0 +1,201 @@
+//! `cairn catalog rebuild`: the local catalog recreated from the repository, for when it is
+//! lost (a new machine, a deleted cache) or damaged.
+
+use crate::config::{Config, UserError};
+use crate::local::LocalState;
+use crate::repo_cmd::RepoArgs;
+use cairn_backup::{RebuildProgress, RebuildReport, RebuiltResource};
+use cairn_catalog::Catalog;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct CatalogArgs {
+    #[command(subcommand)]
+    command: CatalogCommand,
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Recreate the catalog (restore points, item versions) from the repository alone.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Args)]
+struct RebuildArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Only the restore points of this tenant (as `cairn snapshots` shows it).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Replace a catalog that is not empty: the old file is moved aside, not deleted.
+    #[arg(long)]
+    force: bool,
+    /// Local state (catalog, spool) [default: the configuration's cache-dir].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+pub fn run(a: CatalogArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    match a.command {
+        CatalogCommand::Rebuild(a) => rebuild(a, config),
+    }
+}
+
+fn rebuild(a: RebuildArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let repository = cfg.repository(&a.repo)?;
+    let local = LocalState::new(&cfg.cache_dir(a.cache_dir.as_deref())?, &repository);
+    let repo = cairn_repo::Repo::open(cfg.repo_options(&a.repo)?)?;
+    if local.catalog.exists() {
+        let held = local.open_catalog()?.resources()?.len();
+        if held > 0 {
+            if !a.force {
+                return Err(UserError::new(format!(
+                    "the catalog {} already holds {held} resources",
+                    local.catalog.display()
+                ))
+                .hint("give --force to move it aside and rebuild it from the repository")
+                .into());
+            }
+            let aside = move_aside(&local.catalog)?;
+            eprintln!("the previous catalog is kept as {}", aside.display());
+        }
+    }
+    let catalog = local.open_catalog()?;
+    let show_bar = !a.no_progress && std::io::stderr().is_terminal();
+    let progress = Bar::new(show_bar);
+    let report = cairn_backup::rebuild(&repo, &catalog, a.tenant.as_deref(), &progress)?;
+    progress.bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, &local.catalog);
+    }
+    match report.failed() {
+        0 => Ok(()),
+        n => anyhow::bail!(
+            "{n} of {} resources could not be rebuilt (see above)",
+            report.resources.len()
+        ),
+    }
+}
+
+/// Moves the catalog (and SQLite's write-ahead log beside it) to `<name>.<time>.old`.
+fn move_aside(catalog: &Path) -> anyhow::Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let aside = PathBuf::from(format!("{}.{stamp}.old", catalog.display()));
+    for suffix in ["-wal", "-shm", ""] {
+        let from = PathBuf::from(format!("{}{suffix}", catalog.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+            std::fs::rename(&from, &to).map_err(|e| {
+                anyhow::anyhow!(
+                    "moving {} aside to {}: {e}\nhint: is a backup running with this catalog?",
+                    from.display(),
+                    to.display()
+                )
+            })?;
+        }
+    }
+    Ok(aside)
+}
+
+fn print_report(r: &RebuildReport, catalog: &Path) {
+    println!(
+        "{:<44} {:>7} {:>9} {:>9} {:>7}  tenant",
+        "resource", "points", "items", "versions", "read"
+    );
+    for res in &r.resources {
+        println!(
+            "{:<44} {:>7} {:>9} {:>9} {:>7}  {}",
+            res.resource, res.points, res.items, res.versions, res.read, res.tenant
+        );
+        if let Some(e) = &res.error {
+            println!("    not rebuilt: {e}");
+        }
+        for s in &res.skipped {
+            println!("    skipped {}: {}", s.object, s.reason);
+        }
+    }
+    for s in &r.ignored {
+        println!("ignored {}: {}", s.object, s.reason);
+    }
+    let points: u64 = r.resources.iter().map(|x| x.points).sum();
+    let items: u64 = r.resources.iter().map(|x| x.items).sum();
+    println!(
+        "{} resources, {points} restore points, {items} items in their latest points, rebuilt in {:.1} s into {}",
+        r.resources.len(),
+        r.seconds,
+        catalog.display()
+    );
+    println!(
+        "the next backup enumerates every collection afresh (no delta links in the repository) and takes files and unchanged messages from the repository"
+    );
+}
+
+/// A bar of restore points on a terminal; a log line per resource otherwise.
+struct Bar {
+    bar: ProgressBar,
+    terminal: bool,
+}
+
+impl Bar {
+    fn new(terminal: bool) -> Self {
+        let bar = if terminal {
+            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} restore points  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self { bar, terminal }
+    }
+}
+
+impl RebuildProgress for Bar {
+    fn begin(&self, resources: u64, points: u64) {
+        self.bar.set_length(points);
+        if self.terminal {
+            self.bar
+                .enable_steady_tick(std::time::Duration::from_millis(200));
+        } else {
+            tracing::info!("rebuilding {points} restore points of {resources} resources");
+        }
+    }
+
+    fn point(&self, resource: &str, seq: i64) {
+        self.bar.inc(1);
+        self.bar.set_message(format!("{resource} #{seq}"));
+    }
+
+    fn finished(&self, r: &RebuiltResource) {
+        let line = match &r.error {
+            None => format!(
+                "{}: {} restore points, {} items, {} skipped",
+                r.resource,
+                r.points,
+                r.items,
+                r.skipped.len()
+            ),
+            Some(e) => format!("{}: FAILED: {e}", r.resource),
+        };
+        if self.terminal {
+            self.bar.println(line);
+        } else {
+            tracing::info!("{line}");
+        }
+    }
+}
