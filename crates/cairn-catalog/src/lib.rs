@@ -33,7 +33,7 @@ impl CatalogError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             CatalogError::Store { .. } => Some(
-                "the catalog can be rebuilt from the repository: move the file aside and run the backup again",
+                "the catalog can be rebuilt from the repository: `cairn catalog rebuild --force` moves the file aside and recreates it",
             ),
             CatalogError::NoResource(_) => None,
         }
