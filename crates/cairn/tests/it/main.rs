@@ -121,8 +121,12 @@ fn demo_runs_on_embedded_defaults() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("messages in all"), "{stdout}");
-    assert!(stdout.contains("backup 2:"), "{stdout}");
+    assert!(stdout.contains("incremental backup:"), "{stdout}");
     assert!(stdout.contains("identical to the original"), "{stdout}");
+    assert!(
+        stdout.contains("the message is back in the Inbox, identical"),
+        "{stdout}"
+    );
 }
 
 #[test]
