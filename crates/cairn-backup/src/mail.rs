@@ -100,26 +100,63 @@ pub(crate) async fn folder_tree(run: &Run<'_>, hierarchy: &str) -> anyhow::Resul
 /// All message folders of the mailbox, with their paths.
 async fn folders(run: &Run<'_>) -> anyhow::Result<Vec<Folder>> {
     let mut out = folder_tree(run, "mailFolders").await?;
-    // Recoverable Items lies outside the folder tree: reached by its well-known name.
+    // The root of the tree itself can hold messages too.
     match run
         .graph()
         .get(&format!(
-            "{}/mailFolders/recoverableitemsdeletions?$select=id,displayName",
+            "{}/mailFolders/msgfolderroot?$select=id,displayName",
             run.base
         ))
         .await
     {
         Ok(f) => out.push(Folder {
             id: f["id"].as_str().unwrap_or_default().to_string(),
-            path: format!(
-                "Recoverable Items/{}",
-                component(f["displayName"].as_str().unwrap_or("Deletions"))
+            path: component(
+                f["displayName"]
+                    .as_str()
+                    .unwrap_or("Top of Information Store"),
             ),
         }),
-        Err(e) => run.skip("mail folder Recoverable Items", e.to_string()),
+        Err(e) => run.skip("mail folder Top of Information Store", e.to_string()),
+    }
+    // Recoverable Items lies outside the folder tree: reached by its well-known name, with
+    // its subfolders (Deletions, Purges, Versions…).
+    if let Err(e) = recoverable_items(run, &mut out).await {
+        run.skip("mail folder Recoverable Items", format!("{e:#}"));
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+async fn recoverable_items(run: &Run<'_>, out: &mut Vec<Folder>) -> anyhow::Result<()> {
+    let root = run
+        .graph()
+        .get(&format!(
+            "{}/mailFolders/recoverableitemsroot?$select=id,displayName",
+            run.base
+        ))
+        .await?;
+    let root_id = root["id"].as_str().unwrap_or_default().to_string();
+    let root_path = component(root["displayName"].as_str().unwrap_or("Recoverable Items"));
+    let mut kids = Box::pin(run.graph().items(&format!(
+        "{}/mailFolders/{root_id}/childFolders?includeHiddenFolders=true&$select=id,displayName",
+        run.base
+    )));
+    while let Some(f) = kids.next().await {
+        let f = f?;
+        out.push(Folder {
+            id: f["id"].as_str().unwrap_or_default().to_string(),
+            path: format!(
+                "{root_path}/{}",
+                component(f["displayName"].as_str().unwrap_or("(no name)"))
+            ),
+        });
+    }
+    out.push(Folder {
+        id: root_id,
+        path: root_path,
+    });
+    Ok(())
 }
 
 fn addresses(v: &Value) -> Option<String> {

@@ -100,7 +100,7 @@ pub struct Point {
     pub time: DateTime<Utc>,
 }
 
-/// What a commit turned into versions.
+/// What a commit turned into versions (items; drive folders are containers, not counted).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommitReport {
     pub seq: i64,

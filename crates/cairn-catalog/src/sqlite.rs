@@ -470,13 +470,13 @@ impl Catalog for SqliteCatalog {
             };
             let existing = "EXISTS (SELECT 1 FROM versions v WHERE v.resource=s.resource AND v.item=s.item AND v.last IS NULL)";
             let changed = count(&format!(
-                "SELECT count(*) FROM staged s WHERE resource=?1 AND op='put' AND {existing}"
+                "SELECT count(*) FROM staged s WHERE resource=?1 AND op='put' AND kind != 'folder' AND {existing}"
             ))?;
             let added = count(&format!(
-                "SELECT count(*) FROM staged s WHERE resource=?1 AND op='put' AND NOT {existing}"
+                "SELECT count(*) FROM staged s WHERE resource=?1 AND op='put' AND kind != 'folder' AND NOT {existing}"
             ))?;
             let removed = count(&format!(
-                "SELECT count(*) FROM staged s WHERE resource=?1 AND op='del' AND {existing}"
+                "SELECT count(*) FROM staged s WHERE resource=?1 AND op='del' AND kind != 'folder' AND {existing}"
             ))?;
             tx.execute(
                 "UPDATE versions SET last=?2 WHERE resource=?1 AND last IS NULL
