@@ -183,6 +183,10 @@ pub trait Catalog: Send + Sync {
     fn commit(&self, res: i64, snapshot: &str, time: DateTime<Utc>) -> Result<CommitReport>;
 
     fn points(&self, res: i64) -> Result<Vec<Point>>;
+    /// The repository removed these snapshots (`forget`): their restore points leave the
+    /// catalog, and versions valid in no remaining point go with them. Returns the number
+    /// of points removed.
+    fn forget_snapshots(&self, snapshots: &[String]) -> Result<u64>;
     /// Items of a restore point whose path starts with `prefix`, in repository order.
     fn for_each_at(
         &self,

@@ -163,10 +163,23 @@ impl SqliteCatalog {
         f(&mut c).map_err(|e| self.err(e))
     }
 
-    fn point(&self, c: &Connection, res: i64, seq: i64) -> rusqlite::Result<Option<Point>> {
+    /// The first remaining point of `first..=last` (`last` false) or the last one (true):
+    /// points may have been forgotten since the version was recorded.
+    fn point(
+        &self,
+        c: &Connection,
+        res: i64,
+        first: i64,
+        last: Option<i64>,
+        latest: bool,
+    ) -> rusqlite::Result<Option<Point>> {
+        let order = if latest { "DESC" } else { "ASC" };
         c.query_row(
-            "SELECT seq, snapshot, time FROM points WHERE resource=?1 AND seq=?2",
-            params![res, seq],
+            &format!(
+                "SELECT seq, snapshot, time FROM points WHERE resource=?1 AND seq>=?2 AND seq<=?3
+                 ORDER BY seq {order} LIMIT 1"
+            ),
+            params![res, first, last.unwrap_or(i64::MAX)],
             |r| {
                 Ok(Point {
                     seq: r.get(0)?,
@@ -506,6 +519,26 @@ impl Catalog for SqliteCatalog {
         })
     }
 
+    fn forget_snapshots(&self, snapshots: &[String]) -> Result<u64> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            for s in snapshots {
+                n += tx.execute("DELETE FROM points WHERE snapshot=?1", params![s])?;
+            }
+            // A version stays while some remaining point lies in its interval; the current
+            // ones (last NULL) always stay: the next backup builds on them.
+            tx.execute(
+                "DELETE FROM versions WHERE last IS NOT NULL AND NOT EXISTS (
+                   SELECT 1 FROM points p WHERE p.resource = versions.resource
+                     AND p.seq BETWEEN versions.first AND versions.last)",
+                [],
+            )?;
+            tx.commit()?;
+            Ok(n as u64)
+        })
+    }
+
     fn points(&self, res: i64) -> Result<Vec<Point>> {
         self.with(|c| {
             let mut st =
@@ -618,13 +651,14 @@ impl Catalog for SqliteCatalog {
                 .collect::<rusqlite::Result<_>>()?;
             let mut out = Vec::with_capacity(found.len());
             for (resource, first, last, row) in found {
-                let Some(first) = self.point(c, resource.id, first)? else {
+                let Some(first_point) = self.point(c, resource.id, first, last, false)? else {
                     continue;
                 };
                 let last = match last {
-                    Some(l) => self.point(c, resource.id, l)?,
+                    Some(l) => self.point(c, resource.id, first, Some(l), true)?,
                     None => None,
                 };
+                let first = first_point;
                 out.push(Hit {
                     resource,
                     row,
@@ -726,6 +760,41 @@ mod tests {
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].first.snapshot, "snap1");
         assert_eq!(hits[0].last.as_ref().map(|p| p.seq), Some(1));
+    }
+
+    #[test]
+    fn forgotten_points_leave_with_the_versions_only_they_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
+        let res = c.resource("t", "erin").unwrap().id;
+        c.stage_put(res, &row("a", "s", "mail/a.eml", "1")).unwrap();
+        c.stage_put(res, &row("b", "s", "mail/b.eml", "1")).unwrap();
+        c.commit(res, "s1", Utc::now()).unwrap();
+        c.stage_put(res, &row("a", "s", "mail/a.eml", "2")).unwrap();
+        c.commit(res, "s2", Utc::now()).unwrap();
+        c.stage_remove(res, "s", "b").unwrap();
+        c.commit(res, "s3", Utc::now()).unwrap();
+        // b@1 lives in 1..=2, a@1 in 1..=1: forgetting point 1 keeps b, drops a@1.
+        assert_eq!(c.forget_snapshots(&["s1".into()]).unwrap(), 1);
+        let seqs: Vec<i64> = c.points(res).unwrap().iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, [2, 3]);
+        assert_eq!(at(&c, res, 2), ["a@2", "b@1"]);
+        let hits = c
+            .find(&Query {
+                text: Some("subject of a".into()),
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 1, "a@1 is gone, a@2 stays");
+        assert_eq!(c.forget_snapshots(&["s2".into()]).unwrap(), 1);
+        assert_eq!(at(&c, res, 3), ["a@2"]);
+        let all = c
+            .find(&Query {
+                kind: Some("message".into()),
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 1, "b is in no point any more");
     }
 
     #[test]

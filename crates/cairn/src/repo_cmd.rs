@@ -283,6 +283,14 @@ pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let repo = a.repo.open(&cfg)?;
     let report = repo.forget(&rule, &holds, a.dry_run)?;
     let verb = if a.dry_run { "would remove" } else { "removed" };
+    if !a.dry_run && !report.removed.is_empty() {
+        // The catalog of this machine forgets them too (browse, find and restore read it).
+        let local = crate::local::LocalState::new(&cfg.cache_dir(None)?, &cfg.repository(&a.repo)?);
+        if local.catalog.exists() {
+            let ids: Vec<String> = report.removed.iter().map(|s| s.id.clone()).collect();
+            cairn_catalog::Catalog::forget_snapshots(&local.open_catalog()?, &ids)?;
+        }
+    }
     for s in &report.removed {
         println!(
             "{verb} {} {} {}",

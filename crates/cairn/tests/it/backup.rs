@@ -69,6 +69,15 @@ fn backup_from_the_configuration_reports_per_resource_and_incrementals_fetch_not
         stdout(&snaps)
     );
 
+    // Forgetting a restore point removes it from the catalog too.
+    ok(&home.run(&["forget", "--keep-last", "1"]));
+    let snaps = home.run(&["snapshots"]);
+    ok(&snaps);
+    let text = stdout(&snaps);
+    let listed: Vec<&str> = text.lines().filter(|l| l.contains(&upn)).collect();
+    assert_eq!(listed.len(), 1, "{text}");
+    assert!(!listed[0].contains("forgotten"), "{}", listed[0]);
+
     // The user's mistakes: exit 2 with a hint.
     let none = backup(&["--exclude", "*"]);
     assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
