@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod restore;
+
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -24,6 +26,9 @@ enum BenchCommand {
     /// Archive many mail-sized items into a fresh repository, against `restic backup` of the
     /// same items written as files.
     Repo(RepoBench),
+    /// Back up a simulated tenant, then restore every mailbox and drive at once into a
+    /// folder beside the originals, against the simulator's write limits.
+    Restore(restore::RestoreBench),
 }
 
 #[derive(Args, Clone)]
@@ -69,6 +74,7 @@ struct Run {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Repo(b) => repo_bench(&b),
+        BenchCommand::Restore(b) => restore::run(&b),
         BenchCommand::Graph(b) => runtime()?.block_on(async move {
             let cairn = graph_run(&b, Limits::default()).await?;
             let mut rows = vec![("cairn-graph (paced)", cairn)];
