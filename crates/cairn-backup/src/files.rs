@@ -6,7 +6,7 @@
 //! List items: `lists/<list>/<item id>.json`, Graph JSON with their fields.
 
 use crate::engine::{Run, component, time_of};
-use crate::scope::{Job, Source, drop_vanished, sync};
+use crate::scope::{Job, Source, drop_vanished, named, sync};
 use cairn_catalog::ItemRow;
 use futures::StreamExt;
 use serde_json::Value;
@@ -171,19 +171,13 @@ pub(crate) async fn stage_onedrive(run: &Run<'_>) -> anyhow::Result<()> {
 
 /// Every document library of a site or group.
 pub(crate) async fn stage_libraries(run: &Run<'_>) -> anyhow::Result<()> {
-    let mut drives = Vec::new();
-    let mut s = Box::pin(
-        run.graph()
-            .items(&format!("{}/drives?$select=id,name", run.base)),
-    );
-    while let Some(d) = s.next().await {
-        let d = d?;
-        drives.push((
-            d["id"].as_str().unwrap_or_default().to_string(),
-            component(d["name"].as_str().unwrap_or("Documents")),
-        ));
-    }
-    drop(s);
+    let drives = named(
+        run,
+        &format!("{}/drives?$select=id,name", run.base),
+        "name",
+        "Documents",
+    )
+    .await?;
     let mut listed = HashSet::new();
     for (id, name) in drives {
         listed.insert(format!("drive:{id}"));

@@ -6,10 +6,9 @@
 //! window of the primary calendar (`calendarView/delta`), so each calendar is listed whole
 //! and reconciled: about one request per calendar per hundred events.
 
-use crate::engine::{Run, component, short_id, time_of};
-use crate::scope::{Job, Source, drop_vanished, sync};
+use crate::engine::{Run, short_id, time_of};
+use crate::scope::{Job, Source, drop_vanished, named, sync};
 use cairn_catalog::ItemRow;
-use futures::StreamExt;
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -89,19 +88,13 @@ fn stage_json(
 }
 
 pub(crate) async fn stage_calendars(run: &Run<'_>) -> anyhow::Result<()> {
-    let mut calendars = Vec::new();
-    let mut s = Box::pin(
-        run.graph()
-            .items(&format!("{}/calendars?$select=id,name", run.base)),
-    );
-    while let Some(c) = s.next().await {
-        let c = c?;
-        calendars.push((
-            c["id"].as_str().unwrap_or_default().to_string(),
-            component(c["name"].as_str().unwrap_or("Calendar")),
-        ));
-    }
-    drop(s);
+    let calendars = named(
+        run,
+        &format!("{}/calendars?$select=id,name", run.base),
+        "name",
+        "Calendar",
+    )
+    .await?;
     let mut listed = HashSet::new();
     for (id, name) in calendars {
         let scope = format!("calendar:{id}");

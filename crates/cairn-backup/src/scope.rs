@@ -143,3 +143,22 @@ pub(crate) fn drop_vanished(
     }
     Ok(())
 }
+
+/// The collections under `path` (drives, calendars…) as (id, name made a safe component).
+pub(crate) async fn named(
+    run: &Run<'_>,
+    path: &str,
+    name_field: &str,
+    default: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut s = Box::pin(run.graph().items(path));
+    while let Some(c) = s.next().await {
+        let c = c?;
+        out.push((
+            c["id"].as_str().unwrap_or_default().to_string(),
+            crate::engine::component(c[name_field].as_str().unwrap_or(default)),
+        ));
+    }
+    Ok(out)
+}

@@ -4,7 +4,7 @@
 
 use crate::sim::{print_banner, runtime};
 use anyhow::Context;
-use cairn_graph::{Credential, GraphClient, GraphConfig};
+use cairn_graph::GraphClient;
 use cairn_repo::{Repo, RepoOptions};
 use cairn_sim::{SimConfig, SimServer, TenantSpec};
 use futures::TryStreamExt;
@@ -22,15 +22,7 @@ pub fn demo() -> anyhow::Result<()> {
         };
         let server = SimServer::start(SimConfig::new(spec), "127.0.0.1:0".parse()?).await?;
         print_banner(&server);
-        let c = &server.sim.cfg;
-        let mut gc = GraphConfig::new(
-            &c.tenant_id,
-            &c.client_id,
-            Credential::Secret(c.client_secret.clone().into()),
-        );
-        gc.graph_url = server.url();
-        gc.login_url = server.url();
-        let graph = Arc::new(GraphClient::new(gc)?);
+        let graph = Arc::new(crate::sim::client_for(&server, None)?);
 
         println!("\nusers:");
         let users: Vec<Value> = graph

@@ -267,3 +267,22 @@ pub fn info(t: &TenantArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A Graph client signed in to a simulator started in this process (demo, benchmarks).
+pub fn client_for(
+    server: &cairn_sim::SimServer,
+    limits: Option<cairn_graph::Limits>,
+) -> anyhow::Result<cairn_graph::GraphClient> {
+    let c = &server.sim.cfg;
+    let mut gc = cairn_graph::GraphConfig::new(
+        &c.tenant_id,
+        &c.client_id,
+        cairn_graph::Credential::Secret(c.client_secret.clone().into()),
+    );
+    gc.graph_url = server.url();
+    gc.login_url = server.url();
+    if let Some(l) = limits {
+        gc.limits = l;
+    }
+    Ok(cairn_graph::GraphClient::new(gc)?)
+}

@@ -10,7 +10,6 @@
 
 use crate::sim::runtime;
 use cairn_backup::{BackupOptions, Engine, Silent};
-use cairn_graph::{Credential, GraphClient, GraphConfig};
 use cairn_repo::{Repo, RepoOptions};
 use cairn_restore::{Collision, RestoreOptions, RestoreTarget, Restorer, Selection};
 use cairn_sim::{SimConfig, SimServer, TenantSpec, ThrottleMode};
@@ -60,15 +59,7 @@ pub fn run(b: &RestoreBench) -> anyhow::Result<()> {
             cfg.throttle = ThrottleMode::Off;
         }
         let server = SimServer::start(cfg, "127.0.0.1:0".parse()?).await?;
-        let c = &server.sim.cfg;
-        let mut gc = GraphConfig::new(
-            &c.tenant_id,
-            &c.client_id,
-            Credential::Secret(c.client_secret.clone().into()),
-        );
-        gc.graph_url = server.url();
-        gc.login_url = server.url();
-        let graph = Arc::new(GraphClient::new(gc)?);
+        let graph = Arc::new(crate::sim::client_for(&server, None)?);
         let dir = std::env::temp_dir().join(format!("cairn-bench-restore-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let repo_path = dir.join("repo");
