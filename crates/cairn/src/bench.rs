@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod backup;
 mod restore;
 
 #[derive(Args)]
@@ -26,6 +27,9 @@ enum BenchCommand {
     /// Archive many mail-sized items into a fresh repository, against `restic backup` of the
     /// same items written as files.
     Repo(RepoBench),
+    /// Back up a simulated tenant with the engine into a fresh repository and catalog (full,
+    /// then incremental), with peak memory and the ratio to the throttle-bound ideal.
+    Backup(backup::BackupBench),
     /// Back up a simulated tenant, then restore every mailbox and drive at once into a
     /// folder beside the originals, against the simulator's write limits.
     Restore(restore::RestoreBench),
@@ -74,6 +78,7 @@ struct Run {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Repo(b) => repo_bench(&b),
+        BenchCommand::Backup(b) => backup::run(&b),
         BenchCommand::Restore(b) => restore::run(&b),
         BenchCommand::Graph(b) => runtime()?.block_on(async move {
             let cairn = graph_run(&b, Limits::default()).await?;
@@ -330,10 +335,10 @@ fn item(i: u32, median: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Seconds of CPU from `/proc/self/stat` fields (after the command name): 11 utime,
-/// 12 stime of this process; 13 cutime, 14 cstime of its waited-for children.
-fn proc_cpu(fields_wanted: &[usize]) -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// Seconds of CPU from the fields of a `/proc/PID/stat` file (after the command name): 11
+/// utime, 12 stime of the process; 13 cutime, 14 cstime of its waited-for children.
+fn proc_cpu(stat_file: &str, fields_wanted: &[usize]) -> f64 {
+    let stat = std::fs::read_to_string(stat_file).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
@@ -348,7 +353,7 @@ fn proc_cpu(fields_wanted: &[usize]) -> f64 {
 }
 
 fn cpu_secs() -> f64 {
-    proc_cpu(&[11, 12])
+    proc_cpu("/proc/self/stat", &[11, 12])
 }
 
 fn repo_bench(b: &RepoBench) -> anyhow::Result<()> {
@@ -467,5 +472,5 @@ fn repo_bench(b: &RepoBench) -> anyhow::Result<()> {
 }
 
 fn children_cpu() -> f64 {
-    proc_cpu(&[13, 14])
+    proc_cpu("/proc/self/stat", &[13, 14])
 }

@@ -1,0 +1,484 @@
+//! `cairn bench backup`: a full backup of a simulated tenant through the backup engine into a
+//! fresh local repository and catalog, then an incremental run with nothing changed, measured
+//! against the simulator's throttle-bound ideal.
+//!
+//! Peak memory is the point of this benchmark as much as speed, and it must be the backup's
+//! alone. Each measured configuration therefore runs in two processes of its own: the
+//! simulator (`cairn sim serve`) and the backup (this command with the hidden `--worker`
+//! flag), both children of the command the user typed, which only starts them and prints the
+//! table. The worker reads its own `VmHWM` from `/proc/self/status` after the full run, and
+//! resets it through `/proc/self/clear_refs` before the incremental one. A fresh worker per
+//! configuration means a row never inherits the heap of the row before it, so rows of 10×
+//! more items per mailbox can be compared; an in-process simulator would have counted its
+//! own buffers as the backup's.
+
+use anyhow::Context;
+use cairn_backup::{BackupOptions, Engine, JobReport, Progress, ResourceReport};
+use cairn_graph::{Credential, GraphClient, GraphConfig};
+use cairn_repo::{Repo, RepoOptions};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+#[derive(Args, Clone)]
+pub struct BackupBench {
+    /// Users of the simulated tenant (licensed ones have a mailbox and a OneDrive).
+    #[arg(long, default_value_t = 100)]
+    users: u32,
+    /// Messages per mailbox. Several values (comma-separated) give a row each, with the same
+    /// users: peak memory should stay flat as mailboxes grow.
+    #[arg(long, value_delimiter = ',', default_value = "20")]
+    mail_per_mailbox: Vec<u32>,
+    #[arg(long, default_value_t = 5)]
+    files_per_drive: u32,
+    #[arg(long, default_value_t = 0)]
+    events_per_mailbox: u32,
+    #[arg(long, default_value_t = 0)]
+    contacts_per_mailbox: u32,
+    /// Largest generated message or file, bytes.
+    #[arg(long, default_value_t = 256 * 1024)]
+    max_item_size: u64,
+    /// The simulator's throttling: Microsoft's published limits, or none.
+    #[arg(long, value_enum, default_value = "microsoft")]
+    throttle: Throttle,
+    /// Latency the simulator adds to each response.
+    #[arg(long, default_value_t = 300)]
+    latency_ms: u64,
+    /// Resources backed up at once (the engine's `parallel`).
+    #[arg(long, default_value_t = BackupOptions::new(".".into()).parallel)]
+    parallel: usize,
+    /// Concurrent content fetches per resource (the engine's `per_resource`).
+    #[arg(long, default_value_t = BackupOptions::new(".".into()).per_resource)]
+    per_resource: usize,
+    /// Skip the incremental run.
+    #[arg(long)]
+    no_incremental: bool,
+    /// Internal: the backup process of one configuration, against the simulator at this URL.
+    #[arg(long, hide = true, requires_all = ["tenant_id", "client_id", "sim_pid"])]
+    worker: Option<String>,
+    #[arg(long, hide = true)]
+    tenant_id: Option<String>,
+    #[arg(long, hide = true)]
+    client_id: Option<String>,
+    #[arg(long, hide = true)]
+    sim_pid: Option<u32>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Throttle {
+    Microsoft,
+    Off,
+}
+
+/// The simulator's client secret for the run (a benchmark tenant; it only guards loopback).
+const SECRET: &str = "cairn-bench-secret";
+
+/// One measured run, as the worker reports it to the command that prints the table.
+#[derive(Serialize, Deserialize, Default)]
+struct Phase {
+    name: String,
+    resources: u64,
+    failed: u64,
+    items: u64,
+    fetched: u64,
+    bytes: u64,
+    secs: f64,
+    requests: u64,
+    throttled: u64,
+    peak_rss_kb: u64,
+    ideal: f64,
+    /// Sums over resources: seconds from start to archiving (enumeration and fetch), and
+    /// from archiving to the end (archive, file downloads, commit).
+    stage_secs: f64,
+    archive_secs: f64,
+    cpu_backup: f64,
+    cpu_sim: f64,
+}
+
+pub fn run(b: &BackupBench) -> anyhow::Result<()> {
+    if let Some(url) = &b.worker {
+        return worker(b, url);
+    }
+    let mut rows = Vec::new();
+    for &mail in &b.mail_per_mailbox {
+        eprintln!(
+            "bench backup: {} users × {mail} messages + {} files per drive",
+            b.users, b.files_per_drive
+        );
+        rows.push((mail, configuration(b, mail)?));
+    }
+    print_tables(b, &rows);
+    Ok(())
+}
+
+/// Kills a child when dropped, whatever happened.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the simulator and a worker for one number of messages per mailbox.
+fn configuration(b: &BackupBench, mail: u32) -> anyhow::Result<Vec<Phase>> {
+    let exe = std::env::current_exe().context("finding the cairn executable")?;
+    let mut sim = Killed(
+        Command::new(&exe)
+            .args([
+                "sim",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--groups",
+                "0",
+                "--sites",
+                "0",
+            ])
+            .args(["--users", &b.users.to_string()])
+            .args(["--mail-per-mailbox", &mail.to_string()])
+            .args(["--files-per-drive", &b.files_per_drive.to_string()])
+            .args(["--events-per-mailbox", &b.events_per_mailbox.to_string()])
+            .args([
+                "--contacts-per-mailbox",
+                &b.contacts_per_mailbox.to_string(),
+            ])
+            .args(["--max-item-size", &b.max_item_size.to_string()])
+            .args(["--latency-ms", &b.latency_ms.to_string()])
+            .args([
+                "--throttle",
+                match b.throttle {
+                    Throttle::Microsoft => "microsoft",
+                    Throttle::Off => "off",
+                },
+            ])
+            .env("CAIRN_SIM_CLIENT_SECRET", SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting `cairn sim serve`")?,
+    );
+    let stdout = sim.0.stdout.take().context("the simulator's stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut url, mut tenant, mut client) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line?;
+        let field = |name: &str| {
+            line.trim_start()
+                .strip_prefix(name)
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        };
+        url = url.or(field("graph url"));
+        tenant = tenant.or(field("tenant id"));
+        client = client.or(field("client id"));
+        if url.is_some() && tenant.is_some() && client.is_some() {
+            break;
+        }
+    }
+    // The rest of the banner written to a closed pipe would end the simulator.
+    std::thread::spawn(move || lines.for_each(drop));
+    let (Some(url), Some(tenant), Some(client)) = (url, tenant, client) else {
+        anyhow::bail!("the simulator ended before printing its banner");
+    };
+    let mut cmd = Command::new(&exe);
+    cmd.args(["bench", "backup", "--worker", &url])
+        .args(["--tenant-id", &tenant, "--client-id", &client])
+        .args(["--sim-pid", &sim.0.id().to_string()])
+        .args(["--parallel", &b.parallel.to_string()])
+        .args(["--per-resource", &b.per_resource.to_string()])
+        .env(crate::env::CAIRN_CLIENT_SECRET, SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if b.no_incremental {
+        cmd.arg("--no-incremental");
+    }
+    if std::env::var_os(crate::env::CAIRN_LOG).is_none() {
+        // Resources without a OneDrive (shared mailboxes) are expected: no warning per one.
+        cmd.env(crate::env::CAIRN_LOG, "error");
+    }
+    let out = cmd.output().context("running the backup worker")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the backup worker failed ({})",
+        out.status
+    );
+    drop(sim);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).context("reading the worker's report"))
+        .collect()
+}
+
+/// Sums, over resources, the time spent before and after the engine starts archiving.
+#[derive(Default)]
+struct Phases {
+    started: Mutex<HashMap<String, (Instant, Option<Instant>)>>,
+    stage: Mutex<f64>,
+    archive: Mutex<f64>,
+}
+
+impl Phases {
+    fn take(&self) -> (f64, f64) {
+        let s = std::mem::take(&mut *self.stage.lock().unwrap_or_else(|e| e.into_inner()));
+        let a = std::mem::take(&mut *self.archive.lock().unwrap_or_else(|e| e.into_inner()));
+        (s, a)
+    }
+}
+
+impl Progress for Phases {
+    fn started(&self, resource: &str) {
+        let mut m = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(resource.to_string(), (Instant::now(), None));
+    }
+
+    fn archiving(&self, resource: &str) {
+        let mut m = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((start, archiving)) = m.get_mut(resource) {
+            let now = Instant::now();
+            *archiving = Some(now);
+            *self.stage.lock().unwrap_or_else(|e| e.into_inner()) += (now - *start).as_secs_f64();
+        }
+    }
+
+    fn finished(&self, report: &ResourceReport) {
+        let mut m = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((start, archiving)) = m.remove(&report.resource) {
+            let now = Instant::now();
+            match archiving {
+                Some(a) => {
+                    *self.archive.lock().unwrap_or_else(|e| e.into_inner()) +=
+                        (now - a).as_secs_f64()
+                }
+                None => {
+                    *self.stage.lock().unwrap_or_else(|e| e.into_inner()) +=
+                        (now - start).as_secs_f64()
+                }
+            }
+        }
+    }
+}
+
+/// The backup of one configuration: a full run, then an incremental one; a JSON line each.
+fn worker(b: &BackupBench, url: &str) -> anyhow::Result<()> {
+    let (Some(tenant), Some(client), Some(sim_pid)) = (&b.tenant_id, &b.client_id, b.sim_pid)
+    else {
+        anyhow::bail!("--worker needs --tenant-id, --client-id and --sim-pid");
+    };
+    let secret = std::env::var(crate::env::CAIRN_CLIENT_SECRET).unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("cairn-bench-backup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let result = crate::sim::runtime()?.block_on(async {
+        let mut gc = GraphConfig::new(tenant, client, Credential::Secret(secret.into()));
+        gc.graph_url = url.to_string();
+        gc.login_url = url.to_string();
+        let graph = Arc::new(GraphClient::new(gc)?);
+        let path = dir.join("repo").to_string_lossy().into_owned();
+        let repo = Arc::new(
+            tokio::task::spawn_blocking(move || Repo::init(RepoOptions::new(&path, "bench")?))
+                .await??,
+        );
+        let catalog = Arc::new(cairn_catalog::SqliteCatalog::open(&dir.join("catalog.db"))?);
+        let mut opts = BackupOptions::new(dir.join("spool"));
+        opts.parallel = b.parallel;
+        opts.per_resource = b.per_resource;
+        let phases = Arc::new(Phases::default());
+        let engine = Arc::new(Engine::new(
+            graph,
+            repo,
+            catalog,
+            "bench",
+            opts,
+            phases.clone(),
+        ));
+        let targets = engine.users(&[]).await?;
+        let names: &[&str] = if b.no_incremental {
+            &["full"]
+        } else {
+            &["full", "incremental"]
+        };
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                // The incremental run's peak, not the full one's (Linux ≥ 4.0).
+                let _ = std::fs::write("/proc/self/clear_refs", "5");
+            }
+            let stats0 = sim_stats(url).await?;
+            let (cpu0, sim0) = (cpu_of("self"), cpu_of(&sim_pid.to_string()));
+            let report = engine.run(targets.clone()).await;
+            let stats1 = sim_stats(url).await?;
+            let (stage_secs, archive_secs) = phases.take();
+            let phase = measure(name, &report, &stats0, &stats1, stage_secs, archive_secs)
+                .with_cpu(cpu_of("self") - cpu0, cpu_of(&sim_pid.to_string()) - sim0);
+            if let Some(r) = report.resources.iter().find(|r| !r.ok()) {
+                eprintln!(
+                    "bench backup: {} of {} resources failed, e.g. {}: {}",
+                    report.failed(),
+                    report.resources.len(),
+                    r.resource,
+                    r.error.as_deref().unwrap_or("")
+                );
+            }
+            println!("{}", serde_json::to_string(&phase)?);
+        }
+        anyhow::Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+impl Phase {
+    fn with_cpu(mut self, backup: f64, sim: f64) -> Self {
+        self.cpu_backup = backup;
+        self.cpu_sim = sim;
+        self
+    }
+}
+
+fn measure(
+    name: &str,
+    report: &JobReport,
+    stats0: &serde_json::Value,
+    stats1: &serde_json::Value,
+    stage_secs: f64,
+    archive_secs: f64,
+) -> Phase {
+    let delta = |k: &str| stats1[k].as_u64().unwrap_or(0) - stats0[k].as_u64().unwrap_or(0);
+    Phase {
+        name: name.to_string(),
+        resources: report.resources.len() as u64,
+        failed: report.failed() as u64,
+        items: report.resources.iter().map(|r| r.items).sum(),
+        fetched: report.resources.iter().map(|r| r.fetched).sum(),
+        bytes: delta("bytes_served"),
+        secs: report.seconds,
+        requests: delta("requests_total"),
+        throttled: delta("throttled_total"),
+        peak_rss_kb: peak_rss_kb(),
+        ideal: stats1["ideal_items_per_sec"].as_f64().unwrap_or(0.0),
+        stage_secs,
+        archive_secs,
+        ..Phase::default()
+    }
+}
+
+async fn sim_stats(url: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(reqwest::get(format!("{url}/_sim/stats"))
+        .await?
+        .json()
+        .await?)
+}
+
+/// `VmHWM` of this process, KB.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) of a process, `self` or a pid.
+fn cpu_of(pid: &str) -> f64 {
+    super::proc_cpu(&format!("/proc/{pid}/stat"), &[11, 12])
+}
+
+fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
+    println!(
+        "\n{} users, {} files per drive, latency {} ms, throttling {}, parallel {}, per resource {}\n",
+        b.users,
+        b.files_per_drive,
+        b.latency_ms,
+        match b.throttle {
+            Throttle::Microsoft => "as Microsoft",
+            Throttle::Off => "off",
+        },
+        b.parallel,
+        b.per_resource
+    );
+    println!(
+        "| {:<11} | {:>5} | {:>5} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>8} | {:>7} | {:>5} | {:>8} | {:>8} |",
+        "run",
+        "users",
+        "mail",
+        "items",
+        "MB",
+        "secs",
+        "items/s",
+        "MB/s",
+        "requests",
+        "req/res",
+        "429s",
+        "peak RSS",
+        "vs ideal"
+    );
+    println!(
+        "|{:-<13}|{:->7}|{:->7}|{:->9}|{:->9}|{:->9}|{:->10}|{:->8}|{:->10}|{:->9}|{:->7}|{:->10}|{:->10}|",
+        "", "", "", "", "", "", "", "", "", "", "", "", ""
+    );
+    for (mail, phases) in rows {
+        for p in phases {
+            let ips = p.items as f64 / p.secs.max(1e-9);
+            let ratio = if p.name == "full" && p.ideal > 0.0 {
+                format!("{:.0}%", 100.0 * ips / p.ideal)
+            } else {
+                "-".into()
+            };
+            println!(
+                "| {:<11} | {:>5} | {:>5} | {:>7} | {:>7.1} | {:>7.1} | {:>8.1} | {:>6.2} | {:>8} | {:>7.1} | {:>5} | {:>5} MB | {:>8} |",
+                p.name,
+                b.users,
+                mail,
+                p.items,
+                p.bytes as f64 / 1e6,
+                p.secs,
+                ips,
+                p.bytes as f64 / 1e6 / p.secs.max(1e-9),
+                p.requests,
+                p.requests as f64 / p.resources.max(1) as f64,
+                p.throttled,
+                p.peak_rss_kb / 1024,
+                ratio
+            );
+        }
+    }
+    println!("\nWhere the time went (resource-seconds summed over resources; CPU seconds):\n");
+    println!(
+        "| {:<11} | {:>5} | {:>10} | {:>9} | {:>10} | {:>10} | {:>10} | {:>7} | {:>6} |",
+        "run",
+        "mail",
+        "ideal it/s",
+        "stage s",
+        "archive s",
+        "backup CPU",
+        "sim CPU",
+        "fetched",
+        "failed"
+    );
+    println!(
+        "|{:-<13}|{:->7}|{:->12}|{:->11}|{:->12}|{:->12}|{:->12}|{:->9}|{:->8}|",
+        "", "", "", "", "", "", "", "", ""
+    );
+    for (mail, phases) in rows {
+        for p in phases {
+            println!(
+                "| {:<11} | {:>5} | {:>10.1} | {:>9.1} | {:>10.1} | {:>10.1} | {:>10.1} | {:>7} | {:>6} |",
+                p.name,
+                mail,
+                p.ideal,
+                p.stage_secs,
+                p.archive_secs,
+                p.cpu_backup,
+                p.cpu_sim,
+                p.fetched,
+                p.failed
+            );
+        }
+    }
+}
