@@ -110,6 +110,7 @@ pub fn run(a: BackupArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::resolve(config, &a.repo, &a.tenant, a.cache_dir.as_deref())?;
     tracing::debug!(config = %settings.config_path.display(), repository = %settings.repository, "settings");
     let local = LocalState::new(&settings.cache_dir, &settings.repository);
+    let _lock = local.lock_for_backup()?;
     let repo = Arc::new(cairn_repo::Repo::open(settings.repo.clone())?);
     let catalog = Arc::new(local.open_catalog()?);
     let tenant = settings

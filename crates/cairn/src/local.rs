@@ -22,8 +22,55 @@ impl LocalState {
         }
     }
 
+    /// Holds this repository's backups on this machine to one at a time (two runs would
+    /// stage the same resources): the lock goes when the returned file is dropped, or when
+    /// the process dies, however it dies.
+    pub fn lock_for_backup(&self) -> anyhow::Result<std::fs::File> {
+        if let Some(dir) = self.catalog.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let path = self.catalog.with_extension("lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) => Err(crate::config::UserError::new(
+                "another `cairn backup` of this repository is running on this machine",
+            )
+            .hint(format!(
+                "wait for it to finish (its lock is {})",
+                path.display()
+            ))
+            .into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+
     /// Opens (creating) the catalog.
     pub fn open_catalog(&self) -> anyhow::Result<cairn_catalog::SqliteCatalog> {
         Ok(cairn_catalog::SqliteCatalog::open(&self.catalog)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_backup_of_the_same_repository_is_refused_until_the_first_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = LocalState::new(dir.path(), "/srv/cairn");
+        let first = a.lock_for_backup().unwrap();
+        let e = a.lock_for_backup().unwrap_err();
+        assert!(e.to_string().contains("another `cairn backup`"), "{e}");
+        // Another repository is not held up.
+        LocalState::new(dir.path(), "/srv/other")
+            .lock_for_backup()
+            .unwrap();
+        drop(first);
+        a.lock_for_backup().unwrap();
     }
 }
