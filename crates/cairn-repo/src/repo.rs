@@ -198,7 +198,10 @@ pub struct Repo {
     opts: RepoOptions,
     backends: RepositoryBackends,
     repo_opts: RepositoryOptions,
-    creds: Credentials,
+    /// The password until the repository was opened once, then the master key it unlocked:
+    /// deriving the key (scrypt) costs tens of megabytes and a noticeable CPU time, and an
+    /// engine opens the repository for every restore point it writes.
+    creds: std::sync::Mutex<Credentials>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -227,7 +230,7 @@ impl Repo {
             opts,
             backends,
             repo_opts,
-            creds,
+            creds: std::sync::Mutex::new(creds),
         })
     }
 
@@ -246,7 +249,8 @@ impl Repo {
         {
             return Err(RepoError::AlreadyExists(me.name()));
         }
-        r.init(&me.creds, &KeyOptions::default(), &ConfigOptions::default())
+        let creds = me.creds.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        r.init(&creds, &KeyOptions::default(), &ConfigOptions::default())
             .map_err(|e| rustic("creating the repository", e))?;
         Ok(me)
     }
@@ -267,13 +271,19 @@ impl Repo {
         {
             return Err(RepoError::NotInitialised(self.name()));
         }
-        r.open(&self.creds).map_err(|e| {
+        let creds = self.creds.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let open = r.open(&creds).map_err(|e| {
             if e.is_incorrect_password() {
                 RepoError::WrongPassword(self.name())
             } else {
                 rustic("opening the repository", e)
             }
-        })
+        })?;
+        if matches!(creds, Credentials::Password(_)) {
+            *self.creds.lock().unwrap_or_else(|e| e.into_inner()) =
+                Credentials::Masterkey(open.key());
+        }
+        Ok(open)
     }
 
     /// Archives one snapshot from a stream of entries. The parent is the latest snapshot
