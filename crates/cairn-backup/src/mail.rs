@@ -171,27 +171,33 @@ fn addresses(v: &Value) -> Option<String> {
 /// Stages the changes of every mail folder.
 pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
     let folders = folders(run).await?;
-    let mut listed = HashSet::new();
-    for f in &folders {
-        let scope = format!("mail:{}", f.id);
-        listed.insert(scope.clone());
-        let start = format!(
-            "{}/mailFolders/{}/messages/delta?$select={SELECT}",
-            run.base, f.id
-        );
-        let folder_path = f.path.clone();
-        let scope2 = scope.clone();
-        let r = sync(run, &scope, Source::Delta(start), |m| {
-            plan(run, &scope2, &folder_path, m)
+    let listed: HashSet<String> = folders.iter().map(|f| format!("mail:{}", f.id)).collect();
+    // A few folders at once: an unchanged folder is one round trip, and the mailbox's
+    // concurrency limit is enforced by the Graph client whatever is asked of it.
+    futures::stream::iter(folders.into_iter().map(|f| (f.id, f.path)))
+        .map(|(id, path)| async move {
+            let scope = format!("mail:{id}");
+            let start = format!(
+                "{}/mailFolders/{id}/messages/delta?$select={SELECT}",
+                run.base
+            );
+            let r = sync(run, &scope, Source::Delta(start), |m| {
+                plan(run, &scope, &path, m)
+            })
+            .await;
+            if let Err(e) = r {
+                // One folder's failure leaves its previous state in the restore point.
+                run.skip(format!("mail folder {path}"), format!("{e:#}"));
+            }
         })
+        .buffer_unordered(FOLDERS_AT_ONCE)
+        .collect::<()>()
         .await;
-        if let Err(e) = r {
-            // One folder's failure leaves its previous state in the restore point.
-            run.skip(format!("mail folder {}", f.path), format!("{e:#}"));
-        }
-    }
     drop_vanished(run, "mail:", &listed)
 }
+
+/// Mail folders enumerated at once per mailbox.
+const FOLDERS_AT_ONCE: usize = 3;
 
 /// Decides what a message needs: nothing, a new sidecar only, or its MIME fetched.
 fn plan<'a>(
