@@ -390,65 +390,76 @@ impl Engine {
         &self,
         run: &Run<'_>,
     ) -> anyhow::Result<Option<crate::archive::Done>> {
-        let mut any = false;
+        let mut seen = Vec::new();
         match run.target.kind {
             TargetKind::User => {
                 if run.wants(Service::Mail) {
-                    any |= service(run, "mail", crate::mail::stage(run)).await;
+                    seen.push(service(run, "mail", crate::mail::stage(run)).await);
                 }
                 if run.wants(Service::Calendar) {
-                    any |= service(run, "calendar", crate::pim::stage_calendars(run)).await;
+                    seen.push(service(run, "calendar", crate::pim::stage_calendars(run)).await);
                 }
                 if run.wants(Service::Contacts) {
-                    any |= service(run, "contacts", crate::pim::stage_contacts(run)).await;
+                    seen.push(service(run, "contacts", crate::pim::stage_contacts(run)).await);
                 }
                 if run.wants(Service::OneDrive) {
-                    any |= service(run, "onedrive", crate::files::stage_onedrive(run)).await;
+                    seen.push(service(run, "onedrive", crate::files::stage_onedrive(run)).await);
                 }
             }
             TargetKind::Group => {
                 if run.wants(Service::SharePoint) || run.wants(Service::OneDrive) {
-                    any |= service(run, "files", crate::files::stage_libraries(run)).await;
+                    seen.push(service(run, "files", crate::files::stage_libraries(run)).await);
                 }
             }
             TargetKind::Site => {
                 if run.wants(Service::SharePoint) {
-                    any |= service(run, "files", crate::files::stage_libraries(run)).await;
-                    any |= service(run, "lists", crate::files::stage_lists(run)).await;
+                    seen.push(service(run, "files", crate::files::stage_libraries(run)).await);
+                    seen.push(service(run, "lists", crate::files::stage_lists(run)).await);
                 }
             }
         }
         let has_points = !run.catalog().points(run.res)?.is_empty();
-        if !any && !has_points {
-            anyhow::bail!(
-                "nothing of {} could be read (see the skipped services)",
-                run.target.name
-            );
+        if !seen.contains(&Read::Yes) && !has_points {
+            if seen.contains(&Read::Failed) {
+                anyhow::bail!(
+                    "nothing of {} could be read (see the skipped services)",
+                    run.target.name
+                );
+            }
+            // An unlicensed user: no mailbox, no OneDrive. Nothing to back up is no failure.
+            return Ok(None);
         }
         self.progress.archiving(&run.target.name);
         crate::archive::write(run).await.map(Some)
     }
 }
 
-/// Runs one service's staging; a failure is recorded and the others go on. Returns whether
-/// the service was read.
+#[derive(Clone, Copy, PartialEq)]
+enum Read {
+    Yes,
+    /// The resource does not have this service (no mailbox, no drive).
+    Missing,
+    Failed,
+}
+
+/// Runs one service's staging; a failure is recorded and the others go on.
 async fn service(
     run: &Run<'_>,
     name: &str,
     f: impl std::future::Future<Output = anyhow::Result<()>>,
-) -> bool {
+) -> Read {
     match f.await {
-        Ok(()) => true,
+        Ok(()) => Read::Yes,
         Err(e) if is_missing(&e) => {
             run.skip(name, format!("not available for this resource: {e:#}"));
-            false
+            Read::Missing
         }
         Err(e) => {
             run.skip(
                 name,
                 format!("{e:#} (what was read is kept; the next run continues from there)"),
             );
-            false
+            Read::Failed
         }
     }
 }

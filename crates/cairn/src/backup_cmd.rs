@@ -177,7 +177,10 @@ pub fn print_report(r: &JobReport) {
     for res in &r.resources {
         let point = match &res.snapshot {
             Some(s) => s[..8.min(s.len())].to_string(),
-            None => format!("none: {}", res.error.as_deref().unwrap_or("?")),
+            None => match &res.error {
+                Some(e) => format!("none: {e}"),
+                None => "none: nothing to back up".to_string(),
+            },
         };
         println!(
             "{:<44} {:>9} {:>7} {:>7} {:>7} {:>8} {:>10.1}  {point}",

@@ -269,7 +269,7 @@ fn print_job(r: &cairn_backup::JobReport) {
             None => println!(
                 "  {:<36} no restore point: {}",
                 res.resource,
-                res.error.as_deref().unwrap_or("?")
+                res.error.as_deref().unwrap_or("nothing to back up")
             ),
         }
     }

@@ -582,3 +582,32 @@ async fn expired_delta_tokens_resync_without_duplicates_or_refetching() {
         "deletions were seen by the resync"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlicensed_user_is_skipped_not_failed() {
+    let sim = sim(spec(3, 40), 0.0).await;
+    let setup = Setup::new();
+    let g = graph(&sim);
+    let engine = setup.engine(g.clone());
+    let all = users(&engine).await;
+    // The simulator's every 40th user has neither mailbox nor OneDrive.
+    let mut none = None;
+    for u in &all {
+        if g.get(&format!("/users/{}/drive", u.id)).await.is_err() {
+            none = Some(u.clone());
+        }
+    }
+    let user = none.expect("an unlicensed user");
+    let report = engine.run(vec![user]).await;
+    let r = &report.resources[0];
+    assert!(r.ok(), "{:?}", r.error);
+    assert!(r.snapshot.is_none());
+    assert!(
+        r.skipped
+            .iter()
+            .any(|s| s.object == "mail" && s.reason.contains("not available")),
+        "{:?}",
+        r.skipped
+    );
+    assert_eq!(report.failed(), 0);
+}
