@@ -98,7 +98,10 @@ pub(crate) async fn folder_tree(run: &Run<'_>, hierarchy: &str) -> anyhow::Resul
 }
 
 /// All message folders of the mailbox, with their paths.
-async fn folders(run: &Run<'_>) -> anyhow::Result<Vec<Folder>> {
+/// The folders, and whether the list is complete (a folder outside the tree could not be
+/// read: then no folder counts as deleted in this run).
+async fn folders(run: &Run<'_>) -> anyhow::Result<(Vec<Folder>, bool)> {
+    let mut complete = true;
     let mut out = folder_tree(run, "mailFolders").await?;
     // The root of the tree itself can hold messages too.
     match run
@@ -117,15 +120,19 @@ async fn folders(run: &Run<'_>) -> anyhow::Result<Vec<Folder>> {
                     .unwrap_or("Top of Information Store"),
             ),
         }),
-        Err(e) => run.skip("mail folder Top of Information Store", e.to_string()),
+        Err(e) => {
+            complete = false;
+            run.skip("mail folder Top of Information Store", e.to_string())
+        }
     }
     // Recoverable Items lies outside the folder tree: reached by its well-known name, with
     // its subfolders (Deletions, Purges, Versions…).
     if let Err(e) = recoverable_items(run, &mut out).await {
+        complete = false;
         run.skip("mail folder Recoverable Items", format!("{e:#}"));
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    Ok((out, complete))
 }
 
 async fn recoverable_items(run: &Run<'_>, out: &mut Vec<Folder>) -> anyhow::Result<()> {
@@ -170,7 +177,7 @@ fn addresses(v: &Value) -> Option<String> {
 
 /// Stages the changes of every mail folder.
 pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
-    let folders = folders(run).await?;
+    let (folders, complete) = folders(run).await?;
     let listed: HashSet<String> = folders.iter().map(|f| format!("mail:{}", f.id)).collect();
     // A few folders at once: an unchanged folder is one round trip, and the mailbox's
     // concurrency limit is enforced by the Graph client whatever is asked of it.
@@ -193,6 +200,9 @@ pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
         .buffer_unordered(FOLDERS_AT_ONCE)
         .collect::<()>()
         .await;
+    if !complete {
+        return Ok(());
+    }
     drop_vanished(run, "mail:", &listed)
 }
 
