@@ -6,7 +6,7 @@
 //! List items: `lists/<list>/<item id>.json`, Graph JSON with their fields.
 
 use crate::engine::{Run, component, time_of};
-use crate::scope::{Job, Source, drop_vanished, named, sync};
+use crate::scope::{Job, Source, changed, drop_vanished, named, sync};
 use cairn_catalog::ItemRow;
 use futures::StreamExt;
 use serde_json::Value;
@@ -58,14 +58,9 @@ fn plan_file<'a>(
             .unwrap_or_default()
             .to_string()
     };
-    let found = cat.lookup(run.res, &id)?;
-    if let Some(c) = &found.current
-        && c.change == change
-        && c.path == path
-    {
-        cat.unstage(run.res, &id)?;
+    let Some(found) = changed(run, &id, &change, &path)? else {
         return Ok(None);
-    }
+    };
     if folder
         && found
             .current
@@ -223,12 +218,7 @@ pub(crate) async fn stage_lists(run: &Run<'_>) -> anyhow::Result<()> {
                 .unwrap_or_default()
                 .to_string();
             let path = format!("{dir}/{}.json", component(&item));
-            let found = cat.lookup(run.res, &item)?;
-            if let Some(c) = &found.current
-                && c.change == change
-                && c.path == path
-            {
-                cat.unstage(run.res, &item)?;
+            if changed(run, &item, &change, &path)?.is_none() {
                 return Ok(None);
             }
             if let Some(o) = v.as_object_mut() {

@@ -7,7 +7,7 @@
 //! and a flag change fetches nothing: only the sidecar is new.
 
 use crate::engine::{Run, component, short_id, time_of};
-use crate::scope::{Job, Source, drop_vanished, sync};
+use crate::scope::{Job, Source, changed, drop_vanished, sync};
 use cairn_catalog::ItemRow;
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -235,7 +235,10 @@ fn plan<'a>(
         received.format("%Y%m%dT%H%M%SZ"),
         short_id(&id)
     );
-    let found = cat.lookup(run.res, &id)?;
+    let Some(found) = changed(run, &id, &change, &path)? else {
+        return Ok(None);
+    };
+    // Staged complete by an interrupted run.
     if let Some((s, false)) = &found.staged
         && s.change == change
         && s.path == path
@@ -243,13 +246,6 @@ fn plan<'a>(
             .as_deref()
             .is_none_or(|p| crate::spool::Spool::complete(p) == Some(s.size))
     {
-        return Ok(None);
-    }
-    if let Some(c) = &found.current
-        && c.change == change
-        && c.path == path
-    {
-        cat.unstage(run.res, &id)?;
         return Ok(None);
     }
     let mut meta = serde_json::Map::new();

@@ -7,7 +7,7 @@
 //! and reconciled: about one request per calendar per hundred events.
 
 use crate::engine::{Run, short_id, time_of};
-use crate::scope::{Job, Source, drop_vanished, named, sync};
+use crate::scope::{Job, Source, changed, drop_vanished, named, sync};
 use cairn_catalog::ItemRow;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -32,12 +32,7 @@ fn stage_json(
         .unwrap_or_default()
         .to_string();
     let path = format!("{dir}/{}.json", short_id(&id));
-    let found = cat.lookup(run.res, &id)?;
-    if let Some(c) = &found.current
-        && c.change == change
-        && c.path == path
-    {
-        cat.unstage(run.res, &id)?;
+    if changed(run, &id, &change, &path)?.is_none() {
         return Ok(None);
     }
     if let Some(o) = v.as_object_mut() {

@@ -162,3 +162,24 @@ pub(crate) async fn named(
     }
     Ok(out)
 }
+
+/// What the catalog holds of an item, unless Graph reports it exactly as committed (same
+/// version marker, same path): then any staged change of it is dropped (a resync's staged
+/// removal, say) and `None` says there is nothing to do.
+pub(crate) fn changed(
+    run: &Run<'_>,
+    item: &str,
+    change: &str,
+    path: &str,
+) -> anyhow::Result<Option<cairn_catalog::Lookup>> {
+    let cat = run.catalog();
+    let found = cat.lookup(run.res, item)?;
+    if let Some(c) = &found.current
+        && c.change == change
+        && c.path == path
+    {
+        cat.unstage(run.res, item)?;
+        return Ok(None);
+    }
+    Ok(Some(found))
+}
