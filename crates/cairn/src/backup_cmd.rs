@@ -7,7 +7,7 @@ use crate::local::LocalState;
 use crate::repo_cmd::RepoArgs;
 use cairn_backup::{BackupOptions, Engine, JobReport, Progress, ResourceReport, Service, Target};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -223,16 +223,10 @@ struct Bars {
 
 impl Bars {
     fn new(terminal: bool) -> Self {
-        let bar = if terminal {
-            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} resources  {msg}  eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        let bar = crate::progress::bar(
+            terminal,
+            Some(0),
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} resources  {msg}  eta {eta}",
         );
         Self {
             bar,

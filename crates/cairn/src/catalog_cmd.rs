@@ -7,7 +7,7 @@ use crate::repo_cmd::RepoArgs;
 use cairn_backup::{RebuildProgress, RebuildReport, RebuiltResource};
 use cairn_catalog::Catalog;
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -150,16 +150,10 @@ struct Bar {
 
 impl Bar {
     fn new(terminal: bool) -> Self {
-        let bar = if terminal {
-            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} restore points  {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        let bar = crate::progress::bar(
+            terminal,
+            Some(0),
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} restore points  {msg}",
         );
         Self { bar, terminal }
     }

@@ -11,6 +11,7 @@ mod demo;
 mod env;
 mod graph;
 mod local;
+mod progress;
 mod repo_cmd;
 mod restore_cmd;
 mod sim;

@@ -11,7 +11,7 @@ use cairn_restore::{
 };
 use clap::Args;
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -213,15 +213,7 @@ struct Bars {
 
 impl Bars {
     fn new(terminal: bool) -> Self {
-        let bar = if terminal {
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
+        let bar = crate::progress::bar(terminal, None, "{spinner} [{elapsed_precise}] {msg}");
         Self {
             bar,
             restored: AtomicU64::new(0),
