@@ -8,6 +8,7 @@
 
 mod location;
 mod repo;
+mod shared;
 mod source;
 
 pub use location::{Location, RepoOptions};

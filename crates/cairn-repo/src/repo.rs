@@ -2,17 +2,21 @@
 //! snapshots, check, forget (GFS with legal holds), prune, copy.
 
 use crate::location::RepoOptions;
+use crate::shared::Shared;
 use crate::source::{Entry, Source};
 use rustic_backend::BackendOptions;
 use rustic_core::jiff::{Timestamp, Zoned, tz::TimeZone};
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
-    BackupOptions, CheckOptions, ConfigOptions, Credentials, ForgetGroups, Grouped, KeepOptions,
-    KeyOptions, LsOptions, PruneOptions, Repository, RepositoryBackends, RepositoryOptions,
-    SnapshotGroupCriterion,
+    BackupOptions, CheckOptions, ConfigOptions, Credentials, ForgetGroups, Grouped,
+    IndexedIdsStatus, KeepOptions, KeyOptions, LsOptions, ParentOptions, PruneOptions, Repository,
+    RepositoryBackends, RepositoryOptions, SnapshotGroupCriterion,
 };
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -90,6 +94,13 @@ pub struct SnapshotMeta {
     pub tags: Vec<String>,
     pub time: Option<chrono::DateTime<chrono::Utc>>,
     pub description: Option<String>,
+    /// The id (or a unique prefix) of the snapshot the caller knows to be this one's parent,
+    /// usually the previous restore point of the same resource from its catalog. Given, the
+    /// repository reads that one snapshot instead of every snapshot of the repository to
+    /// find the latest of the resource. If it does not exist any more (forgotten) or belongs
+    /// to another resource, the repository falls back to that search: an item is never
+    /// taken from a wrong or missing parent, at worst it is read again.
+    pub parent: Option<String>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -194,6 +205,14 @@ fn is_locked(detail: &str) -> bool {
     .any(|k| d.contains(k))
 }
 
+/// How long archives keep using one loaded index before the next one reloads it. A loaded
+/// index knows nothing written after it was read, so archives written since are not
+/// deduplicated against; reloading now and then bounds that loss over a long run.
+const INDEX_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The repository with the index archives need: all tree blobs and the ids of data blobs.
+type Indexed = Repository<IndexedIdsStatus>;
+
 pub struct Repo {
     opts: RepoOptions,
     backends: RepositoryBackends,
@@ -202,7 +221,16 @@ pub struct Repo {
     /// deriving the key (scrypt) costs tens of megabytes and a noticeable CPU time, and an
     /// engine opens the repository for every restore point it writes.
     creds: std::sync::Mutex<Credentials>,
+    /// The index shared by concurrent archives (see [`Repo::archive`]).
+    index: Shared<Indexed>,
 }
+
+// Archives run concurrently on one `Repo` from many threads, sharing one indexed repository.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Indexed>();
+    send_sync::<Repo>();
+};
 
 impl std::fmt::Debug for Repo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -231,6 +259,7 @@ impl Repo {
             backends,
             repo_opts,
             creds: std::sync::Mutex::new(creds),
+            index: Shared::new(INDEX_MAX_AGE),
         })
     }
 
@@ -286,9 +315,20 @@ impl Repo {
         Ok(open)
     }
 
-    /// Archives one snapshot from a stream of entries. The parent is the latest snapshot
-    /// with the same hostname, label and paths: items whose size and time match it are not
-    /// opened. The index is read afresh for each run, so the parent's blobs are known.
+    /// Archives one snapshot from a stream of entries.
+    ///
+    /// The parent is `meta.parent` when it still exists and is a snapshot of the same
+    /// resource, else the latest snapshot with the same hostname, label and paths (found by
+    /// reading every snapshot file: give `meta.parent` to spare that). Items whose size and
+    /// time match the parent are not opened.
+    ///
+    /// Concurrent archives share one index, loaded once and reused: reading it for every
+    /// archive made a run cost O(N²) in the number of resources and held one copy per
+    /// archive in memory. A loaded index misses what was written after it was read, which
+    /// is safe (a blob it does not know is written again; the format allows duplicates and
+    /// prune removes them) but costs deduplication, so it is reloaded when older than a
+    /// minute and after [`refresh_index`](Self::refresh_index). It is also reloaded when it
+    /// lacks the parent's tree, so items are never re-read because the parent is too new.
     pub fn archive(
         &self,
         meta: &SnapshotMeta,
@@ -299,10 +339,28 @@ impl Repo {
                 "a snapshot needs at least one path".into(),
             ));
         }
-        let repo = self
-            .raw()?
-            .to_indexed_ids()
-            .map_err(|e| rustic("reading the index", e))?;
+        let (mut repo, seq) = self.indexed(0)?;
+        let parent = self.parent(&repo, meta);
+        if let Some(p) = &parent
+            && repo.get_tree(&p.tree).is_err()
+        {
+            // The parent was written after this index was read. A newer index serves, one
+            // another archive may be loading already for the same reason; if that one still
+            // lacks the parent, one read from now on.
+            tracing::debug!(parent = %p.id, "reloading the index for the parent's blobs");
+            let now = self.index.mark();
+            let newer;
+            (repo, newer) = self.indexed(seq + 1)?;
+            if newer < now && repo.get_tree(&p.tree).is_err() {
+                (repo, _) = self.indexed(now)?;
+            }
+        }
+        let parent_opts = match &parent {
+            Some(p) => ParentOptions::default().parents(vec![p.id.to_string()]),
+            // None found: spare rustic_core the same search.
+            None => ParentOptions::default().force(true),
+        };
+        let opts = BackupOptions::default().parent_opts(parent_opts);
         let mut snap = SnapshotFile {
             hostname: meta.hostname.clone(),
             label: meta.label.clone(),
@@ -321,7 +379,7 @@ impl Repo {
         let tally = source.tally.clone();
         let paths: Vec<PathBuf> = meta.paths.iter().map(PathBuf::from).collect();
         let saved = repo
-            .archive(&BackupOptions::default(), &source, snap, &paths)
+            .archive(&opts, &source, snap, &paths)
             .map_err(|e| rustic(&format!("archiving {}", meta.label), e))?;
         let skipped = std::mem::take(&mut *tally.skipped.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(ArchiveReport {
@@ -329,6 +387,53 @@ impl Repo {
             skipped,
             opened: tally.opened.load(Ordering::Relaxed),
         })
+    }
+
+    /// Forgets the index archives share: the next archive reads it afresh, so it knows
+    /// everything written until now, by this process or another. Call it at the start of a
+    /// backup run; archives also reload it when it is older than a minute.
+    pub fn refresh_index(&self) {
+        self.index.invalidate();
+    }
+
+    /// The shared index and the number of its load, numbered `after` or higher (0: any
+    /// loaded since the last refresh).
+    fn indexed(&self, after: u64) -> Result<(Arc<Indexed>, u64), RepoError> {
+        self.index.get(after, || {
+            self.raw()?
+                .to_indexed_ids()
+                .map_err(|e| rustic("reading the index", e))
+        })
+    }
+
+    /// The snapshot the one described by `meta` follows: `meta.parent` if it exists and is
+    /// of the same resource, else the latest of the resource. Errors mean no parent (every
+    /// item is read), never a failed archive, as in rustic_core.
+    fn parent(&self, repo: &Indexed, meta: &SnapshotMeta) -> Option<SnapshotFile> {
+        let paths: BTreeSet<&str> = meta.paths.iter().map(String::as_str).collect();
+        let same = |s: &SnapshotFile| {
+            s.hostname == meta.hostname
+                && s.label == meta.label
+                && s.paths.iter().map(String::as_str).collect::<BTreeSet<_>>() == paths
+        };
+        if let Some(id) = meta.parent.as_deref().filter(|id| !id.is_empty()) {
+            match repo.get_snapshot_from_str(id, |_| true) {
+                Ok(s) if same(&s) => return Some(s),
+                Ok(s) => tracing::warn!(
+                    resource = %meta.label,
+                    parent = %id,
+                    "the given parent is a snapshot of {}, not of this resource; searching for the latest",
+                    s.label
+                ),
+                Err(e) => tracing::info!(
+                    resource = %meta.label,
+                    parent = %id,
+                    "the given parent is not in the repository ({}); searching for the latest",
+                    e.display_log()
+                ),
+            }
+        }
+        repo.get_snapshot_from_str("latest", same).ok()
     }
 
     /// All snapshots, oldest first.
@@ -526,7 +631,11 @@ impl Repo {
             .prune_plan(&opts)
             .map_err(|e| rustic("planning prune", e))?;
         let n = plan.stats.packs_to_delete.remove;
-        match repo.prune(&opts, plan) {
+        let result = repo.prune(&opts, plan);
+        // The shared index may name blobs in packs that are gone now: deduplicating against
+        // them would make snapshots refer to missing data.
+        self.refresh_index();
+        match result {
             Ok(()) => Ok(n),
             // Deletions come last, after the new index is written: packs the storage keeps
             // under retention are unreferenced garbage until it lets them go.
@@ -539,8 +648,10 @@ impl Repo {
     pub fn repair_index(&self, dry_run: bool) -> Result<(), RepoError> {
         let repo = self.raw()?;
         let opts = rustic_core::RepairIndexOptions::default().read_all(true);
-        repo.repair_index(&opts, dry_run)
-            .map_err(|e| rustic("repairing the index", e))
+        let result = repo.repair_index(&opts, dry_run);
+        // The shared index may name blobs the repair found missing.
+        self.refresh_index();
+        result.map_err(|e| rustic("repairing the index", e))
     }
 
     /// Rewrites snapshots whose trees refer to missing data, leaving the damaged items out

@@ -35,6 +35,10 @@ pub struct Entry {
     pub mtime: chrono::DateTime<chrono::Utc>,
     /// Opens the content (files only); called at most once, on a worker thread.
     pub open: Option<Opener>,
+    /// A marker of the item's version (Graph's change key or eTag), kept as the node's
+    /// ctime: an item whose marker differs from the parent snapshot's is read again even
+    /// when its size and time are the same (a JSON item edited twice in one second).
+    pub version: Option<String>,
 }
 
 impl Entry {
@@ -45,6 +49,7 @@ impl Entry {
             size: 0,
             mtime,
             open: None,
+            version: None,
         }
     }
 
@@ -60,7 +65,14 @@ impl Entry {
             size,
             mtime,
             open: Some(Box::new(open)),
+            version: None,
         }
+    }
+
+    /// The same entry with a version marker (see [`Entry::version`]).
+    pub fn versioned(mut self, marker: &str) -> Self {
+        self.version = Some(marker.to_string());
+        self
     }
 }
 
@@ -211,6 +223,7 @@ impl Iterator for SourceIter {
             let meta = Metadata {
                 size: e.size,
                 mtime: timestamp(e.mtime),
+                ctime: e.version.as_deref().map(version_time),
                 mode: Some(mode),
                 ..Default::default()
             };
@@ -247,4 +260,16 @@ impl ReadSource for Source {
             tally: self.tally.clone(),
         }
     }
+}
+
+/// A version marker as a time (what a node can carry that rustic_core compares with the
+/// parent's): a stable hash of the marker, as seconds in 1970–2038.
+fn version_time(marker: &str) -> Timestamp {
+    // FNV-1a: stable across runs and builds, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in marker.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    Timestamp::from_second((h % (1 << 31)) as i64).unwrap_or_default()
 }

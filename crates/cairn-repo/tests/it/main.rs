@@ -1,6 +1,7 @@
 //! The repository end to end: archives of generated items, incrementals that do not reopen
 //! unchanged items, damage detected by check, GFS retention with legal holds, copies,
-//! concurrent writers, S3 (a real S3-compatible server) and the restic command line tool.
+//! concurrent writers, S3 (a real S3-compatible server) and the restic command line tool;
+//! parents named by the caller and the index archives share (`parent.rs`).
 
 use cairn_repo::{Entry, ForgetRule, LegalHold, Repo, RepoError, RepoOptions, SnapshotMeta};
 use std::io::Cursor;
@@ -8,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+mod parent;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("cairn-repo-{name}-{}", rand::random::<u64>()));
@@ -69,6 +72,7 @@ fn meta(label: &str, day: i64) -> SnapshotMeta {
         tags: vec!["service=mail".into()],
         time: Some(t(day)),
         description: None,
+        parent: None,
     }
 }
 
