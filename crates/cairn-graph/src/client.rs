@@ -188,10 +188,16 @@ impl GraphClient {
         let mut req = Request::get(url.clone(), self.resource_for(&method, &url));
         req.method = method;
         // Outlook ids that survive moves, on every request (Graph reads it per request).
-        let prefer = match self.page_size {
+        let mut prefer = match self.page_size {
             Some(n) => format!("IdType=\"ImmutableId\", odata.maxpagesize={n}"),
             None => "IdType=\"ImmutableId\"".to_string(),
         };
+        // Drives: sharing information only where a permission hierarchy starts (an item
+        // shared on its own carries the `shared` facet; the rest inherit from their folder),
+        // with sharing changes reported by delta. Microsoft's scanning guidance for backup.
+        if matches!(req.resource, Resource::Files { .. }) {
+            prefer.push_str(", hierarchicalsharing, deltashowsharingchanges");
+        }
         if let Ok(v) = HeaderValue::from_str(&prefer) {
             req.headers.insert("Prefer", v);
         }

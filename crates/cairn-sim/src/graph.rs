@@ -1572,6 +1572,7 @@ impl Sim {
         }
         match (m, after.as_slice(), pending_name) {
             ("GET", ["delta"], None) if node.parent.is_none() => {
+                let hierarchical = req.prefers("hierarchicalsharing");
                 let render = |st: &State, k: ItemKey| {
                     self.model
                         .drive_node(st, k)
@@ -1581,7 +1582,13 @@ impl Sim {
                                 .select()
                                 .filter(|s| s.iter().any(|x| x == "@microsoft.graph.downloadUrl"))
                                 .map(|_| self.download_url(req, &n));
-                            self.model.drive_item_json(st, &n, url)
+                            let mut v = self.model.drive_item_json(st, &n, url);
+                            // Without `Prefer: hierarchicalsharing`, delta gives sharing
+                            // information for every item, inherited or not.
+                            if !hierarchical && n.parent.is_some() && v.get("shared").is_none() {
+                                v["shared"] = json!({"scope": "users"});
+                            }
+                            v
                         })
                 };
                 let tomb = |st: &State, k: ItemKey| {
@@ -1707,26 +1714,7 @@ impl Sim {
                     None => Resp::not_found_files(),
                 }
             }
-            ("GET", ["permissions"], None) => {
-                let owner = match c.res {
-                    Res::User(i) => self
-                        .model
-                        .tenant
-                        .user(i)
-                        .map(|u| u.display_name)
-                        .unwrap_or_default(),
-                    _ => "Owners".into(),
-                };
-                let mut perms = vec![
-                    json!({"id": "aTowIy5mfG1lbWJlcnNoaXB8b3duZXI", "roles": ["owner"], "grantedToV2": {"user": {"displayName": owner}}, "inheritedFrom": {}}),
-                ];
-                if crate::seeded::hash(crate::tenant::coll_seed(c), &[node.name.len() as u64]) % 4
-                    == 0
-                {
-                    perms.push(json!({"id": format!("link{}", node.name.len()), "roles": ["read"], "link": {"type": "view", "scope": "organization", "webUrl": "https://contoso.sharepoint.com/:w:/s/x"}}));
-                }
-                Resp::ok(json!({"value": perms}))
-            }
+            ("GET", ["permissions"], None) => Resp::ok(self.model.permissions_json(&node)),
             ("POST", ["children"], None) => {
                 if !node.folder {
                     return Resp::bad_request("Item is not a folder.");

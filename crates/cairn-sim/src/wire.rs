@@ -47,6 +47,15 @@ impl Req {
             })
     }
 
+    /// Whether a `Prefer` header holds `pref` (e.g. `hierarchicalsharing`).
+    pub fn prefers(&self, pref: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("prefer"))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case(pref))
+    }
+
     pub fn immutable_ids(&self) -> bool {
         self.headers.iter().any(|(k, v)| {
             k.eq_ignore_ascii_case("prefer")
