@@ -28,8 +28,9 @@ enum Content {
     Inline(Arc<[u8]>),
     /// A message's MIME, asked of Graph.
     Mime(String),
-    /// A file's content: `/drives/{id}/items/{id}/content`.
-    File(String),
+    /// A file's content: `/drives/{id}/items/{id}/content`, and the pre-authenticated URL
+    /// the drive delta gave for it, if any (saves asking for one).
+    File(String, Option<String>),
 }
 
 fn opener(
@@ -47,12 +48,12 @@ fn opener(
                     .map_err(std::io::Error::other)?;
                 Ok(Box::new(std::io::Cursor::new(b)))
             }
-            Content::File(path) => {
+            Content::File(path, url) => {
                 // The download runs as a task and hands its chunks over through a small
                 // bounded channel.
                 let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<bytes::Bytes>>(4);
                 handle.spawn(async move {
-                    let mut s = Box::pin(graph.download(&path));
+                    let mut s = Box::pin(graph.download_from(&path, url));
                     while let Some(chunk) = s.next().await {
                         let failed = chunk.is_err();
                         if tx.send(chunk.map_err(std::io::Error::other)).is_err() || failed {
@@ -70,13 +71,24 @@ fn opener(
 }
 
 /// The walks over the catalog, in the order their paths sort: the items themselves, then
-/// the files' permissions (`~permissions/<path>`), then their earlier versions
+/// the permissions of folders shared on their own (`~folder-permissions/<path, one name>`),
+/// then those of files (`~permissions/<path>`), then files' earlier versions
 /// (`~versions/<path>/<version>`). `~` sorts after every top-level name.
 #[derive(Clone, Copy, PartialEq)]
 enum Pass {
     Items,
+    FolderPermissions,
     Permissions,
     Versions,
+}
+
+/// Where a folder's own permissions are kept: its whole path as one name (`/` escaped),
+/// so that they sit in one flat directory beside the tree instead of inside it.
+pub(crate) fn folder_permissions_path(folder: &str) -> String {
+    format!(
+        "~folder-permissions/{}.json",
+        crate::engine::component(folder)
+    )
 }
 
 /// Turns sorted rows into entries: directories where a path enters a new one, the content
@@ -112,16 +124,38 @@ impl Entries {
         }
     }
 
-    fn file(&mut self, path: String, size: u64, mtime: chrono::DateTime<chrono::Utc>, c: Content) {
+    /// An item's entry. Its version marker (what makes the repository read it again even
+    /// when size and time are the parent's): the content itself when it is at hand (JSON
+    /// items, sidecars, permissions), else `marker` (a file's content hash). A message's
+    /// MIME has none: it does not change, and reading it again would fetch it again.
+    fn file(
+        &mut self,
+        path: String,
+        size: u64,
+        mtime: chrono::DateTime<chrono::Utc>,
+        c: Content,
+        marker: Option<&str>,
+    ) {
         self.enter(&path, false);
+        let own = match &c {
+            Content::Inline(b) => {
+                use sha2::Digest;
+                Some(hex::encode(&sha2::Sha256::digest(b)[..12]))
+            }
+            _ => None,
+        };
         let open = opener(c, self.graph.clone(), self.handle.clone());
-        self.pending.push_back(Entry::file(path, size, mtime, open));
+        let mut entry = Entry::file(path, size, mtime, open);
+        if let Some(m) = own.as_deref().or(marker) {
+            entry = entry.versioned(m);
+        }
+        self.pending.push_back(entry);
     }
 
     fn push(&mut self, pass: Pass, row: ItemRow) {
         match pass {
             Pass::Items => self.push_row(row),
-            Pass::Permissions | Pass::Versions => {
+            Pass::FolderPermissions | Pass::Permissions | Pass::Versions => {
                 let Some(meta) = row
                     .sidecar
                     .as_deref()
@@ -129,15 +163,22 @@ impl Entries {
                 else {
                     return;
                 };
-                if pass == Pass::Permissions {
-                    let doc =
-                        serde_json::to_string_pretty(&meta["permissions"]).unwrap_or_default();
+                if pass != Pass::Versions {
+                    let Some(perms) = meta.get("permissions") else {
+                        return;
+                    };
+                    let doc = serde_json::to_string_pretty(perms).unwrap_or_default();
                     let bytes: Arc<[u8]> = Arc::from(doc.into_bytes());
+                    let path = match pass {
+                        Pass::FolderPermissions => folder_permissions_path(&row.path),
+                        _ => format!("~permissions/{}", row.path),
+                    };
                     self.file(
-                        format!("~permissions/{}", row.path),
+                        path,
                         bytes.len() as u64,
                         row.mtime,
                         Content::Inline(bytes),
+                        None,
                     );
                     return;
                 }
@@ -153,10 +194,11 @@ impl Entries {
                         format!("~versions/{}/{}", row.path, crate::engine::component(vid)),
                         v["size"].as_u64().unwrap_or(0),
                         crate::engine::time_of(&v["lastModifiedDateTime"]).unwrap_or_default(),
-                        Content::File(format!(
-                            "/drives/{drive}/items/{}/versions/{vid}/content",
-                            row.item
-                        )),
+                        Content::File(
+                            format!("/drives/{drive}/items/{}/versions/{vid}/content", row.item),
+                            None,
+                        ),
+                        None,
                     );
                 }
             }
@@ -172,19 +214,23 @@ impl Entries {
         self.count
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let content = match (row.kind.as_str(), &row.spool, &row.sidecar) {
+            ("file", url, _) => Content::File(
+                format!(
+                    "/drives/{}/items/{}/content",
+                    row.scope.trim_start_matches("drive:"),
+                    row.item
+                ),
+                url.clone(),
+            ),
             (_, Some(p), _) => Content::Spool(p.clone()),
             ("message", None, _) => {
                 Content::Mime(format!("{}/messages/{}/$value", self.base, row.item))
             }
-            ("file", _, _) => Content::File(format!(
-                "/drives/{}/items/{}/content",
-                row.scope.trim_start_matches("drive:"),
-                row.item
-            )),
             (_, None, Some(doc)) => Content::Inline(Arc::from(doc.as_bytes())),
             (_, None, None) => Content::Inline(Arc::from(&b""[..])),
         };
-        self.file(row.path.clone(), row.size, row.mtime, content);
+        let marker = row.hash.as_deref().filter(|_| row.kind == "file");
+        self.file(row.path.clone(), row.size, row.mtime, content, marker);
         if row.kind == "message"
             && let Some(meta) = row.sidecar
             && let Some(stem) = row.path.strip_suffix(".eml")
@@ -201,6 +247,7 @@ impl Entries {
                 bytes.len() as u64,
                 modified,
                 Content::Inline(bytes),
+                None,
             );
         }
     }
@@ -227,6 +274,20 @@ pub(crate) async fn write(run: &Run<'_>) -> anyhow::Result<Done> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<(Pass, ItemRow)>(256);
     let walker = std::thread::spawn(move || -> cairn_catalog::Result<()> {
         catalog.for_each_next(res, &mut |row| tx.send((Pass::Items, row)).is_ok())?;
+        // Shared folders are few: gathered, then given in the order of their flat names.
+        let mut folders = Vec::new();
+        catalog.for_each_next(res, &mut |row| {
+            if row.kind == "folder" && row.sidecar.is_some() {
+                folders.push((folder_permissions_path(&row.path), row));
+            }
+            true
+        })?;
+        folders.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, row) in folders {
+            if tx.send((Pass::FolderPermissions, row)).is_err() {
+                return Ok(());
+            }
+        }
         for pass in [Pass::Permissions, Pass::Versions] {
             catalog.for_each_next(res, &mut |row| {
                 row.kind != "file" || row.sidecar.is_none() || tx.send((pass, row)).is_ok()
@@ -254,6 +315,13 @@ pub(crate) async fn write(run: &Run<'_>) -> anyhow::Result<Done> {
         tags: vec![format!("kind={:?}", run.target.kind).to_lowercase()],
         time: None,
         description: None,
+        // The resource's last restore point, as the catalog knows it: the repository need
+        // not search every snapshot for it.
+        parent: run
+            .catalog()
+            .points(res)?
+            .last()
+            .map(|p| p.snapshot.clone()),
     };
     let repo = engine.repo.clone();
     let report = tokio::task::spawn_blocking(move || repo.archive(&meta, entries)).await??;

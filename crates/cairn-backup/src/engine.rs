@@ -306,6 +306,8 @@ impl Engine {
     pub async fn run(self: &Arc<Self>, targets: Vec<Target>) -> JobReport {
         let start = Instant::now();
         let (req0, thr0) = (self.graph.requests(), self.graph.throttled());
+        // Restore points share one loaded index; this run's starts with all written so far.
+        self.repo.refresh_index();
         let mut resources: Vec<ResourceReport> = futures::stream::iter(targets)
             .map(|t| {
                 let this = self.clone();
@@ -393,18 +395,37 @@ impl Engine {
         let mut seen = Vec::new();
         match run.target.kind {
             TargetKind::User => {
+                // The services are staged at once: they share the mailbox's limits (which the
+                // client keeps) except OneDrive, which counts against the tenant's SharePoint
+                // budget, so a user's drive moves while its mailbox is read.
+                type Staging<'r> =
+                    std::pin::Pin<Box<dyn std::future::Future<Output = Read> + Send + 'r>>;
+                let mut all: Vec<Staging<'_>> = Vec::new();
+                if run.wants(Service::OneDrive) {
+                    all.push(Box::pin(service(
+                        run,
+                        "onedrive",
+                        crate::files::stage_onedrive(run),
+                    )));
+                }
                 if run.wants(Service::Mail) {
-                    seen.push(service(run, "mail", crate::mail::stage(run)).await);
+                    all.push(Box::pin(service(run, "mail", crate::mail::stage(run))));
                 }
                 if run.wants(Service::Calendar) {
-                    seen.push(service(run, "calendar", crate::pim::stage_calendars(run)).await);
+                    all.push(Box::pin(service(
+                        run,
+                        "calendar",
+                        crate::pim::stage_calendars(run),
+                    )));
                 }
                 if run.wants(Service::Contacts) {
-                    seen.push(service(run, "contacts", crate::pim::stage_contacts(run)).await);
+                    all.push(Box::pin(service(
+                        run,
+                        "contacts",
+                        crate::pim::stage_contacts(run),
+                    )));
                 }
-                if run.wants(Service::OneDrive) {
-                    seen.push(service(run, "onedrive", crate::files::stage_onedrive(run)).await);
-                }
+                seen = futures::future::join_all(all).await;
             }
             TargetKind::Group => {
                 if run.wants(Service::SharePoint) || run.wants(Service::OneDrive) {

@@ -12,8 +12,8 @@ use futures::StreamExt;
 use serde_json::Value;
 use std::collections::HashSet;
 
-const DRIVE_SELECT: &str =
-    "id,name,size,file,folder,root,deleted,parentReference,lastModifiedDateTime,eTag,cTag";
+const DRIVE_SELECT: &str = "id,name,size,file,folder,root,deleted,parentReference,\
+     lastModifiedDateTime,eTag,cTag,shared,@microsoft.graph.downloadUrl";
 
 /// A drive item: a file (content downloaded by the archive when new or changed) or a folder
 /// (kept so that empty folders are restored, and so that a renamed or moved folder is seen:
@@ -47,9 +47,18 @@ fn plan_file<'a>(
     let name = it["name"].as_str().unwrap_or_default();
     path.push('/');
     path.push_str(&component(name));
+    // Shared on its own (the root of a permission hierarchy, as `Prefer:
+    // hierarchicalsharing` reports it): its permissions are read and kept. The others
+    // inherit theirs from a folder above, whose permissions are kept instead.
+    let shared = it.get("shared").is_some();
     let change = if folder {
-        // A folder changes for the repository only when its path does.
-        path.clone()
+        // A folder changes for the repository only when its path (or whether it is shared
+        // on its own) does.
+        if shared {
+            format!("{path}\u{1}shared")
+        } else {
+            path.clone()
+        }
     } else {
         it["eTag"]
             .as_str()
@@ -91,27 +100,35 @@ fn plan_file<'a>(
             .as_str()
             .map(str::to_string),
         sidecar: None,
-        spool: None,
+        // The pre-authenticated URL delta gave: the archive downloads from it without asking
+        // Graph for one (it is valid for a while; an expired one is replaced by a fresh one).
+        spool: it["@microsoft.graph.downloadUrl"]
+            .as_str()
+            .filter(|_| !folder)
+            .map(str::to_string),
     };
     cat.stage_put(run.res, &row)?;
-    if folder {
+    let versions = run.engine.opts.file_versions && !folder;
+    if !shared && !versions {
         return Ok(None);
     }
-    // A new or changed file: its permissions (and, when asked, its earlier versions) are
-    // recorded beside it (`~permissions/…`, `~versions/…` in the restore point).
+    // Its own permissions and, when asked, a file's earlier versions are recorded beside
+    // it (`~permissions/…`, `~folder-permissions/…`, `~versions/…` in the restore point).
     let drive = scope.trim_start_matches("drive:").to_string();
-    let versions = run.engine.opts.file_versions;
     Ok(Some(Box::pin(async move {
-        let object = format!("file {}", row.path);
+        let object = format!("{} {}", row.kind, row.path);
         let fail =
             |what: &str, e: cairn_graph::GraphError| (object.clone(), format!("{what}: {e}"));
         let base = format!("/drives/{drive}/items/{}", row.item);
-        let perms = run
-            .graph()
-            .get(&format!("{base}/permissions"))
-            .await
-            .map_err(|e| fail("reading its permissions", e))?;
-        let mut meta = serde_json::json!({"permissions": perms["value"]});
+        let mut meta = serde_json::json!({});
+        if shared {
+            let perms = run
+                .graph()
+                .get(&format!("{base}/permissions"))
+                .await
+                .map_err(|e| fail("reading its permissions", e))?;
+            meta["permissions"] = perms["value"].clone();
+        }
         if versions {
             let list = run
                 .graph()

@@ -25,7 +25,8 @@
 //!   the next restore point, as it does for a deleted folder.
 //! - Recipients of a message come from its MIME header (`To`, `Cc`, `Bcc`); the next backup
 //!   replaces them with Graph's. A file's permissions and earlier versions come from
-//!   `~permissions/…` and `~versions/…` (id, size and time of each version only).
+//!   `~permissions/…` and `~versions/…` (id, size and time of each version only), a shared
+//!   folder's from `~folder-permissions/…`.
 
 use crate::engine::time_of;
 use crate::report::{Silent, Skipped};
@@ -202,7 +203,8 @@ enum Class {
     Item(&'static str),
     /// A message's sidecar: read with its message.
     Sidecar,
-    /// `~permissions/<file path>`: the permissions of a file, kept in its sidecar.
+    /// `~permissions/<file path>`, `~folder-permissions/<folder path as one name>.json`: the
+    /// permissions of a file or folder shared on its own, kept in its sidecar.
     Permissions,
     /// `~versions/<file path>/<version id>`: an earlier version of a file.
     Version,
@@ -225,8 +227,9 @@ fn classify(path: &str, is_dir: bool) -> Class {
     };
     match parts[0] {
         "mail" if !is_dir && path.ends_with(".meta.json") => Class::Sidecar,
-        "~permissions" | "~versions" if is_dir => Class::Structure,
+        "~permissions" | "~versions" | "~folder-permissions" if is_dir => Class::Structure,
         "~permissions" if depth >= 3 => Class::Permissions,
+        "~folder-permissions" if depth == 2 && path.ends_with(".json") => Class::Permissions,
         "~versions" if depth >= 4 => Class::Version,
         "mail" => file(3, "message", ".eml"),
         "calendar" => file(3, "event", ".json"),
@@ -427,11 +430,19 @@ impl PointWalk<'_> {
     /// those of its version, unread).
     fn file_meta(&mut self, e: WalkEntry) -> anyhow::Result<()> {
         let (top, rest) = e.path.split_once('/').unwrap_or_default();
+        let folder;
         let (file, version) = match top {
             "~versions" => match rest.rsplit_once('/') {
                 Some((file, v)) => (file, Some(v)),
                 None => return Ok(()),
             },
+            "~folder-permissions" => {
+                let flat = rest.strip_suffix(".json").unwrap_or(rest);
+                folder = percent_encoding::percent_decode_str(flat)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                (folder.as_str(), None)
+            }
             _ => (rest, None),
         };
         let id = format!("{REBUILT_ID}{file}");
@@ -727,6 +738,10 @@ mod tests {
         assert_eq!(classify("~permissions/onedrive", true), Class::Structure);
         assert_eq!(
             classify("~permissions/onedrive/a.txt", false),
+            Class::Permissions
+        );
+        assert_eq!(
+            classify("~folder-permissions/onedrive%2FDocs.json", false),
             Class::Permissions
         );
         assert_eq!(classify("~versions/onedrive/a.txt", true), Class::Structure);

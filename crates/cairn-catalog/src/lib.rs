@@ -77,7 +77,9 @@ pub struct ItemRow {
     pub hash: Option<String>,
     /// Small JSON stored beside the content (`<path>.meta.json`): properties MIME lacks.
     pub sidecar: Option<String>,
-    /// Staged rows only: where the run spooled the content.
+    /// Staged rows only: where the run found the content: the spool file it wrote (mail),
+    /// or the short-lived pre-authenticated download URL the drive delta gave (files). Never
+    /// committed.
     pub spool: Option<String>,
 }
 
