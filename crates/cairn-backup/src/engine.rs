@@ -77,8 +77,11 @@ impl Target {
 #[derive(Clone, Debug)]
 pub struct BackupOptions {
     pub services: Vec<Service>,
-    /// Resources backed up at once.
+    /// Resources backed up at once (their changes read from Graph; mostly waiting on it).
     pub parallel: usize,
+    /// Restore points written at once: each holds the repository's packers and compressors
+    /// in memory and downloads its new files, so fewer than `parallel`.
+    pub archives: usize,
     /// Concurrent content fetches per resource (Exchange allows 4 per mailbox).
     pub per_resource: usize,
     /// Where content waits between its fetch and its archive.
@@ -92,7 +95,8 @@ impl BackupOptions {
     pub fn new(spool_dir: PathBuf) -> Self {
         Self {
             services: Service::ALL.to_vec(),
-            parallel: 8,
+            parallel: 32,
+            archives: 6,
             per_resource: 4,
             spool_dir,
             file_versions: false,
@@ -107,6 +111,7 @@ pub struct Engine {
     pub(crate) tenant: String,
     pub(crate) opts: BackupOptions,
     pub(crate) progress: Arc<dyn Progress>,
+    archive_slots: tokio::sync::Semaphore,
 }
 
 /// One resource's run: its catalog id, spool, and the report being filled.
@@ -183,6 +188,7 @@ impl Engine {
             repo,
             catalog,
             tenant: tenant.to_string(),
+            archive_slots: tokio::sync::Semaphore::new(opts.archives.max(1)),
             opts,
             progress,
         }
@@ -450,6 +456,7 @@ impl Engine {
             // An unlicensed user: no mailbox, no OneDrive. Nothing to back up is no failure.
             return Ok(None);
         }
+        let _slot = self.archive_slots.acquire().await?;
         self.progress.archiving(&run.target.name);
         crate::archive::write(run).await.map(Some)
     }

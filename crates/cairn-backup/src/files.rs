@@ -172,6 +172,23 @@ async fn stage_drive(run: &Run<'_>, drive: &str, prefix: &str) -> anyhow::Result
 }
 
 pub(crate) async fn stage_onedrive(run: &Run<'_>) -> anyhow::Result<()> {
+    // The drive an earlier run followed goes on from its delta link without asking Graph
+    // which drive is the user's (a request, and a resource unit, per user per run); if
+    // that drive is gone, Graph is asked.
+    let mut known = Vec::new();
+    for scope in run.catalog().scopes(run.res)? {
+        if scope.starts_with("drive:") && run.catalog().token(run.res, &scope)?.is_some() {
+            known.push(scope);
+        }
+    }
+    if let [scope] = known.as_slice() {
+        let id = scope.trim_start_matches("drive:");
+        match stage_drive(run, id, "onedrive").await {
+            Ok(scope) => return drop_vanished(run, "drive:", &HashSet::from([scope])),
+            Err(e) if crate::engine::is_missing(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let d = run
         .graph()
         .get(&format!("{}/drive?$select=id", run.base))

@@ -19,7 +19,8 @@ pub struct Limits {
     pub mailbox_concurrency: u32,
     pub mailbox_requests_per_10min: u32,
     pub files_ru_per_min: u32,
-    /// Requests in flight across everything.
+    /// Requests in flight across everything (a guard for this process's sockets and
+    /// memory; Graph sets no such limit, only per mailbox and per tenant budgets).
     pub global_concurrency: u32,
 }
 
@@ -29,7 +30,7 @@ impl Default for Limits {
             mailbox_concurrency: 4,
             mailbox_requests_per_10min: 10_000,
             files_ru_per_min: 1_250,
-            global_concurrency: 64,
+            global_concurrency: 256,
         }
     }
 }

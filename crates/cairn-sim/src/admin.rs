@@ -185,6 +185,7 @@ impl Sim {
             "faults_total": s.faults_total.load(Ordering::Relaxed),
             "bytes_served": s.bytes_served.load(Ordering::Relaxed),
             "ideal_items_per_sec": self.ideal_items_per_sec(),
+            "complete_items_per_sec": self.complete_items_per_sec(),
             "by_endpoint": *s.by_endpoint.lock().unwrap_or_else(|e| e.into_inner()),
             "by_status": s.by_status.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         })

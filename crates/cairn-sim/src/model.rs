@@ -742,7 +742,25 @@ impl Model {
     /// it inherits from its folder: about one item in four, stable across renames. Such an
     /// item is the root of a permission hierarchy and carries the `shared` facet.
     pub fn shared_uniquely(&self, node: &DriveNode) -> bool {
-        node.parent.is_some() && hash(coll_seed(node.coll), &[node_num(node.key), 7]) % 4 == 0
+        node.parent.is_some() && Self::shared_key(node.coll, node.key)
+    }
+
+    /// `shared_uniquely` for an item that is not a drive's root.
+    pub fn shared_key(coll: CollKey, key: ItemKey) -> bool {
+        hash(coll_seed(coll), &[node_num(key), 7]) % 4 == 0
+    }
+
+    /// What a complete backup of a drive as seeded needs of the SharePoint budget, resource
+    /// units: its delta pages (2 for the first, 1 for each next page of 200 items), one
+    /// download per file, and the permissions (5) of each item shared on its own.
+    pub fn drive_backup_ru(&self, c: CollKey) -> u64 {
+        let layout = self.layout(c);
+        let items = u64::from(layout.len());
+        let pages = items.div_ceil(200).max(1);
+        let shared = (1..layout.len())
+            .filter(|&n| Self::shared_key(c, ItemKey::Base(c, n)))
+            .count() as u64;
+        (pages + 1) + u64::from(layout.files) + 5 * shared
     }
 
     /// The item's permissions as `GET …/permissions` lists them: the owner (inherited from

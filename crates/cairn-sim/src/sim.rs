@@ -705,19 +705,39 @@ impl Sim {
     /// The throttle-bound ideal rate of a full backup, items per second: every mailbox at
     /// min(request budget, concurrency / latency), files at the tenant's RU budget (one RU
     /// per download), both running in parallel. One request per item (content), paging and
-    /// metadata calls not counted: an upper bound.
+    /// metadata calls not counted: an upper bound no complete backup reaches.
     pub fn ideal_items_per_sec(&self) -> f64 {
+        self.full_backup_rate(false)
+    }
+
+    /// Like `ideal_items_per_sec`, but drives cost what Graph's documented costs make a
+    /// complete backup of them need (`Model::drive_backup_ru`: delta pages and the
+    /// permissions of items shared on their own besides the downloads). Mail is counted as
+    /// in the ideal. Still an upper bound: no lookups, no retries, no ramp.
+    pub fn complete_items_per_sec(&self) -> f64 {
+        self.full_backup_rate(true)
+    }
+
+    fn full_backup_rate(&self, complete: bool) -> f64 {
         let t = &self.model.tenant;
         let mailboxes = (0..t.spec.users)
             .filter(|&i| t.has_mailbox(Res::User(i)))
             .count() as f64;
         let mail_items = mailboxes * t.spec.mail_per_mailbox as f64;
-        let drives: usize = (0..t.spec.users)
-            .map(|i| t.drives(Res::User(i)).len())
-            .chain((0..t.spec.groups).map(|i| t.drives(Res::Group(i)).len()))
-            .chain(t.all_sites().map(|n| t.drives(Res::Site(n)).len()))
-            .sum();
-        let file_items = drives as f64 * t.spec.files_per_drive as f64;
+        let drives: Vec<_> = (0..t.spec.users)
+            .flat_map(|i| t.drives(Res::User(i)))
+            .chain((0..t.spec.groups).flat_map(|i| t.drives(Res::Group(i))))
+            .chain(t.all_sites().flat_map(|n| t.drives(Res::Site(n))))
+            .collect();
+        let file_items = drives.len() as f64 * t.spec.files_per_drive as f64;
+        let file_ru = if complete {
+            drives
+                .iter()
+                .map(|(c, _)| self.model.drive_backup_ru(*c))
+                .sum::<u64>() as f64
+        } else {
+            file_items
+        };
         let unthrottled = self.throttle.mode() == ThrottleMode::Off;
         let lat = self.cfg.latency.as_secs_f64().max(0.001);
         let l = self.throttle.limits();
@@ -727,12 +747,12 @@ impl Sim {
             (l.mailbox_requests_per_10min as f64 / 600.0).min(l.mailbox_concurrency as f64 / lat)
         };
         let mail_rate = mailboxes * per_mailbox;
-        let file_rate = if unthrottled {
+        let ru_rate = if unthrottled {
             f64::INFINITY
         } else {
             self.throttle.files_budget_per_min() as f64 / 60.0
         };
-        let time = (mail_items / mail_rate.max(1e-9)).max(file_items / file_rate.max(1e-9));
+        let time = (mail_items / mail_rate.max(1e-9)).max(file_ru / ru_rate.max(1e-9));
         if time <= 0.0 || !time.is_finite() {
             return 0.0;
         }

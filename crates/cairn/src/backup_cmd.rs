@@ -36,8 +36,11 @@ pub struct BackupArgs {
     #[arg(long, value_delimiter = ',')]
     exclude: Vec<String>,
     /// Resources backed up at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = cairn_backup::BackupOptions::new(".".into()).parallel)]
     parallel: usize,
+    /// Restore points written to the repository at once (each holds packers in memory).
+    #[arg(long, default_value_t = cairn_backup::BackupOptions::new(".".into()).archives)]
+    archives: usize,
     /// Also keep the earlier versions of OneDrive and SharePoint files.
     #[arg(long)]
     file_versions: bool,
@@ -121,6 +124,7 @@ pub fn run(a: BackupArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let mut opts = BackupOptions::new(local.spool.clone());
     opts.services = services;
     opts.parallel = a.parallel.max(1);
+    opts.archives = a.archives.max(1);
     opts.file_versions = a.file_versions;
     let show_bar = !a.no_progress && std::io::stderr().is_terminal();
     let progress = Arc::new(Bars::new(show_bar));

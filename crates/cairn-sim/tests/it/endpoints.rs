@@ -1262,3 +1262,58 @@ async fn folder_delta_pages_with_maxpagesize() {
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0]["displayName"], "Paged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hierarchical_sharing_marks_only_items_shared_on_their_own() {
+    let spec = TenantSpec {
+        users: 1,
+        groups: 0,
+        sites: 0,
+        mail_per_mailbox: 0,
+        files_per_drive: 40,
+        ..small_spec(107)
+    };
+    let mut cfg = config(spec);
+    cfg.throttle = ThrottleMode::Microsoft;
+    let sim = start(cfg).await;
+    let user = first_user(&sim).await;
+    let delta = format!("/users/{user}/drive/root/delta");
+    let hierarchical = [("Prefer", "hierarchicalsharing")];
+    let (items, _) = sim.walk(&delta, &hierarchical).await.expect("delta");
+    let (plain, _) = sim.walk(&delta, &[]).await.expect("delta");
+    let not_root = |v: &&Value| v.get("root").is_none();
+    // Without the preference every item carries sharing information.
+    assert!(plain.iter().filter(not_root).all(|v| v.get("shared").is_some()));
+    let (mut shared, mut files) = (0u64, 0u64);
+    for it in items.iter().filter(not_root) {
+        files += u64::from(it.get("file").is_some());
+        let perms = sim
+            .get_ok(&format!(
+                "/drives/{}/items/{}/permissions",
+                it["parentReference"]["driveId"].as_str().unwrap(),
+                it["id"].as_str().unwrap()
+            ))
+            .await;
+        let own = perms["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.get("link").is_some());
+        assert_eq!(own, it.get("shared").is_some(), "{it}");
+        shared += u64::from(own);
+    }
+    assert!(shared > 0 && shared < files, "{shared} of {files}");
+    // A complete backup of the drive: its delta (one page, 2 resource units), a download per
+    // file, the permissions of each item shared on its own (5 each). Both rates are bound by
+    // the same budget, so they differ by that cost against one unit per file.
+    let stats = sim.server.sim.stats_json();
+    let (ideal, complete) = (
+        stats["ideal_items_per_sec"].as_f64().unwrap(),
+        stats["complete_items_per_sec"].as_f64().unwrap(),
+    );
+    let ru = 2 + files + 5 * shared;
+    assert!(
+        (ideal / complete - ru as f64 / files as f64).abs() < 1e-9,
+        "ideal {ideal}, complete {complete}, {ru} units for {files} files"
+    );
+}

@@ -51,6 +51,9 @@ pub struct BackupBench {
     /// Resources backed up at once (the engine's `parallel`).
     #[arg(long, default_value_t = BackupOptions::new(".".into()).parallel)]
     parallel: usize,
+    /// Restore points written at once (the engine's `archives`).
+    #[arg(long, default_value_t = BackupOptions::new(".".into()).archives)]
+    archives: usize,
     /// Concurrent content fetches per resource (the engine's `per_resource`).
     #[arg(long, default_value_t = BackupOptions::new(".".into()).per_resource)]
     per_resource: usize,
@@ -91,6 +94,8 @@ struct Phase {
     throttled: u64,
     peak_rss_kb: u64,
     ideal: f64,
+    /// The simulator's rate of a complete backup (`complete_items_per_sec`).
+    complete: f64,
     /// Sums over resources: seconds from start to archiving (enumeration and fetch), and
     /// from archiving to the end (archive, file downloads, commit).
     stage_secs: f64,
@@ -190,6 +195,7 @@ fn configuration(b: &BackupBench, mail: u32) -> anyhow::Result<Vec<Phase>> {
         .args(["--tenant-id", &tenant, "--client-id", &client])
         .args(["--sim-pid", &sim.0.id().to_string()])
         .args(["--parallel", &b.parallel.to_string()])
+        .args(["--archives", &b.archives.to_string()])
         .args(["--per-resource", &b.per_resource.to_string()])
         .env(crate::env::CAIRN_CLIENT_SECRET, SECRET)
         .stdout(Stdio::piped())
@@ -287,6 +293,7 @@ fn worker(b: &BackupBench, url: &str) -> anyhow::Result<()> {
         let catalog = Arc::new(cairn_catalog::SqliteCatalog::open(&dir.join("catalog.db"))?);
         let mut opts = BackupOptions::new(dir.join("spool"));
         opts.parallel = b.parallel;
+        opts.archives = b.archives;
         opts.per_resource = b.per_resource;
         let phases = Arc::new(Phases::default());
         let engine = Arc::new(Engine::new(
@@ -361,6 +368,7 @@ fn measure(
         throttled: delta("throttled_total"),
         peak_rss_kb: peak_rss_kb(),
         ideal: stats1["ideal_items_per_sec"].as_f64().unwrap_or(0.0),
+        complete: stats1["complete_items_per_sec"].as_f64().unwrap_or(0.0),
         stage_secs,
         archive_secs,
         ..Phase::default()
@@ -391,7 +399,7 @@ fn cpu_of(pid: &str) -> f64 {
 
 fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
     println!(
-        "\n{} users, {} files per drive, latency {} ms, throttling {}, parallel {}, per resource {}\n",
+        "\n{} users, {} files per drive, latency {} ms, throttling {}, parallel {}, archives {}, per resource {}\n",
         b.users,
         b.files_per_drive,
         b.latency_ms,
@@ -400,10 +408,11 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
             Throttle::Off => "off",
         },
         b.parallel,
+        b.archives,
         b.per_resource
     );
     println!(
-        "| {:<11} | {:>5} | {:>5} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>8} | {:>7} | {:>5} | {:>8} | {:>8} |",
+        "| {:<11} | {:>5} | {:>5} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>8} | {:>7} | {:>5} | {:>8} | {:>8} | {:>11} |",
         "run",
         "users",
         "mail",
@@ -416,22 +425,25 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
         "req/res",
         "429s",
         "peak RSS",
-        "vs ideal"
+        "vs ideal",
+        "vs complete"
     );
     println!(
-        "|{:-<13}|{:->7}|{:->7}|{:->9}|{:->9}|{:->9}|{:->10}|{:->8}|{:->10}|{:->9}|{:->7}|{:->10}|{:->10}|",
-        "", "", "", "", "", "", "", "", "", "", "", "", ""
+        "|{:-<13}|{:->7}|{:->7}|{:->9}|{:->9}|{:->9}|{:->10}|{:->8}|{:->10}|{:->9}|{:->7}|{:->10}|{:->10}|{:->13}|",
+        "", "", "", "", "", "", "", "", "", "", "", "", "", ""
     );
     for (mail, phases) in rows {
         for p in phases {
             let ips = p.items as f64 / p.secs.max(1e-9);
-            let ratio = if p.name == "full" && p.ideal > 0.0 {
-                format!("{:.0}%", 100.0 * ips / p.ideal)
-            } else {
-                "-".into()
+            let ratio = |of: f64| {
+                if p.name == "full" && of > 0.0 {
+                    format!("{:.0}%", 100.0 * ips / of)
+                } else {
+                    "-".into()
+                }
             };
             println!(
-                "| {:<11} | {:>5} | {:>5} | {:>7} | {:>7.1} | {:>7.1} | {:>8.1} | {:>6.2} | {:>8} | {:>7.1} | {:>5} | {:>5} MB | {:>8} |",
+                "| {:<11} | {:>5} | {:>5} | {:>7} | {:>7.1} | {:>7.1} | {:>8.1} | {:>6.2} | {:>8} | {:>7.1} | {:>5} | {:>5} MB | {:>8} | {:>11} |",
                 p.name,
                 b.users,
                 mail,
@@ -444,16 +456,18 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
                 p.requests as f64 / p.resources.max(1) as f64,
                 p.throttled,
                 p.peak_rss_kb / 1024,
-                ratio
+                ratio(p.ideal),
+                ratio(p.complete)
             );
         }
     }
     println!("\nWhere the time went (resource-seconds summed over resources; CPU seconds):\n");
     println!(
-        "| {:<11} | {:>5} | {:>10} | {:>9} | {:>10} | {:>10} | {:>10} | {:>7} | {:>6} |",
+        "| {:<11} | {:>5} | {:>10} | {:>8} | {:>9} | {:>10} | {:>10} | {:>10} | {:>7} | {:>6} |",
         "run",
         "mail",
         "ideal it/s",
+        "complete",
         "stage s",
         "archive s",
         "backup CPU",
@@ -462,16 +476,17 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
         "failed"
     );
     println!(
-        "|{:-<13}|{:->7}|{:->12}|{:->11}|{:->12}|{:->12}|{:->12}|{:->9}|{:->8}|",
-        "", "", "", "", "", "", "", "", ""
+        "|{:-<13}|{:->7}|{:->12}|{:->10}|{:->11}|{:->12}|{:->12}|{:->12}|{:->9}|{:->8}|",
+        "", "", "", "", "", "", "", "", "", ""
     );
     for (mail, phases) in rows {
         for p in phases {
             println!(
-                "| {:<11} | {:>5} | {:>10.1} | {:>9.1} | {:>10.1} | {:>10.1} | {:>10.1} | {:>7} | {:>6} |",
+                "| {:<11} | {:>5} | {:>10.1} | {:>8.1} | {:>9.1} | {:>10.1} | {:>10.1} | {:>10.1} | {:>7} | {:>6} |",
                 p.name,
                 mail,
                 p.ideal,
+                p.complete,
                 p.stage_secs,
                 p.archive_secs,
                 p.cpu_backup,
