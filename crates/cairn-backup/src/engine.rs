@@ -437,6 +437,10 @@ impl Engine {
                 if run.wants(Service::SharePoint) || run.wants(Service::OneDrive) {
                     seen.push(service(run, "files", crate::files::stage_libraries(run)).await);
                 }
+                if run.wants(Service::Mail) {
+                    let conversations = crate::conversations::stage(run);
+                    seen.push(service(run, "conversations", conversations).await);
+                }
             }
             TargetKind::Site => {
                 if run.wants(Service::SharePoint) {

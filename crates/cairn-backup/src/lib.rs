@@ -1,13 +1,14 @@
 //! `cairn-backup`: the backup engine, turning Microsoft 365 resources into restore points.
 //!
 //! A run backs up each protected resource (a user: mail, calendars, contacts, OneDrive; a
-//! site: document libraries and lists; a group: its drive) into one restore point. Graph's
+//! site: document libraries and lists; a group: its drive and conversations) into one restore point. Graph's
 //! delta queries say what changed since the last run; the changes are *staged* in the
 //! catalog (content of new mail spooled to disk), the restore point is archived from the
 //! catalog's sorted view, and only then are the changes and delta links committed. The
 //! layout and its reasons: docs/decisions/0004-backup-engine-layout.md.
 
 mod archive;
+mod conversations;
 mod engine;
 mod files;
 mod mail;

@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 
 /// A JSON item staged with its document as content.
-fn stage_json(
+pub(crate) fn stage_json(
     run: &Run<'_>,
     scope: &str,
     kind: &str,
@@ -39,28 +39,12 @@ fn stage_json(
         o.remove("@odata.context");
     }
     let doc = serde_json::to_string_pretty(&v)?;
-    let (subject, date, sender, name) = if kind == "event" {
-        (
-            v["subject"].as_str().map(str::to_string),
-            v["start"]["dateTime"]
-                .as_str()
-                .and_then(|s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok())
-                .map(|d| d.and_utc()),
-            v["organizer"]["emailAddress"]["address"]
-                .as_str()
-                .map(str::to_string),
-            None,
-        )
-    } else {
-        (
-            None,
-            None,
-            v["emailAddresses"][0]["address"]
-                .as_str()
-                .map(str::to_string),
-            v["displayName"].as_str().map(str::to_string),
-        )
-    };
+    let crate::rebuild::JsonFields {
+        subject,
+        sender,
+        date,
+        name,
+    } = crate::rebuild::json_fields(kind, &v);
     let row = ItemRow {
         item: id,
         scope: scope.into(),

@@ -234,6 +234,7 @@ fn classify(path: &str, is_dir: bool) -> Class {
         "mail" => file(3, "message", ".eml"),
         "calendar" => file(3, "event", ".json"),
         "contacts" => file(3, "contact", ".json"),
+        "conversations" => file(3, "post", ".json"),
         "lists" => file(3, "listItem", ".json"),
         // Files and folders of a drive: `onedrive/…`, `libraries/<library>/…`.
         "onedrive" | "libraries" => {
@@ -256,6 +257,7 @@ fn scope_of(kind: &str) -> &'static str {
         "message" => "mail:(rebuilt)",
         "event" => "calendar:(rebuilt)",
         "contact" => "contacts:(rebuilt)",
+        "post" => "conversations:(rebuilt)",
         "listItem" => "list:(rebuilt)",
         _ => "drive:(rebuilt)",
     }
@@ -537,7 +539,7 @@ impl PointWalk<'_> {
                 };
                 row.sidecar = Some(text);
             }
-            "event" | "contact" | "listItem" => {
+            "event" | "contact" | "listItem" | "post" => {
                 let text = self.read_text(e)?;
                 let v: Value =
                     serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))?;
@@ -595,7 +597,7 @@ pub(crate) struct JsonFields {
     pub name: Option<String>,
 }
 
-/// The fields the engine fills for these kinds (`pim.rs`, `files.rs`).
+/// The fields the engine fills for these kinds (`pim.rs`, `conversations.rs`, `files.rs`).
 pub(crate) fn json_fields(kind: &str, v: &Value) -> JsonFields {
     let text = |x: &Value| x.as_str().map(str::to_string);
     match kind {
@@ -613,6 +615,12 @@ pub(crate) fn json_fields(kind: &str, v: &Value) -> JsonFields {
             sender: text(&v["emailAddresses"][0]["address"]),
             date: None,
             name: text(&v["displayName"]),
+        },
+        "post" => JsonFields {
+            subject: None,
+            sender: text(&v["from"]["emailAddress"]["address"]),
+            date: time_of(&v["receivedDateTime"]).or_else(|| time_of(&v["createdDateTime"])),
+            name: None,
         },
         _ => JsonFields {
             subject: None,

@@ -2,7 +2,8 @@
 //! mutations that play the users who change and delete data, and statistics.
 
 use crate::content::{
-    self, CONTACT_CONTENT_FIELDS, EVENT_CONTENT_FIELDS, canonical, canonical_list_fields,
+    self, CONTACT_CONTENT_FIELDS, EVENT_CONTENT_FIELDS, POST_CONTENT_FIELDS, canonical,
+    canonical_list_fields,
 };
 use crate::keys::{Coll, CollKey, ItemKey, Res};
 use crate::model::{Ctx, new_state, state_for_change};
@@ -10,6 +11,7 @@ use crate::seeded::{hash, mix};
 use crate::sim::Sim;
 use crate::state::{Content, GenContent, Kind, State, VersionRec};
 use crate::wire::Resp;
+use chrono::Timelike;
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,7 +27,8 @@ pub struct MutateRequest {
     /// Restrict to one resource (user, group or site id); default: any.
     #[serde(default)]
     pub resource: Option<String>,
-    /// Kinds to touch: message, event, contact, file, listItem. Default: message, file, listItem.
+    /// Kinds to touch: message, event, contact, file, listItem, post. Default: message, file,
+    /// listItem.
     #[serde(default)]
     pub kinds: Option<Vec<String>>,
     /// Operations: create, modify, move, delete. Default: all.
@@ -66,7 +69,8 @@ impl Sim {
             .collect()
     }
 
-    /// All collections of a resource (mail and contact folders, calendars, drives, lists).
+    /// All collections of a resource (mail and contact folders, calendars, drives, lists,
+    /// a group's conversation threads).
     pub fn collections(&self, st: &State, r: Res) -> Vec<CollKey> {
         let t = &self.model.tenant;
         let mut out = Vec::new();
@@ -88,6 +92,7 @@ impl Sim {
         if let Res::Site(n) = r {
             out.extend(t.lists(n).into_iter().map(|(c, _)| c));
         }
+        out.extend(t.threads(r));
         out
     }
 
@@ -163,11 +168,19 @@ impl Sim {
                             sha(&canonical_list_fields(&v["fields"])),
                         )
                     }),
+                    Coll::Thread(k) => self.model.post_json(&st, key).map(|v| {
+                        let topic = match r {
+                            Res::Group(g) => content::thread_topic(&self.model.tenant, g, k),
+                            _ => String::new(),
+                        };
+                        ("post", topic, sha(&canonical(&v, POST_CONTENT_FIELDS)))
+                    }),
                 };
                 if let Some((kind, path, sha256)) = entry {
                     let id = match kind {
                         "file" => crate::model::Model::drive_item_id(key),
                         "listItem" => crate::keys::list_item_id(key),
+                        "post" => crate::model::Model::post_id(key),
                         _ => self.model.outlook_id(key, c, ctx),
                     };
                     out.push(json!({"id": id, "kind": kind, "path": path, "sha256": sha256}));
@@ -204,6 +217,7 @@ impl Sim {
             "sites": t.all_sites().count(),
             "mail_per_mailbox": t.spec.mail_per_mailbox,
             "files_per_drive": t.spec.files_per_drive,
+            "threads_per_group": t.spec.threads_per_group,
         })
     }
 
@@ -215,9 +229,9 @@ impl Sim {
             .clone()
             .unwrap_or_else(|| vec!["message".into(), "file".into(), "listItem".into()]);
         for k in &kinds {
-            if !["message", "event", "contact", "file", "listItem"].contains(&k.as_str()) {
+            if !["message", "event", "contact", "file", "listItem", "post"].contains(&k.as_str()) {
                 return Resp::bad_request(&format!(
-                    "Unknown kind '{k}': use message, event, contact, file or listItem."
+                    "Unknown kind '{k}': use message, event, contact, file, listItem or post."
                 ));
             }
         }
@@ -262,6 +276,8 @@ impl Sim {
                         let sites: Vec<u32> = t.all_sites().collect();
                         Res::Site(sites[rng.random_range(0..sites.len())])
                     }
+                    "post" if t.spec.groups > 0 => Res::Group(rng.random_range(0..t.spec.groups)),
+                    "post" => continue,
                     "file" if rng.random_bool(0.3) && t.spec.sites > 0 => {
                         let sites: Vec<u32> = t.all_sites().collect();
                         Res::Site(sites[rng.random_range(0..sites.len())])
@@ -280,6 +296,7 @@ impl Sim {
                             | ("event", Coll::Calendar(_))
                             | ("file", Coll::Drive(_))
                             | ("listItem", Coll::List(_))
+                            | ("post", Coll::Thread(_))
                     )
                 })
                 .collect();
@@ -392,6 +409,43 @@ impl Sim {
                 )?;
                 Ok(Some(record(op, key)))
             }
+            ("post", "create") => {
+                let (Res::Group(g), Coll::Thread(k)) = (c.res, c.coll) else {
+                    return Ok(None);
+                };
+                // A reply is delivered now, and strictly after the thread's newest post (two
+                // replies within a second still order).
+                let mut at = chrono::Utc::now()
+                    .with_nanosecond(0)
+                    .unwrap_or_else(chrono::Utc::now);
+                if let Some(prev) = self
+                    .model
+                    .thread_last_delivered(st, c)
+                    .and_then(|p| chrono::DateTime::parse_from_rfc3339(&p).ok())
+                {
+                    let prev = prev.with_timezone(&chrono::Utc);
+                    if at <= prev {
+                        at = prev + chrono::Duration::seconds(1);
+                    }
+                }
+                let at = content::iso(at);
+                let mut v = content::post_props(t, g, k, 1_000 + (seed % 1_000_000) as u32);
+                for f in [
+                    "createdDateTime",
+                    "lastModifiedDateTime",
+                    "receivedDateTime",
+                ] {
+                    v[f] = json!(at);
+                }
+                let key = ItemKey::New(st.next_seq());
+                let mut s = new_state(Kind::Post, c, v.as_object().cloned().unwrap_or_default());
+                s.created = at.clone();
+                s.modified = at;
+                st.put(key, s, None)?;
+                Ok(Some(record(op, key)))
+            }
+            // Posts are only ever added to (replies); other changes are not simulated.
+            ("post", _) => Ok(None),
             (_, "modify" | "delete") => {
                 let Some(key) = pick_member(&members, st) else {
                     return Ok(None);
@@ -431,6 +485,7 @@ impl Sim {
                             s.props
                                 .insert("Status".into(), json!(format!("Changed {}", seed % 1000)));
                         }
+                        Kind::Post => return Ok(None),
                         Kind::Event | Kind::Contact => {
                             let field = if k == Kind::Event {
                                 "subject"

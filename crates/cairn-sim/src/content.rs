@@ -564,6 +564,20 @@ pub const LIST_SYSTEM_FIELDS: &[&str] = &[
     "@odata.etag",
 ];
 
+/// Fields of a group conversation post that a backup must keep; the manifest hashes these.
+pub const POST_CONTENT_FIELDS: &[&str] = &[
+    "body",
+    "from",
+    "sender",
+    "createdDateTime",
+    "receivedDateTime",
+    "conversationThreadId",
+    "conversationId",
+    "categories",
+    "hasAttachments",
+    "newParticipants",
+];
+
 /// The canonical JSON (sorted keys, only content fields, nulls dropped) that the manifest hashes.
 pub fn canonical(v: &Value, fields: &[&str]) -> Vec<u8> {
     let mut m = serde_json::Map::new();
@@ -590,6 +604,96 @@ pub fn canonical_list_fields(fields: &Value) -> Vec<u8> {
         }
     }
     serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+}
+
+// ---- group conversations ---------------------------------------------------------------
+
+fn thread_hash(t: &Tenant, g: u32, thread: u32) -> u64 {
+    hash(t.spec.seed, &[50, res_seed(Res::Group(g)), thread as u64])
+}
+
+/// Topic of a generated conversation thread (the subject of its first post).
+pub fn thread_topic(t: &Tenant, g: u32, thread: u32) -> String {
+    let h = thread_hash(t, g, thread);
+    format!("{} ({})", pick(h, SUBJECTS), thread + 1)
+}
+
+/// Number of generated posts of a thread: 1 to 4.
+pub fn post_count(t: &Tenant, g: u32, thread: u32) -> u32 {
+    1 + ((thread_hash(t, g, thread) >> 8) % 4) as u32
+}
+
+/// The `conversationId` shared by the posts of a thread (distinct from the thread's id).
+pub fn conversation_id(t: &Tenant, g: u32, thread: u32) -> String {
+    use base64::Engine;
+    let h = hash(t.spec.seed, &[51, res_seed(Res::Group(g)), thread as u64]);
+    let mut raw = h.to_be_bytes().to_vec();
+    raw.extend_from_slice(&mix(h).to_be_bytes());
+    format!(
+        "AAQkAD{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    )
+}
+
+/// When generated post `n` of a thread was delivered: posts of a thread are minutes to
+/// hours apart, in order, and all before the epoch.
+pub fn post_time(t: &Tenant, g: u32, thread: u32, n: u32) -> DateTime<Utc> {
+    let h = thread_hash(t, g, thread);
+    let start = epoch() - Duration::days(1 + (h >> 12) as i64 % 400) - Duration::minutes(600);
+    start + Duration::minutes(n as i64 * 97 + (hash(h, &[n as u64]) % 90) as i64)
+}
+
+/// Graph properties of post `n` of a generated thread (without id and change key).
+/// `n` beyond the generated posts gives the content of a reply created later.
+pub fn post_props(t: &Tenant, g: u32, thread: u32, n: u32) -> Value {
+    let h = hash(thread_hash(t, g, thread), &[n as u64, 1]);
+    let from = addr_of_user(t, (h >> 5) as u32 % t.spec.users.max(1));
+    let at = iso(post_time(t, g, thread, n.min(1000)));
+    let text = if n == 0 {
+        sentences(h, 120 + (h % 400) as usize)
+    } else {
+        format!(
+            "Re: {}\n{}",
+            thread_topic(t, g, thread),
+            sentences(h, 60 + (h % 300) as usize)
+        )
+    };
+    json!({
+        "createdDateTime": at,
+        "lastModifiedDateTime": at,
+        "receivedDateTime": at,
+        "hasAttachments": false,
+        "categories": [],
+        "body": {"contentType": "html", "content": html_body(&text)},
+        "from": email_json(&from),
+        "sender": email_json(&from),
+        "conversationId": conversation_id(t, g, thread),
+        "newParticipants": [],
+    })
+}
+
+/// Plain text of an HTML body, for previews.
+pub fn html_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for ch in html.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                if !out.is_empty() && !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+        .trim()
+        .to_string()
 }
 
 // ---- drives ------------------------------------------------------------------------------

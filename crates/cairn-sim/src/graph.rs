@@ -2,8 +2,8 @@
 
 use crate::content::{self, CONTACT_CONTENT_FIELDS, EVENT_CONTENT_FIELDS, iso};
 use crate::keys::{
-    Coll, CollKey, DRIVE_ITEM_PREFIX, ItemKey, NEW_FOLDER, Res, SUBSITE, coll_id, parse_coll_id,
-    parse_item_id, parse_list_item_id,
+    Coll, CollKey, DRIVE_ITEM_PREFIX, ItemKey, NEW_FOLDER, OUTLOOK_PREFIX, Res, SUBSITE, coll_id,
+    parse_coll_id, parse_item_id, parse_list_item_id, parse_thread_id,
 };
 use crate::model::{Ctx, DriveNode, FolderInfo, Model, new_state, state_for_change};
 use crate::paging::{DeltaSpec, delta, page_list};
@@ -97,6 +97,8 @@ impl Sim {
                         None => Resp::not_found_files(),
                     },
                     ["drives"] => self.list_drives(req, r),
+                    ["threads"] if m == "GET" => self.list_threads(req, r),
+                    ["threads", id, more @ ..] => self.thread_routes(req, r, id, more),
                     ["sites", "root", more @ ..] => {
                         let n = self.model.tenant.spec.sites + group.idx;
                         self.site_routes(req, n, more, addressed, &tail_s)
@@ -218,6 +220,71 @@ impl Sim {
             .map(|i| self.group_json(i))
             .collect();
         page_list(req, &format!("{}/v1.0/groups", req.base), items, 100, 999)
+    }
+
+    // ---- group conversations -----------------------------------------------------------
+
+    /// `GET /groups/{id}/threads`: the conversation threads of the group's mailbox.
+    fn list_threads(&self, req: &Req, r: Res) -> Resp {
+        let st = self.state();
+        let items: Vec<Value> = self
+            .model
+            .tenant
+            .threads(r)
+            .into_iter()
+            .filter_map(|c| self.model.thread_json(&st, c))
+            .collect();
+        drop(st);
+        page_list(
+            req,
+            &format!("{}/v1.0{}", req.base, req.path),
+            items,
+            10,
+            self.cfg.outlook_max_page,
+        )
+    }
+
+    /// `…/threads/{thread-id}`, its posts and one post.
+    fn thread_routes(&self, req: &Req, r: Res, id: &str, rest: &[&str]) -> Resp {
+        let m = req.method.as_str();
+        let Some(c) = parse_thread_id(id).filter(|c| c.res == r) else {
+            return Resp::not_found_outlook();
+        };
+        let st = self.state();
+        if !self.model.coll_exists(&st, c) {
+            return Resp::not_found_outlook();
+        }
+        match rest {
+            [] if m == "GET" => {
+                let Some(mut v) = self.model.thread_json(&st, c) else {
+                    return Resp::not_found_outlook();
+                };
+                apply_select(&mut v, &req.select());
+                Resp::ok(v)
+            }
+            ["posts"] if m == "GET" => {
+                let render = |st: &State, k: ItemKey| self.model.post_json(st, k);
+                let tomb = |_: &State, _: ItemKey| None;
+                let spec = DeltaSpec {
+                    max_page: self.cfg.outlook_max_page,
+                    ..DeltaSpec::new(format!("{}/v1.0{}", req.base, req.path), &render, &tomb)
+                };
+                delta(&self.model, &st, req, c, &spec, true)
+            }
+            ["posts", pid] if m == "GET" => {
+                let post = parse_item_id(OUTLOOK_PREFIX, pid)
+                    .filter(|k| self.model.current(&st, *k).is_some_and(|(pc, _)| pc == c))
+                    .and_then(|k| self.model.post_json(&st, k));
+                match post {
+                    Some(mut v) => {
+                        apply_select(&mut v, &req.select());
+                        Resp::ok(v)
+                    }
+                    None => Resp::not_found_outlook(),
+                }
+            }
+            _ => Resp::bad_request("Unsupported thread segment."),
+        }
     }
 
     fn site_json(&self, n: u32) -> Value {
@@ -1961,7 +2028,8 @@ fn folder_num(c: CollKey) -> u32 {
         | Coll::ContactFolder(n)
         | Coll::Calendar(n)
         | Coll::Drive(n)
-        | Coll::List(n) => n,
+        | Coll::List(n)
+        | Coll::Thread(n) => n,
     }
 }
 

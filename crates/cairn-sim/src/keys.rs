@@ -27,6 +27,8 @@ pub enum Coll {
     Calendar(u32),
     Drive(u32),
     List(u32),
+    /// A conversation thread of a group's mailbox; its items are the thread's posts.
+    Thread(u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -72,6 +74,7 @@ fn coll_text(c: Coll) -> String {
         Coll::Calendar(i) => format!("e{i}"),
         Coll::Drive(i) => format!("d{i}"),
         Coll::List(i) => format!("l{i}"),
+        Coll::Thread(i) => format!("t{i}"),
     }
 }
 
@@ -84,6 +87,7 @@ fn parse_coll(s: &str) -> Option<Coll> {
         "e" => Some(Coll::Calendar(n)),
         "d" => Some(Coll::Drive(n)),
         "l" => Some(Coll::List(n)),
+        "t" => Some(Coll::Thread(n)),
         _ => None,
     }
 }
@@ -150,6 +154,28 @@ pub fn parse_coll_id(id: &str) -> Option<CollKey> {
     })
 }
 
+/// Prefix of conversation thread ids, as Exchange's (`AAQkA…`).
+pub const THREAD_PREFIX: &str = "AAQkA";
+
+/// Id of a group conversation thread.
+pub fn thread_id(c: CollKey) -> String {
+    wrap(
+        THREAD_PREFIX,
+        &format!("{}.{}", res_text(c.res), coll_text(c.coll)),
+    )
+}
+
+/// Parses a thread id; anything else (a folder id, garbage) is `None`.
+pub fn parse_thread_id(id: &str) -> Option<CollKey> {
+    let text = unwrap(THREAD_PREFIX, id)?;
+    let (r, c) = text.split_once('.')?;
+    let c = CollKey {
+        res: parse_res(r)?,
+        coll: parse_coll(c)?,
+    };
+    matches!((c.res, c.coll), (Res::Group(_), Coll::Thread(_))).then_some(c)
+}
+
 /// Ids of list items are small integers per list, as in SharePoint.
 pub const NEW_LIST_ITEM: u64 = 1_000_000;
 
@@ -195,5 +221,11 @@ mod tests {
         assert_eq!(parse_item_id(OUTLOOK_PREFIX, "garbage"), None);
         assert_eq!(parse_list_item_id(c, &list_item_id(k)), Some(k));
         assert_eq!(parse_list_item_id(c, &list_item_id(n)), Some(n));
+        let t = CollKey {
+            res: Res::Group(3),
+            coll: Coll::Thread(1),
+        };
+        assert_eq!(parse_thread_id(&thread_id(t)), Some(t));
+        assert_eq!(parse_thread_id(&coll_id(c)), None);
     }
 }

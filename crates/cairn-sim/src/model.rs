@@ -3,7 +3,7 @@
 use crate::content::{self, DriveLayout, iso};
 use crate::keys::{
     Coll, CollKey, DRIVE_ITEM_PREFIX, ItemKey, NEW_FOLDER, OUTLOOK_PREFIX, Res, coll_id, item_id,
-    list_item_id,
+    list_item_id, thread_id,
 };
 use crate::mime;
 use crate::plan::MessagePlan;
@@ -95,6 +95,11 @@ impl Model {
             }
             (Res::Site(n), Coll::List(l)) if (l as usize) < t.lists(n).len() => {
                 content::list_count(t)
+            }
+            (Res::Group(g), Coll::Thread(k))
+                if g < t.spec.groups && k < t.spec.threads_per_group =>
+            {
+                content::post_count(t, g, k)
             }
             _ => 0,
         }
@@ -219,6 +224,7 @@ impl Model {
                 Res::Site(n) => self.tenant.lists(n).iter().any(|(k, _)| *k == c),
                 _ => false,
             },
+            Coll::Thread(_) => self.tenant.threads(c.res).contains(&c),
         }
     }
 
@@ -279,6 +285,7 @@ impl Model {
                 Coll::Calendar(_) => Kind::Event,
                 Coll::Drive(_) => Kind::DriveItem,
                 Coll::List(_) => Kind::ListItem,
+                Coll::Thread(_) => Kind::Post,
             }),
             ItemKey::New(_) => None,
         }
@@ -410,6 +417,122 @@ impl Model {
         self.stamp(&mut v, key, coll, s, ctx);
         v["parentFolderId"] = json!(coll_id(coll));
         Some(v)
+    }
+
+    // ---- group conversations ------------------------------------------------------------
+
+    /// Id of a post: an Outlook item id that does not depend on `Prefer: IdType`.
+    pub fn post_id(key: ItemKey) -> String {
+        item_id(OUTLOOK_PREFIX, key)
+    }
+
+    /// The current posts of a thread, oldest first: generated ones, then replies.
+    pub fn thread_posts(&self, st: &State, c: CollKey) -> Vec<ItemKey> {
+        let mut out: Vec<ItemKey> = (0..self.base_count(c))
+            .map(|n| ItemKey::Base(c, n))
+            .filter(|k| st.items.get(k).is_none_or(|s| s.coll == c && !s.deleted))
+            .collect();
+        out.extend(st.arrivals(c, u64::MAX));
+        out
+    }
+
+    /// Graph JSON of a post of a group conversation thread.
+    pub fn post_json(&self, st: &State, key: ItemKey) -> Option<Value> {
+        let (coll, s) = self.current(st, key)?;
+        if self.kind_of(key, s)? != Kind::Post {
+            return None;
+        }
+        let (Res::Group(g), Coll::Thread(k)) = (coll.res, coll.coll) else {
+            return None;
+        };
+        let mut v = match key {
+            ItemKey::Base(_, n) => content::post_props(&self.tenant, g, k, n),
+            ItemKey::New(_) => json!({}),
+        };
+        if let Some(s) = s {
+            for (name, x) in &s.props {
+                v[name] = x.clone();
+            }
+            v["lastModifiedDateTime"] = json!(s.modified);
+        }
+        let rev = s.map(|s| s.rev).unwrap_or(0);
+        let mut out = json!({
+            "id": Self::post_id(key),
+            "createdDateTime": v["createdDateTime"],
+            "lastModifiedDateTime": v["lastModifiedDateTime"],
+            "changeKey": Self::change_key(key, rev),
+            "categories": v["categories"],
+            "receivedDateTime": v["receivedDateTime"],
+            "hasAttachments": v["hasAttachments"],
+            "body": v["body"],
+            "from": v["from"],
+            "sender": v["sender"],
+            "conversationThreadId": thread_id(coll),
+            "conversationId": v["conversationId"],
+            "newParticipants": v["newParticipants"],
+        });
+        for (name, def) in [("categories", json!([])), ("newParticipants", json!([]))] {
+            if out[name].is_null() {
+                out[name] = def;
+            }
+        }
+        if out["hasAttachments"].is_null() {
+            out["hasAttachments"] = json!(false);
+        }
+        Some(out)
+    }
+
+    /// When the newest post of a thread was delivered (`lastDeliveredDateTime`).
+    pub fn thread_last_delivered(&self, st: &State, c: CollKey) -> Option<String> {
+        self.thread_posts(st, c)
+            .into_iter()
+            .filter_map(|k| self.post_json(st, k))
+            .filter_map(|v| v["receivedDateTime"].as_str().map(str::to_string))
+            .max()
+    }
+
+    /// Graph JSON of a conversation thread of a group, `None` when there is no such thread.
+    pub fn thread_json(&self, st: &State, c: CollKey) -> Option<Value> {
+        let (Res::Group(g), Coll::Thread(k)) = (c.res, c.coll) else {
+            return None;
+        };
+        if !self.tenant.threads(c.res).contains(&c) {
+            return None;
+        }
+        let posts: Vec<Value> = self
+            .thread_posts(st, c)
+            .into_iter()
+            .filter_map(|key| self.post_json(st, key))
+            .collect();
+        let mut senders: Vec<String> = Vec::new();
+        for p in &posts {
+            if let Some(name) = p["from"]["emailAddress"]["name"].as_str()
+                && !senders.iter().any(|x| x == name)
+            {
+                senders.push(name.to_string());
+            }
+        }
+        let last = posts.iter().max_by(|a, b| {
+            a["receivedDateTime"]
+                .as_str()
+                .cmp(&b["receivedDateTime"].as_str())
+        });
+        let preview: String = last
+            .and_then(|p| p["body"]["content"].as_str())
+            .map(content::html_text)
+            .unwrap_or_default()
+            .chars()
+            .take(255)
+            .collect();
+        Some(json!({
+            "id": thread_id(c),
+            "topic": content::thread_topic(&self.tenant, g, k),
+            "hasAttachments": false,
+            "lastDeliveredDateTime": last.map(|p| p["receivedDateTime"].clone()).unwrap_or(Value::Null),
+            "uniqueSenders": senders,
+            "preview": preview,
+            "isLocked": false,
+        }))
     }
 
     pub fn list_item_json(&self, st: &State, key: ItemKey, expand_fields: bool) -> Option<Value> {

@@ -297,6 +297,13 @@ impl Sim {
             ["groups", _, "drive", ..] | ["groups", _, "sites", ..] => {
                 Bucket::Files { ru: files_cost(&s) }
             }
+            // A group's conversations live in its mailbox: Exchange's per-mailbox limits.
+            ["groups", g, "threads" | "conversations", ..] => {
+                match self.model.tenant.find_group(g) {
+                    Some(group) => Bucket::Mailbox(Res::Group(group.idx)),
+                    None => Bucket::Other,
+                }
+            }
             _ => Bucket::Other,
         }
     }
@@ -868,6 +875,8 @@ pub fn endpoint_label(method: &str, path: &str) -> String {
         "createUploadSession",
         "move",
         "mailboxSettings",
+        "threads",
+        "posts",
         "$batch",
     ];
     let mut out = String::from(method);
@@ -896,10 +905,37 @@ mod tests {
     }
 
     #[test]
+    fn group_conversations_count_against_the_group_mailbox() {
+        let sim = Sim::new(crate::SimConfig::new(crate::TenantSpec::default())).unwrap();
+        let g = sim.model.tenant.group(1).unwrap().id;
+        for path in [
+            format!("/groups/{g}/threads"),
+            format!("/groups/{g}/threads/x/posts"),
+        ] {
+            assert_eq!(
+                sim.bucket("GET", &path, false),
+                Bucket::Mailbox(Res::Group(1))
+            );
+        }
+        assert_eq!(
+            sim.bucket("GET", "/groups/nope/threads", false),
+            Bucket::Other
+        );
+        assert_eq!(
+            sim.bucket("GET", &format!("/groups/{g}"), false),
+            Bucket::Other
+        );
+    }
+
+    #[test]
     fn labels() {
         assert_eq!(
             endpoint_label("GET", "/users/abc/mailFolders/xyz/messages/delta"),
             "GET /users/{id}/mailFolders/{id}/messages/delta"
+        );
+        assert_eq!(
+            endpoint_label("GET", "/groups/abc/threads/xyz/posts"),
+            "GET /groups/{id}/threads/{id}/posts"
         );
     }
 }

@@ -20,6 +20,8 @@ pub enum Kind {
     Contact,
     DriveItem,
     ListItem,
+    /// A post of a group conversation thread.
+    Post,
 }
 
 /// Content stored for an item, by blob id.

@@ -20,6 +20,9 @@ pub struct TenantSpec {
     pub contacts_per_mailbox: u32,
     pub files_per_drive: u32,
     pub items_per_list: u32,
+    /// Conversation threads in each group's mailbox (each with 1–4 posts).
+    #[serde(default = "default_threads_per_group")]
+    pub threads_per_group: u32,
     /// Upper bound of a generated message or file, bytes.
     pub max_item_size: u64,
     /// Verified domain of the tenant.
@@ -38,10 +41,15 @@ impl Default for TenantSpec {
             contacts_per_mailbox: 10,
             files_per_drive: 25,
             items_per_list: 8,
+            threads_per_group: default_threads_per_group(),
             max_item_size: 25 * 1024 * 1024,
             domain: "contoso.example".into(),
         }
     }
+}
+
+fn default_threads_per_group() -> u32 {
+    4
 }
 
 const FIRST: &[&str] = &[
@@ -585,6 +593,19 @@ impl Tenant {
         }
     }
 
+    /// Conversation threads of a group's mailbox.
+    pub fn threads(&self, r: Res) -> Vec<CollKey> {
+        match r {
+            Res::Group(g) if g < self.spec.groups => (0..self.spec.threads_per_group)
+                .map(|t| CollKey {
+                    res: r,
+                    coll: Coll::Thread(t),
+                })
+                .collect(),
+            _ => vec![],
+        }
+    }
+
     pub fn lists(&self, n: u32) -> Vec<(CollKey, &'static str)> {
         if self.site(n).is_none() {
             return vec![];
@@ -723,6 +744,7 @@ pub fn coll_seed(c: CollKey) -> u64 {
         Coll::Calendar(n) => (3, n),
         Coll::Drive(n) => (4, n),
         Coll::List(n) => (5, n),
+        Coll::Thread(n) => (6, n),
     };
     crate::seeded::mix(res_seed(c.res) ^ ((k as u64) << 56) ^ ((n as u64) << 32))
 }

@@ -26,9 +26,7 @@ impl LocalState {
     /// stage the same resources): the lock goes when the returned file is dropped, or when
     /// the process dies, however it dies.
     pub fn lock_for_backup(&self) -> anyhow::Result<std::fs::File> {
-        if let Some(dir) = self.catalog.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+        self.private_dir()?;
         let path = self.catalog.with_extension("lock");
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -51,7 +49,24 @@ impl LocalState {
 
     /// Opens (creating) the catalog.
     pub fn open_catalog(&self) -> anyhow::Result<cairn_catalog::SqliteCatalog> {
+        self.private_dir()?;
         Ok(cairn_catalog::SqliteCatalog::open(&self.catalog)?)
+    }
+
+    /// The state's directory, readable by its owner only: the spool holds messages in
+    /// plaintext and the catalog what they are about (and, while a run stages, the
+    /// short-lived download URLs of files).
+    fn private_dir(&self) -> anyhow::Result<()> {
+        let Some(dir) = self.catalog.parent() else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
     }
 }
 
@@ -72,5 +87,19 @@ mod tests {
             .unwrap();
         drop(first);
         a.lock_for_backup().unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_local_state_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = LocalState::new(dir.path(), "/srv/cairn");
+        let parent = state.catalog.parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+        state.open_catalog().unwrap();
+        let mode = std::fs::metadata(&parent).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
 }

@@ -53,6 +53,9 @@ pub struct TenantArgs {
     /// Items per SharePoint list.
     #[arg(long, default_value_t = 8)]
     pub items_per_list: u32,
+    /// Conversation threads per Microsoft 365 group (1–4 posts each).
+    #[arg(long, default_value_t = 4)]
+    pub threads_per_group: u32,
     /// Largest generated message or file, in bytes.
     #[arg(long, default_value_t = 25 * 1024 * 1024)]
     pub max_item_size: u64,
@@ -70,6 +73,7 @@ impl TenantArgs {
             contacts_per_mailbox: self.contacts_per_mailbox,
             files_per_drive: self.files_per_drive,
             items_per_list: self.items_per_list,
+            threads_per_group: self.threads_per_group,
             max_item_size: self.max_item_size,
             ..TenantSpec::default()
         }

@@ -7,7 +7,8 @@ use cairn_catalog::{Catalog, SqliteCatalog};
 use cairn_graph::{Credential, GraphClient, GraphConfig, RetryPolicy};
 use cairn_repo::{Repo, RepoOptions};
 use cairn_sim::content::{
-    CONTACT_CONTENT_FIELDS, EVENT_CONTENT_FIELDS, canonical, canonical_list_fields,
+    CONTACT_CONTENT_FIELDS, EVENT_CONTENT_FIELDS, POST_CONTENT_FIELDS, canonical,
+    canonical_list_fields,
 };
 use cairn_sim::{SimConfig, SimServer, TenantSpec, ThrottleMode};
 use serde_json::{Value, json};
@@ -185,6 +186,10 @@ pub fn restore_point(
                 "contact" => sha2::Sha256::digest(canonical(
                     &serde_json::from_slice(&out).unwrap(),
                     CONTACT_CONTENT_FIELDS,
+                )),
+                "post" => sha2::Sha256::digest(canonical(
+                    &serde_json::from_slice(&out).unwrap(),
+                    POST_CONTENT_FIELDS,
                 )),
                 "listItem" => sha2::Sha256::digest(canonical_list_fields(
                     &serde_json::from_slice::<Value>(&out).unwrap()["fields"],
@@ -373,6 +378,52 @@ async fn sites_and_groups_are_backed_up_with_libraries_and_lists() {
         .map(|r| r.items)
         .sum::<u64>();
     assert!(lists > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_conversations_are_kept_and_only_threads_with_new_posts_read_again() {
+    let sim = sim(spec(12, 1), 0.0).await;
+    let setup = Setup::new();
+    let engine = setup.engine(graph(&sim));
+    let groups = engine.groups(&[]).await.unwrap();
+    let group = groups[0].clone();
+    report_ok(&engine.run(vec![group.clone()]).await);
+    let want1 = manifest(&sim, &group.id).await;
+    let posts = want1.values().filter(|v| v.0 == "post").count();
+    assert!(posts > 0, "the group has conversations: {want1:?}");
+    assert_eq!(restore_point(&setup, &group.name, 1), want1);
+
+    // New posts arrive in some threads: only those threads have their posts listed again.
+    let applied = mutate(
+        &sim,
+        json!({"seed": 6, "count": 2, "resource": group.id, "kinds": ["post"], "ops": ["create"]}),
+    )
+    .await;
+    assert!(!applied.is_empty(), "posts were added");
+    let label = "GET /groups/{id}/threads/{id}/posts";
+    let before = stats(&sim).await;
+    let second = engine.run(vec![group.clone()]).await;
+    report_ok(&second);
+    let after = stats(&sim).await;
+    let listed = endpoint(&after, label) - endpoint(&before, label);
+    assert!(
+        listed >= 1 && listed <= applied.len() as u64,
+        "{listed} threads read again for {} new posts",
+        applied.len()
+    );
+    let want2 = manifest(&sim, &group.id).await;
+    assert_eq!(
+        want2.values().filter(|v| v.0 == "post").count(),
+        posts + applied.len()
+    );
+    assert_eq!(restore_point(&setup, &group.name, 2), want2);
+    assert_eq!(restore_point(&setup, &group.name, 1), want1);
+
+    // Nothing new: the threads are listed, no posts.
+    let before = stats(&sim).await;
+    report_ok(&engine.run(vec![group.clone()]).await);
+    let after = stats(&sim).await;
+    assert_eq!(endpoint(&after, label), endpoint(&before, label));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
