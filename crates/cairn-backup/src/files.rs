@@ -6,11 +6,12 @@
 //! List items: `lists/<list>/<item id>.json`, Graph JSON with their fields.
 
 use crate::engine::{Run, component, time_of};
-use crate::scope::{Job, Source, changed, drop_vanished, named, sync};
+use crate::scope::{Job, Source, changed, drop_vanished, named, sync, sync_named};
 use cairn_catalog::ItemRow;
 use futures::StreamExt;
 use serde_json::Value;
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 const DRIVE_SELECT: &str = "id,name,size,file,folder,root,deleted,parentReference,\
      lastModifiedDateTime,eTag,cTag,shared,@microsoft.graph.downloadUrl";
@@ -21,11 +22,21 @@ const DRIVE_SELECT: &str = "id,name,size,file,folder,root,deleted,parentReferenc
 /// its children their new paths).
 fn plan_file<'a>(
     run: &'a Run<'a>,
-    scope: &str,
+    scope: &OnceLock<String>,
     prefix: &str,
     it: Value,
     repath: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<Option<Job<'a>>> {
+    // The drive, when it was enumerated without asking for it first: every item names it.
+    let scope = match scope.get() {
+        Some(s) => s.as_str(),
+        None => {
+            let Some(drive) = it["parentReference"]["driveId"].as_str() else {
+                anyhow::bail!("Graph gave a drive item without its drive id");
+            };
+            scope.get_or_init(|| format!("drive:{drive}")).as_str()
+        }
+    };
     let folder = it.get("folder").is_some();
     if it.get("root").is_some() || (!folder && it.get("file").is_none()) {
         return Ok(None);
@@ -149,53 +160,74 @@ fn plan_file<'a>(
     })))
 }
 
-/// One drive into `prefix`.
-async fn stage_drive(run: &Run<'_>, drive: &str, prefix: &str) -> anyhow::Result<String> {
-    let scope = format!("drive:{drive}");
-    let start = format!("/drives/{drive}/root/delta?$select={DRIVE_SELECT}");
+/// One drive into `prefix`: `start` is its delta query, `scope` its collection in the
+/// catalog (`drive:<id>`), unset when the drive id is to be learnt from its items.
+async fn stage_drive(
+    run: &Run<'_>,
+    scope: &OnceLock<String>,
+    start: String,
+    prefix: &str,
+) -> anyhow::Result<String> {
     let repath = std::sync::atomic::AtomicBool::new(false);
-    sync(run, &scope, Source::Delta(start.clone()), |it| {
-        plan_file(run, &scope, prefix, it, &repath)
+    sync_named(run, scope, Source::Delta(start.clone()), |it| {
+        plan_file(run, scope, prefix, it, &repath)
     })
     .await?;
+    let Some(name) = scope.get() else {
+        anyhow::bail!("the drive's delta gave no item, not even its root");
+    };
     if repath.load(std::sync::atomic::Ordering::Relaxed) {
         // A folder was renamed or moved: enumerate afresh so its children follow.
-        tracing::info!(resource = %run.target.name, scope, "a folder moved: enumerating the drive afresh");
-        run.catalog().stage_token(run.res, &scope, None)?;
+        tracing::info!(resource = %run.target.name, scope = name, "a folder moved: enumerating the drive afresh");
+        run.catalog().stage_token(run.res, name, None)?;
         let again = std::sync::atomic::AtomicBool::new(false);
-        sync(run, &scope, Source::Delta(start), |it| {
-            plan_file(run, &scope, prefix, it, &again)
+        sync_named(run, scope, Source::Delta(start), |it| {
+            plan_file(run, scope, prefix, it, &again)
         })
         .await?;
     }
-    Ok(scope)
+    Ok(name.clone())
+}
+
+fn drive_delta(drive: &str) -> String {
+    format!("{drive}/root/delta?$select={DRIVE_SELECT}")
 }
 
 pub(crate) async fn stage_onedrive(run: &Run<'_>) -> anyhow::Result<()> {
-    // The drive an earlier run followed goes on from its delta link without asking Graph
-    // which drive is the user's (a request, and a resource unit, per user per run); if
-    // that drive is gone, Graph is asked.
-    let mut known = Vec::new();
-    for scope in run.catalog().scopes(run.res)? {
-        if scope.starts_with("drive:") && run.catalog().token(run.res, &scope)?.is_some() {
-            known.push(scope);
+    // The drive an earlier run followed goes on as that collection (from its delta link, or
+    // enumerated afresh and reconciled); a first run enumerates the user's drive without
+    // asking which it is (a request, and a resource unit, per user): its items name it.
+    let known: Vec<String> = run
+        .catalog()
+        .scopes(run.res)?
+        .into_iter()
+        .filter(|s| s.starts_with("drive:"))
+        .collect();
+    let scope = match known.as_slice() {
+        [] => OnceLock::new(),
+        [one] => OnceLock::from(one.clone()),
+        _ => {
+            // Several drives held: which is the user's now is asked.
+            let d = run
+                .graph()
+                .get(&format!("{}/drive?$select=id", run.base))
+                .await?;
+            OnceLock::from(format!("drive:{}", d["id"].as_str().unwrap_or_default()))
         }
-    }
-    if let [scope] = known.as_slice() {
-        let id = scope.trim_start_matches("drive:");
-        match stage_drive(run, id, "onedrive").await {
-            Ok(scope) => return drop_vanished(run, "drive:", &HashSet::from([scope])),
-            Err(e) if crate::engine::is_missing(&e) => {}
-            Err(e) => return Err(e),
+    };
+    let start = match scope.get() {
+        Some(s) => drive_delta(&format!("/drives/{}", s.trim_start_matches("drive:"))),
+        None => drive_delta(&format!("{}/drive", run.base)),
+    };
+    let staged = match stage_drive(run, &scope, start, "onedrive").await {
+        Err(e) if scope.get().is_some() && crate::engine::is_missing(&e) => {
+            // The drive held is gone: the user's, whichever it is now.
+            let start = drive_delta(&format!("{}/drive", run.base));
+            stage_drive(run, &OnceLock::new(), start, "onedrive").await?
         }
-    }
-    let d = run
-        .graph()
-        .get(&format!("{}/drive?$select=id", run.base))
-        .await?;
-    let id = d["id"].as_str().unwrap_or_default().to_string();
-    let scope = stage_drive(run, &id, "onedrive").await?;
-    drop_vanished(run, "drive:", &HashSet::from([scope]))
+        r => r?,
+    };
+    drop_vanished(run, "drive:", &HashSet::from([staged]))
 }
 
 /// Every document library of a site or group.
@@ -210,7 +242,9 @@ pub(crate) async fn stage_libraries(run: &Run<'_>) -> anyhow::Result<()> {
     let mut listed = HashSet::new();
     for (id, name) in drives {
         listed.insert(format!("drive:{id}"));
-        if let Err(e) = stage_drive(run, &id, &format!("libraries/{name}")).await {
+        let start = drive_delta(&format!("/drives/{id}"));
+        let scope = OnceLock::from(format!("drive:{id}"));
+        if let Err(e) = stage_drive(run, &scope, start, &format!("libraries/{name}")).await {
             run.skip(format!("library {name}"), format!("{e:#}"));
         }
     }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 
 /// Work the planner hands back: fetch content, then stage. Its error names the item.
 pub(crate) type Job<'a> = Pin<Box<dyn Future<Output = Result<(), (String, String)>> + Send + 'a>>;
@@ -27,26 +28,45 @@ pub(crate) async fn sync<'a>(
     run: &'a Run<'a>,
     scope: &str,
     source: Source,
+    plan: impl FnMut(Value) -> anyhow::Result<Option<Job<'a>>>,
+) -> anyhow::Result<()> {
+    let name = OnceLock::new();
+    let _ = name.set(scope.to_string());
+    sync_named(run, &name, source, plan).await
+}
+
+/// `sync` for a collection whose id Graph gives only with its items (a user's drive,
+/// enumerated as `/users/{id}/drive/root/delta` without asking for the drive first): `plan`
+/// sets `scope` from the first item, before it stages anything. Unset, the collection is
+/// new to the catalog (no link, nothing held).
+pub(crate) async fn sync_named<'a>(
+    run: &'a Run<'a>,
+    scope: &OnceLock<String>,
+    source: Source,
     mut plan: impl FnMut(Value) -> anyhow::Result<Option<Job<'a>>>,
 ) -> anyhow::Result<()> {
     let cat = run.catalog();
+    let named = || scope.get().map(String::as_str);
     let limit = run.engine.opts.per_resource.max(1);
     let (mut start, listing) = match source {
         Source::Delta(s) => (s, false),
         Source::Listing(s) => (s, true),
     };
-    let mut link = if listing {
-        None
-    } else {
-        cat.token(run.res, scope)?
+    let mut link = match named() {
+        Some(scope) if !listing => cat.token(run.res, scope)?,
+        _ => None,
     };
     // A fresh enumeration of a collection we hold items of must reconcile (a first one has
     // nothing to reconcile, and keeps no set of ids).
-    let held = link.is_none() && {
-        let mut any = false;
-        cat.items_in_scope(run.res, scope, &mut |_| any = true)?;
-        any
-    };
+    let held = link.is_none()
+        && match named() {
+            Some(scope) => {
+                let mut any = false;
+                cat.items_in_scope(run.res, scope, &mut |_| any = true)?;
+                any
+            }
+            None => false,
+        };
     let mut seen: Option<HashSet<String>> = (listing || held).then(HashSet::new);
     loop {
         let mut failed = false;
@@ -79,7 +99,9 @@ pub(crate) async fn sync<'a>(
                         }
                     }
                     DeltaEvent::Removed { id } => {
-                        cat.stage_remove(run.res, scope, &id)?;
+                        if let Some(scope) = named() {
+                            cat.stage_remove(run.res, scope, &id)?;
+                        }
                     }
                     DeltaEvent::Complete { delta_link } => complete = Some(delta_link),
                     DeltaEvent::Resync { restart: r } => {
@@ -97,13 +119,19 @@ pub(crate) async fn sync<'a>(
         }
         run.enumerated(count);
         if let Some(r) = restart {
-            tracing::info!(resource = %run.target.name, scope, "delta token expired: enumerating afresh");
-            cat.stage_token(run.res, scope, None)?;
+            tracing::info!(resource = %run.target.name, scope = named().unwrap_or_default(), "delta token expired: enumerating afresh");
+            if let Some(scope) = named() {
+                cat.stage_token(run.res, scope, None)?;
+            }
             start = r;
             link = None;
             seen = Some(HashSet::new());
             continue;
         }
+        let Some(scope) = named() else {
+            // Not a single item: nothing to keep, not even a link.
+            return Ok(());
+        };
         if let Some(seen) = seen.filter(|_| !failed) {
             let mut gone = Vec::new();
             cat.items_in_scope(run.res, scope, &mut |id| {

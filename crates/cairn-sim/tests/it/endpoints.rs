@@ -1283,7 +1283,12 @@ async fn hierarchical_sharing_marks_only_items_shared_on_their_own() {
     let (plain, _) = sim.walk(&delta, &[]).await.expect("delta");
     let not_root = |v: &&Value| v.get("root").is_none();
     // Without the preference every item carries sharing information.
-    assert!(plain.iter().filter(not_root).all(|v| v.get("shared").is_some()));
+    assert!(
+        plain
+            .iter()
+            .filter(not_root)
+            .all(|v| v.get("shared").is_some())
+    );
     let (mut shared, mut files) = (0u64, 0u64);
     for it in items.iter().filter(not_root) {
         files += u64::from(it.get("file").is_some());
