@@ -24,7 +24,7 @@ pub enum Resource {
     Tenant,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Request {
     pub method: Method,
     /// Absolute URL.
@@ -51,8 +51,24 @@ impl Request {
         }
     }
 
+    /// What messages and logs may say of the URL: its path without the query, or, for a
+    /// pre-authenticated URL (whose path or query is itself the credential), only what it is.
     pub fn path(&self) -> String {
-        display_path(&self.url)
+        if self.authenticated {
+            display_path(&self.url)
+        } else {
+            "(a pre-authenticated download or upload URL)".into()
+        }
+    }
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path())
+            .field("resource", &self.resource)
+            .finish_non_exhaustive()
     }
 }
 
@@ -216,5 +232,28 @@ pub fn without_url(e: reqwest::Error) -> String {
         kind.to_string()
     } else {
         format!("{kind}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pre_authenticated_url_never_reaches_messages() {
+        let mut req = Request::get(
+            "https://contoso.sharepoint.com/_dl/SECRETPAYLOAD.SIG?tempauth=SECRET",
+            Resource::Files { ru: 1 },
+        );
+        req.authenticated = false;
+        for shown in [req.path(), format!("{req:?}")] {
+            assert!(!shown.contains("SECRET"), "{shown}");
+        }
+        let graph = Request::get(
+            "https://graph.microsoft.com/v1.0/drives/b!x/root/delta?token=SECRET",
+            Resource::Files { ru: 1 },
+        );
+        assert_eq!(graph.path(), "/v1.0/drives/b!x/root/delta");
+        assert!(!format!("{graph:?}").contains("SECRET"));
     }
 }
