@@ -78,8 +78,15 @@ fn plan_file<'a>(
             .unwrap_or_default()
             .to_string()
     };
-    let Some(found) = changed(run, &id, &change, &path)? else {
-        return Ok(None);
+    // Its sharing changed (delta says so; its eTag need not change): staged again, so that
+    // its permissions are read again, or dropped when it is no longer shared on its own.
+    let found = if it.get("@microsoft.graph.sharedChanged").is_some() {
+        cat.lookup(run.res, &id)?
+    } else {
+        match changed(run, &id, &change, &path)? {
+            Some(found) => found,
+            None => return Ok(None),
+        }
     };
     if folder
         && found

@@ -242,9 +242,9 @@ impl Sim {
                 .collect()
         });
         for o in &ops {
-            if !["create", "modify", "move", "delete"].contains(&o.as_str()) {
+            if !["create", "modify", "move", "delete", "share"].contains(&o.as_str()) {
                 return Resp::bad_request(&format!(
-                    "Unknown op '{o}': use create, modify, move or delete."
+                    "Unknown op '{o}': use create, modify, move, delete or share."
                 ));
             }
         }
@@ -446,6 +446,23 @@ impl Sim {
             }
             // Posts are only ever added to (replies); other changes are not simulated.
             ("post", _) => Ok(None),
+            ("file", "share") => {
+                // A file shared on its own, or its sharing removed: its content, eTag and
+                // time stay; delta reports it with `@microsoft.graph.sharedChanged`.
+                let Some(key) = pick_member(&members, st) else {
+                    return Ok(None);
+                };
+                let Some(node) = self.model.drive_node(st, key) else {
+                    return Ok(None);
+                };
+                let mut s = state_for_change(st, key, Kind::DriveItem, c);
+                s.modified = node.modified.clone();
+                s.props
+                    .insert("shared".into(), json!(!self.model.shared_uniquely(&node)));
+                s.props.insert("sharedChanged".into(), json!(true));
+                st.put(key, s, None)?;
+                Ok(Some(record(op, key)))
+            }
             (_, "modify" | "delete") => {
                 let Some(key) = pick_member(&members, st) else {
                     return Ok(None);

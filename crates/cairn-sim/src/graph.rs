@@ -1640,6 +1640,7 @@ impl Sim {
         match (m, after.as_slice(), pending_name) {
             ("GET", ["delta"], None) if node.parent.is_none() => {
                 let hierarchical = req.prefers("hierarchicalsharing");
+                let sharing_changes = req.prefers("deltashowsharingchanges");
                 let render = |st: &State, k: ItemKey| {
                     self.model
                         .drive_node(st, k)
@@ -1654,6 +1655,14 @@ impl Sim {
                             // information for every item, inherited or not.
                             if !hierarchical && n.parent.is_some() && v.get("shared").is_none() {
                                 v["shared"] = json!({"scope": "users"});
+                            }
+                            if sharing_changes
+                                && st
+                                    .items
+                                    .get(&k)
+                                    .is_some_and(|s| s.props.contains_key("sharedChanged"))
+                            {
+                                v["@microsoft.graph.sharedChanged"] = json!(true);
                             }
                             v
                         })

@@ -53,6 +53,8 @@ pub struct DriveNode {
     /// Earlier versions, oldest first: (content, modified).
     pub versions: Vec<(Content, String)>,
     pub deleted: bool,
+    /// Whether it is shared on its own, when a mutation changed that (else seeded).
+    pub shared: Option<bool>,
 }
 
 /// The tenant: generator plus change overlay.
@@ -618,6 +620,7 @@ impl Model {
                     rev: 0,
                     versions,
                     deleted: false,
+                    shared: None,
                 }
             }
             ItemKey::New(_) => {
@@ -639,6 +642,7 @@ impl Model {
                     rev: 0,
                     versions: vec![],
                     deleted: false,
+                    shared: None,
                 }
             }
         };
@@ -671,6 +675,7 @@ impl Model {
             node.modified = s.modified.clone();
             node.rev = s.rev;
             node.deleted = s.deleted;
+            node.shared = s.props.get("shared").and_then(Value::as_bool);
         }
         Some(node)
     }
@@ -865,7 +870,10 @@ impl Model {
     /// it inherits from its folder: about one item in four, stable across renames. Such an
     /// item is the root of a permission hierarchy and carries the `shared` facet.
     pub fn shared_uniquely(&self, node: &DriveNode) -> bool {
-        node.parent.is_some() && Self::shared_key(node.coll, node.key)
+        node.parent.is_some()
+            && node
+                .shared
+                .unwrap_or_else(|| Self::shared_key(node.coll, node.key))
     }
 
     /// `shared_uniquely` for an item that is not a drive's root.
@@ -952,6 +960,10 @@ impl Model {
         }
         if self.shared_uniquely(node) {
             v["shared"] = json!({"scope": "organization"});
+        } else if node.shared == Some(false) {
+            // Its sharing was removed: permissions of its own, without links (an empty
+            // facet, as Graph marks such an item under `hierarchicalsharing`).
+            v["shared"] = json!({});
         }
         match node.parent {
             None => {
