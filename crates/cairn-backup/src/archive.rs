@@ -138,15 +138,12 @@ impl Entries {
     ) {
         self.enter(&path, false);
         let own = match &c {
-            Content::Inline(b) => {
-                use sha2::Digest;
-                Some(hex::encode(&sha2::Sha256::digest(b)[..12]))
-            }
+            Content::Inline(b) => Some(b.clone()),
             _ => None,
         };
         let open = opener(c, self.graph.clone(), self.handle.clone());
         let mut entry = Entry::file(path, size, mtime, open);
-        if let Some(m) = own.as_deref().or(marker) {
+        if let Some(m) = own.as_deref().or(marker.map(str::as_bytes)) {
             entry = entry.versioned(m);
         }
         self.pending.push_back(entry);
@@ -273,14 +270,14 @@ pub(crate) async fn write(run: &Run<'_>) -> anyhow::Result<Done> {
     let res = run.res;
     let (tx, rx) = std::sync::mpsc::sync_channel::<(Pass, ItemRow)>(256);
     let walker = std::thread::spawn(move || -> cairn_catalog::Result<()> {
-        catalog.for_each_next(res, &mut |row| tx.send((Pass::Items, row)).is_ok())?;
-        // Shared folders are few: gathered, then given in the order of their flat names.
+        // Shared folders are few: gathered on the way, then given in the order of their flat
+        // names.
         let mut folders = Vec::new();
         catalog.for_each_next(res, &mut |row| {
             if row.kind == "folder" && row.sidecar.is_some() {
-                folders.push((folder_permissions_path(&row.path), row));
+                folders.push((folder_permissions_path(&row.path), row.clone()));
             }
-            true
+            tx.send((Pass::Items, row)).is_ok()
         })?;
         folders.sort_by(|a, b| a.0.cmp(&b.0));
         for (_, row) in folders {

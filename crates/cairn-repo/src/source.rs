@@ -35,10 +35,11 @@ pub struct Entry {
     pub mtime: chrono::DateTime<chrono::Utc>,
     /// Opens the content (files only); called at most once, on a worker thread.
     pub open: Option<Opener>,
-    /// A marker of the item's version (Graph's change key or eTag), kept as the node's
-    /// ctime: an item whose marker differs from the parent snapshot's is read again even
-    /// when its size and time are the same (a JSON item edited twice in one second).
-    pub version: Option<String>,
+    /// A marker of the item's version (a content hash, or the content itself when small),
+    /// kept as the node's ctime: an item whose marker differs from the parent snapshot's is
+    /// read again even when its size and time are the same (a JSON item edited twice in one
+    /// second). Set with [`Entry::versioned`].
+    version: Option<Timestamp>,
 }
 
 impl Entry {
@@ -70,8 +71,8 @@ impl Entry {
     }
 
     /// The same entry with a version marker (see [`Entry::version`]).
-    pub fn versioned(mut self, marker: &str) -> Self {
-        self.version = Some(marker.to_string());
+    pub fn versioned(mut self, marker: &[u8]) -> Self {
+        self.version = Some(version_time(marker));
         self
     }
 }
@@ -223,7 +224,7 @@ impl Iterator for SourceIter {
             let meta = Metadata {
                 size: e.size,
                 mtime: timestamp(e.mtime),
-                ctime: e.version.as_deref().map(version_time),
+                ctime: e.version,
                 mode: Some(mode),
                 ..Default::default()
             };
@@ -263,13 +264,10 @@ impl ReadSource for Source {
 }
 
 /// A version marker as a time (what a node can carry that rustic_core compares with the
-/// parent's): a stable hash of the marker, as seconds in 1970–2038.
-fn version_time(marker: &str) -> Timestamp {
-    // FNV-1a: stable across runs and builds, unlike std's hasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in marker.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+/// parent's): its SHA-256, as seconds in 1970–2038.
+fn version_time(marker: &[u8]) -> Timestamp {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(marker);
+    let h = u64::from_le_bytes(digest[..8].try_into().unwrap_or_default());
     Timestamp::from_second((h % (1 << 31)) as i64).unwrap_or_default()
 }
