@@ -45,13 +45,8 @@ impl Service {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    User,
-    Group,
-    Site,
-}
+/// What a target is: the catalog stores it with the resource.
+pub use cairn_catalog::ResourceKind as TargetKind;
 
 /// A protected resource.
 #[derive(Clone, Debug)]
@@ -351,7 +346,10 @@ impl Engine {
             kind: format!("{:?}", target.kind).to_lowercase(),
             ..ResourceReport::default()
         };
-        let res = match self.catalog.resource(&self.tenant, &target.name) {
+        let res = match self
+            .catalog
+            .resource(&self.tenant, target.kind, &target.name)
+        {
             Ok(r) => r.id,
             Err(e) => {
                 report.error = Some(e.to_string());
@@ -509,21 +507,5 @@ pub(crate) fn short_id(id: &str) -> String {
     hex::encode(&sha2::Sha256::digest(id.as_bytes())[..6])
 }
 
-/// A name made safe as one path component: `/` and control characters escaped.
-pub(crate) fn component(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        match c {
-            '/' => out.push_str("%2F"),
-            '%' => out.push_str("%25"),
-            c if c.is_control() => out.push_str(&format!("%{:02X}", c as u32 & 0xff)),
-            c => out.push(c),
-        }
-    }
-    match out.as_str() {
-        "" => "%00".into(),
-        "." => "%2E".into(),
-        ".." => "%2E%2E".into(),
-        _ => out,
-    }
-}
+/// A name made safe as one path component (the catalog's one encoder).
+pub(crate) use cairn_catalog::component::encode as component;

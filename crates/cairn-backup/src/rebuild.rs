@@ -139,6 +139,21 @@ pub fn rebuild(
     Ok(report)
 }
 
+/// The kind a restore point's tag records (`kind=user`); restore points written before the
+/// tag existed are named as kinds always implied (`group:` names, site URLs, else users).
+fn kind_of(snaps: &[SnapshotInfo]) -> cairn_catalog::ResourceKind {
+    use cairn_catalog::ResourceKind;
+    snaps
+        .iter()
+        .flat_map(|s| &s.tags)
+        .find_map(|t| t.strip_prefix("kind=").and_then(ResourceKind::parse))
+        .unwrap_or_else(|| match snaps.first().map(|s| s.label.as_str()) {
+            Some(l) if l.starts_with("group:") => ResourceKind::Group,
+            Some(l) if l.contains("://") => ResourceKind::Site,
+            _ => ResourceKind::User,
+        })
+}
+
 /// The restore points of one resource, oldest first.
 fn resource(
     repo: &Repo,
@@ -148,7 +163,9 @@ fn resource(
     out: &mut RebuiltResource,
     progress: &dyn RebuildProgress,
 ) -> anyhow::Result<()> {
-    let res = catalog.resource(&out.tenant, &out.resource)?.id;
+    let res = catalog
+        .resource(&out.tenant, kind_of(snaps), &out.resource)?
+        .id;
     if !catalog.points(res)?.is_empty() || catalog.staged(res)? > 0 {
         anyhow::bail!(
             "the catalog already holds restore points or staged changes of {}\nhint: rebuild into an empty catalog (`cairn catalog rebuild --force` moves the old one aside)",
@@ -440,9 +457,7 @@ impl PointWalk<'_> {
             },
             "~folder-permissions" => {
                 let flat = rest.strip_suffix(".json").unwrap_or(rest);
-                folder = percent_encoding::percent_decode_str(flat)
-                    .decode_utf8_lossy()
-                    .into_owned();
+                folder = cairn_catalog::component::decode(flat);
                 (folder.as_str(), None)
             }
             _ => (rest, None),
@@ -472,7 +487,7 @@ impl PointWalk<'_> {
             }
             Some(v) => {
                 let v = serde_json::json!({
-                    "id": percent_encoding::percent_decode_str(v).decode_utf8_lossy(),
+                    "id": cairn_catalog::component::decode(v),
                     "size": e.size,
                     "lastModifiedDateTime": micros(e.mtime)
                         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
@@ -552,11 +567,7 @@ impl PointWalk<'_> {
             _ => {
                 row.item = format!("{REBUILT_ID}{}", e.path);
                 let last = e.path.rsplit('/').next().unwrap_or_default();
-                row.name = Some(
-                    percent_encoding::percent_decode_str(last)
-                        .decode_utf8_lossy()
-                        .into_owned(),
-                );
+                row.name = Some(cairn_catalog::component::decode(last));
                 row.date = (kind == "file").then_some(mtime);
             }
         }

@@ -15,8 +15,11 @@
 //! The [`Catalog`] trait is the seam for other stores (PostgreSQL for scale-out);
 //! [`SqliteCatalog`] is the embedded one.
 
+pub mod component;
+pub mod select;
 mod sqlite;
 
+pub use select::{PointSel, SelectError, Selected};
 pub use sqlite::SqliteCatalog;
 
 use chrono::{DateTime, Utc};
@@ -42,11 +45,51 @@ impl CatalogError {
 
 pub type Result<T> = std::result::Result<T, CatalogError>;
 
-/// A protected resource (user, group, site) of a tenant.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What kind of thing a protected resource is. Stored with the resource when the backup
+/// registers it, never guessed from its name (except once, for catalogs written before
+/// kinds were stored: see `sqlite`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceKind {
+    User,
+    Group,
+    Site,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::User => "user",
+            ResourceKind::Group => "group",
+            ResourceKind::Site => "site",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ResourceKind> {
+        match s {
+            "user" => Some(ResourceKind::User),
+            "group" => Some(ResourceKind::Group),
+            "site" => Some(ResourceKind::Site),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A protected resource (user, group, site) of a tenant. Its identity is the tenant and
+/// the name together: two tenants may well both have a `group:sales`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Resource {
+    #[serde(skip)]
     pub id: i64,
+    /// The tenant as Cairn knows it: its name in the configuration (or its directory id).
     pub tenant: String,
+    pub kind: ResourceKind,
     /// User principal name, group id or site URL: what the user calls it.
     pub name: String,
 }
@@ -93,7 +136,7 @@ pub struct Lookup {
 }
 
 /// A restore point of a resource.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Point {
     /// 1, 2, 3… per resource.
     pub seq: i64,
@@ -114,8 +157,10 @@ pub struct CommitReport {
 /// A search across restore points.
 #[derive(Clone, Debug, Default)]
 pub struct Query {
-    /// Restrict to these resources (by name); empty = all.
-    pub resources: Vec<String>,
+    /// Restrict to the resources of this tenant.
+    pub tenant: Option<String>,
+    /// Restrict to these resources (catalog ids, see [`select`]); empty = all.
+    pub resources: Vec<i64>,
     /// Substring of the subject or name (case-insensitive).
     pub text: Option<String>,
     /// Substring of the sender or recipients (case-insensitive).
@@ -140,8 +185,10 @@ pub struct Hit {
 
 /// The catalog's operations. Implementations are safe to share between the tasks of a run.
 pub trait Catalog: Send + Sync {
-    /// The resource's id, created on first use.
-    fn resource(&self, tenant: &str, name: &str) -> Result<Resource>;
+    /// The resource `name` of `tenant`, registered as a `kind` on first use. (A resource
+    /// registered before kinds were stored takes the kind given here.)
+    fn resource(&self, tenant: &str, kind: ResourceKind, name: &str) -> Result<Resource>;
+    /// Every resource, ordered by tenant and name.
     fn resources(&self) -> Result<Vec<Resource>>;
 
     /// The committed and staged state of one item.

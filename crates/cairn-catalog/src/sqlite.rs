@@ -3,8 +3,8 @@
 //! hold up the stagings of other resources.
 
 use crate::{
-    Catalog, CatalogError, CommitReport, Hit, ItemRow, Lookup, Point, Query, Resource, Result,
-    sort_key,
+    Catalog, CatalogError, CommitReport, Hit, ItemRow, Lookup, Point, Query, Resource,
+    ResourceKind, Result, sort_key,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS resources (
     id INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
     name TEXT NOT NULL,
+    kind TEXT,
     UNIQUE (tenant, name)
 );
 CREATE TABLE IF NOT EXISTS points (
@@ -93,6 +94,40 @@ fn from_micros(v: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(v).unwrap_or_default()
 }
 
+/// Catalogs written before resources had a stored kind get the column, and their resources
+/// the kind their names have always implied (`group:` names, site URLs, else users). This
+/// is the only place a kind is inferred from a name; the backup registers kinds as Graph
+/// reports them.
+fn migrate_kinds(c: &mut Connection) -> rusqlite::Result<()> {
+    let has_kind = c
+        .prepare("SELECT 1 FROM pragma_table_info('resources') WHERE name='kind'")?
+        .exists([])?;
+    if !has_kind {
+        c.execute_batch("ALTER TABLE resources ADD COLUMN kind TEXT")?;
+    }
+    c.execute_batch(
+        "UPDATE resources SET kind = CASE
+             WHEN name LIKE 'group:%' THEN 'group'
+             WHEN name LIKE '%://%' THEN 'site'
+             ELSE 'user' END
+         WHERE kind IS NULL",
+    )
+}
+
+/// A resource from `id, tenant, name, kind` starting at `at`.
+fn resource_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Resource> {
+    let kind: Option<String> = r.get(at + 3)?;
+    Ok(Resource {
+        id: r.get(at)?,
+        tenant: r.get(at + 1)?,
+        name: r.get(at + 2)?,
+        kind: kind
+            .as_deref()
+            .and_then(ResourceKind::parse)
+            .unwrap_or(ResourceKind::User),
+    })
+}
+
 /// Reads the `COLS` columns starting at `at`.
 fn row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<ItemRow> {
     Ok(ItemRow {
@@ -129,6 +164,7 @@ impl SqliteCatalog {
             conn: Mutex::new(conn),
         };
         this.with(|c| c.execute_batch(SCHEMA))?;
+        this.with(migrate_kinds)?;
         Ok(this)
     }
 
@@ -193,36 +229,26 @@ impl SqliteCatalog {
 }
 
 impl Catalog for SqliteCatalog {
-    fn resource(&self, tenant: &str, name: &str) -> Result<Resource> {
+    fn resource(&self, tenant: &str, kind: ResourceKind, name: &str) -> Result<Resource> {
         self.with(|c| {
             c.execute(
-                "INSERT OR IGNORE INTO resources (tenant, name) VALUES (?1, ?2)",
-                params![tenant, name],
+                "INSERT INTO resources (tenant, name, kind) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant, name) DO UPDATE SET kind = coalesce(kind, excluded.kind)",
+                params![tenant, name, kind.as_str()],
             )?;
-            let id = c.query_row(
-                "SELECT id FROM resources WHERE tenant=?1 AND name=?2",
+            c.query_row(
+                "SELECT id, tenant, name, kind FROM resources WHERE tenant=?1 AND name=?2",
                 params![tenant, name],
-                |r| r.get(0),
-            )?;
-            Ok(Resource {
-                id,
-                tenant: tenant.into(),
-                name: name.into(),
-            })
+                |r| resource_at(r, 0),
+            )
         })
     }
 
     fn resources(&self) -> Result<Vec<Resource>> {
         self.with(|c| {
             let mut st =
-                c.prepare("SELECT id, tenant, name FROM resources ORDER BY tenant, name")?;
-            let rows = st.query_map([], |r| {
-                Ok(Resource {
-                    id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    name: r.get(2)?,
-                })
-            })?;
+                c.prepare("SELECT id, tenant, name, kind FROM resources ORDER BY tenant, name")?;
+            let rows = st.query_map([], |r| resource_at(r, 0))?;
             rows.collect()
         })
     }
@@ -581,7 +607,7 @@ impl Catalog for SqliteCatalog {
 
     fn find(&self, q: &Query) -> Result<Vec<Hit>> {
         let mut sql = format!(
-            "SELECT r.id, r.tenant, r.name, v.first, v.last, {} FROM versions v JOIN resources r ON r.id = v.resource WHERE 1=1",
+            "SELECT r.id, r.tenant, r.name, r.kind, v.first, v.last, {} FROM versions v JOIN resources r ON r.id = v.resource WHERE 1=1",
             COLS.split(", ")
                 .map(|c| format!("v.{c}"))
                 .collect::<Vec<_>>()
@@ -593,12 +619,11 @@ impl Catalog for SqliteCatalog {
             sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
         };
         if !q.resources.is_empty() {
-            let names: Vec<String> = q
-                .resources
-                .iter()
-                .map(|n| format!("'{}'", n.replace('\'', "''")))
-                .collect();
-            sql.push_str(&format!(" AND r.name IN ({})", names.join(",")));
+            let ids: Vec<String> = q.resources.iter().map(i64::to_string).collect();
+            sql.push_str(&format!(" AND r.id IN ({})", ids.join(",")));
+        }
+        if let Some(t) = &q.tenant {
+            arg(&mut sql, " AND r.tenant = ?", t.clone().into());
         }
         if let Some(t) = &q.text {
             arg(
@@ -637,16 +662,7 @@ impl Catalog for SqliteCatalog {
             let mut st = c.prepare(&sql)?;
             let found: Vec<(Resource, i64, Option<i64>, ItemRow)> = st
                 .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                    Ok((
-                        Resource {
-                            id: r.get(0)?,
-                            tenant: r.get(1)?,
-                            name: r.get(2)?,
-                        },
-                        r.get(3)?,
-                        r.get(4)?,
-                        row_at(r, 5)?,
-                    ))
+                    Ok((resource_at(r, 0)?, r.get(4)?, r.get(5)?, row_at(r, 6)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             let mut out = Vec::with_capacity(found.len());
@@ -713,7 +729,7 @@ mod tests {
     fn versions_hold_intervals_and_old_points_stay_readable() {
         let dir = tempfile::tempdir().unwrap();
         let c = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
-        let res = c.resource("t", "alice").unwrap().id;
+        let res = c.resource("t", ResourceKind::User, "alice").unwrap().id;
         c.stage_put(res, &row("a", "mail:inbox", "mail/Inbox/a.eml", "1"))
             .unwrap();
         c.stage_put(res, &row("b", "mail:inbox", "mail/Inbox/b.eml", "1"))
@@ -766,7 +782,7 @@ mod tests {
     fn forgotten_points_leave_with_the_versions_only_they_held() {
         let dir = tempfile::tempdir().unwrap();
         let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
-        let res = c.resource("t", "erin").unwrap().id;
+        let res = c.resource("t", ResourceKind::User, "erin").unwrap().id;
         c.stage_put(res, &row("a", "s", "mail/a.eml", "1")).unwrap();
         c.stage_put(res, &row("b", "s", "mail/b.eml", "1")).unwrap();
         c.commit(res, "s1", Utc::now()).unwrap();
@@ -801,7 +817,7 @@ mod tests {
     fn a_move_reported_by_the_old_folder_does_not_remove_the_item() {
         let dir = tempfile::tempdir().unwrap();
         let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
-        let res = c.resource("t", "bob").unwrap().id;
+        let res = c.resource("t", ResourceKind::User, "bob").unwrap().id;
         c.stage_put(res, &row("m", "mail:a", "mail/A/m.eml", "1"))
             .unwrap();
         c.commit(res, "s1", Utc::now()).unwrap();
@@ -828,7 +844,7 @@ mod tests {
     fn a_resync_removes_what_the_fresh_enumeration_does_not_see_again() {
         let dir = tempfile::tempdir().unwrap();
         let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
-        let res = c.resource("t", "carol").unwrap().id;
+        let res = c.resource("t", ResourceKind::User, "carol").unwrap().id;
         for i in ["x", "y", "z"] {
             c.stage_put(res, &row(i, "drive:d", &format!("onedrive/{i}"), "1"))
                 .unwrap();
@@ -856,7 +872,7 @@ mod tests {
     fn unstage_all_leaves_the_committed_state() {
         let dir = tempfile::tempdir().unwrap();
         let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
-        let res = c.resource("t", "erin").unwrap().id;
+        let res = c.resource("t", ResourceKind::User, "erin").unwrap().id;
         c.stage_put(res, &row("a", "mail:i", "mail/I/a.eml", "1"))
             .unwrap();
         c.commit(res, "s1", Utc::now()).unwrap();
@@ -877,14 +893,14 @@ mod tests {
         let p = dir.path().join("c.db");
         {
             let c = SqliteCatalog::open(&p).unwrap();
-            let res = c.resource("t", "dave").unwrap().id;
+            let res = c.resource("t", ResourceKind::User, "dave").unwrap().id;
             let mut r = row("a", "mail:i", "mail/I/a.eml", "1");
             r.spool = Some("/spool/a".into());
             c.stage_put(res, &r).unwrap();
             c.stage_token(res, "mail:i", Some("l")).unwrap();
         }
         let c = SqliteCatalog::open(&p).unwrap();
-        let res = c.resource("t", "dave").unwrap().id;
+        let res = c.resource("t", ResourceKind::User, "dave").unwrap().id;
         let l = c.lookup(res, "a").unwrap();
         assert!(l.current.is_none());
         let (staged, removed) = l.staged.unwrap();

@@ -55,12 +55,33 @@ impl Location {
     }
 }
 
+/// The URL as a person writes it (`/srv/cairn`, `s3:https://host/bucket/prefix`): what
+/// messages show.
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(p) => f.write_str(p),
+            Location::S3 {
+                endpoint,
+                bucket,
+                prefix,
+            } if prefix.is_empty() => write!(f, "s3:{endpoint}/{bucket}"),
+            Location::S3 {
+                endpoint,
+                bucket,
+                prefix,
+            } => write!(f, "s3:{endpoint}/{bucket}/{prefix}"),
+        }
+    }
+}
+
 /// Everything needed to reach and unlock a repository.
 #[derive(Clone)]
 pub struct RepoOptions {
     pub location: Location,
     pub password: String,
-    /// S3 credentials and region; when absent, the usual AWS environment variables apply.
+    /// S3 credentials and region, given by the caller (the library reads no environment:
+    /// a server holds several repositories). Without a region, `us-east-1`.
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
     pub s3_region: Option<String>,
@@ -82,11 +103,9 @@ impl RepoOptions {
         Ok(Self {
             location: Location::parse(url)?,
             password: password.to_string(),
-            s3_access_key_id: std::env::var("AWS_ACCESS_KEY_ID").ok(),
-            s3_secret_access_key: std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
-            s3_region: std::env::var("AWS_DEFAULT_REGION")
-                .or_else(|_| std::env::var("AWS_REGION"))
-                .ok(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_region: None,
             cache_dir: None,
         })
     }
@@ -150,5 +169,20 @@ mod tests {
         assert!(Location::parse("sftp:host:/x").is_err());
         let o = RepoOptions::new("/x", "pw").unwrap();
         assert!(!format!("{o:?}").contains("pw\""));
+    }
+
+    #[test]
+    fn locations_show_as_written() {
+        for url in [
+            "/srv/r",
+            "s3:http://127.0.0.1:9000/bkt/cairn/prod",
+            "s3:https://h/b",
+        ] {
+            assert_eq!(Location::parse(url).unwrap().to_string(), url);
+        }
+        assert_eq!(
+            Location::parse("local:/srv/r").unwrap().to_string(),
+            "/srv/r"
+        );
     }
 }

@@ -169,6 +169,11 @@ pub struct ForgetRule {
     pub keep_yearly: Option<u32>,
     /// Keep everything newer than this (relative to the newest snapshot of the resource).
     pub keep_within: Option<chrono::Duration>,
+    /// Apply the rule to this tenant's restore points only (snapshot hostname); the others
+    /// are neither kept nor removed, and not reported.
+    pub only_tenant: Option<String>,
+    /// Apply the rule to this resource's restore points only (snapshot label).
+    pub only_resource: Option<String>,
 }
 
 /// What a legal hold covers: a whole resource or one restore point.
@@ -264,7 +269,7 @@ impl Repo {
     }
 
     fn name(&self) -> String {
-        format!("{:?}", self.opts.location)
+        self.opts.location.to_string()
     }
 
     /// Creates a new repository (restic format v2: zstd, content-defined chunking).
@@ -577,9 +582,13 @@ impl Repo {
             keep = keep.keep_within(span);
         }
         let repo = self.raw()?;
-        let snaps = repo
+        let snaps: Vec<_> = repo
             .get_all_snapshots()
-            .map_err(|e| rustic("listing snapshots", e))?;
+            .map_err(|e| rustic("listing snapshots", e))?
+            .into_iter()
+            .filter(|s| rule.only_tenant.as_ref().is_none_or(|t| s.hostname == *t))
+            .filter(|s| rule.only_resource.as_ref().is_none_or(|r| s.label == *r))
+            .collect();
         let grouped = Grouped::from_items(snaps, SnapshotGroupCriterion::default());
         let groups =
             ForgetGroups::from_grouped_snapshots_with_retention(grouped, &keep, &Zoned::now())

@@ -24,4 +24,4 @@ mod select;
 pub use error::RestoreError;
 pub use report::{Done, Outcome, Planned, Progress, RestoreReport, Silent};
 pub use run::{RestoreOptions, Restorer};
-pub use select::{Collision, PointSel, RestoreTarget, Selection, split_resource};
+pub use select::{Collision, PointSel, RestoreTarget, Selection};

@@ -97,6 +97,28 @@ async fn folder_id(ctx: &Ctx, parts: &[String]) -> Result<String, String> {
     let mut full: Vec<String> = ctx.dest.root.iter().cloned().collect();
     full.extend(parts.iter().cloned());
     let mut dirs = ctx.dirs.lock().await;
+    // Messages of the mailbox's root (the backup names it by its display name, "Top of
+    // Information Store") go back into the root, not into a new folder of that name.
+    if ctx.dest.root.is_none() && parts.len() == 1 {
+        let (name, id) = ctx
+            .mail_root
+            .get_or_try_init(|| async {
+                let root = ctx
+                    .graph
+                    .get(&format!(
+                        "{}/mailFolders/msgfolderroot?$select=id,displayName",
+                        ctx.base
+                    ))
+                    .await
+                    .map_err(|e| why("reading the mailbox's root folder", e))?;
+                let s = |k: &str| root[k].as_str().unwrap_or_default().to_string();
+                Ok::<_, String>((s("displayName"), s("id")))
+            })
+            .await?;
+        if !id.is_empty() && name.eq_ignore_ascii_case(&parts[0]) {
+            return Ok(id.clone());
+        }
+    }
     let mut parent: Option<String> = None;
     for i in 0..full.len() {
         let key = format!("mail\0{}", full[..=i].join("\0"));

@@ -1,14 +1,16 @@
 //! Names between the repository and Graph: path components as the backup escaped them,
 //! OData string literals, URL path segments.
 
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-/// The name a repository path component stands for (the backup escapes `/`, `%`, control
-/// characters, and the empty name, `.` and `..`).
+/// The name a repository path component stands for, as it can be created again: an item
+/// that had no name (Graph allows it for some folders) is given one.
 pub(crate) fn decode_component(c: &str) -> String {
-    match c {
-        "%00" => "(no name)".into(),
-        _ => percent_decode_str(c).decode_utf8_lossy().into_owned(),
+    let name = cairn_catalog::component::decode(c);
+    if name.is_empty() {
+        "(no name)".into()
+    } else {
+        name
     }
 }
 
@@ -72,6 +74,7 @@ mod tests {
         assert_eq!(decode_component("100%25"), "100%");
         assert_eq!(decode_component("%2E%2E"), "..");
         assert_eq!(decode_component("%00"), "(no name)");
+        assert_eq!(decode_component("tab%09here"), "tab\there");
         assert_eq!(decode_component("Résumé 🎉 #1"), "Résumé 🎉 #1");
     }
 

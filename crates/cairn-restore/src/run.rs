@@ -3,8 +3,8 @@
 
 use crate::error::RestoreError;
 use crate::report::{Done, Outcome, Planned, Progress, RestoreReport, Silent};
-use crate::select::{Collision, PointSel, RestoreTarget, Selection, prefixes, selected};
-use cairn_catalog::{Catalog, ItemRow, Point, Resource};
+use crate::select::{Collision, RestoreTarget, Selection, prefixes, selected};
+use cairn_catalog::{Catalog, ItemRow, Point, Resource, ResourceKind};
 use cairn_graph::transport::Request;
 use cairn_graph::{GraphClient, GraphError};
 use cairn_repo::{Repo, SnapshotReader};
@@ -34,28 +34,13 @@ impl Default for RestoreOptions {
 }
 
 pub struct Restorer {
+    /// The tenant `graph` reaches, as the catalog names it: only its restore points are
+    /// restored, so one customer's data never goes into another customer's tenant.
+    tenant: String,
     graph: Arc<GraphClient>,
     repo: Arc<Repo>,
     catalog: Arc<dyn Catalog>,
     progress: Arc<dyn Progress>,
-}
-
-/// What kind of resource a catalog name stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    User,
-    Group,
-    Site,
-}
-
-pub(crate) fn kind_of(name: &str) -> Kind {
-    if name.starts_with("group:") {
-        Kind::Group
-    } else if name.starts_with("http://") || name.starts_with("https://") {
-        Kind::Site
-    } else {
-        Kind::User
-    }
 }
 
 /// Where items go, known without asking Graph.
@@ -84,6 +69,8 @@ pub(crate) struct Ctx {
     /// Folder (mail, contacts, drive) paths → ids. Held while a folder is resolved, so
     /// two items never create the same folder.
     pub dirs: tokio::sync::Mutex<HashMap<String, String>>,
+    /// The target mailbox's root folder: (display name, id), read once.
+    pub mail_root: tokio::sync::OnceCell<(String, String)>,
     /// Per target collection: content fingerprint → item id of what it holds.
     pub index: tokio::sync::Mutex<HashMap<String, HashMap<String, String>>>,
 }
@@ -152,8 +139,15 @@ impl Ctx {
 }
 
 impl Restorer {
-    pub fn new(graph: Arc<GraphClient>, repo: Arc<Repo>, catalog: Arc<dyn Catalog>) -> Self {
+    /// A restorer into `tenant` (the catalog's name of the tenant `graph` signs in to).
+    pub fn new(
+        tenant: &str,
+        graph: Arc<GraphClient>,
+        repo: Arc<Repo>,
+        catalog: Arc<dyn Catalog>,
+    ) -> Self {
         Self {
+            tenant: tenant.to_string(),
             graph,
             repo,
             catalog,
@@ -166,44 +160,13 @@ impl Restorer {
         self
     }
 
-    /// The resource and restore point a selection names.
+    /// The resource and restore point a selection names, among the restore points of this
+    /// restorer's tenant only.
     pub fn resolve(&self, sel: &Selection) -> Result<(Resource, Point), RestoreError> {
-        let all = self.catalog.resources()?;
-        let res = all
-            .iter()
-            .find(|r| r.name == sel.resource)
-            .or_else(|| {
-                all.iter()
-                    .find(|r| r.name.eq_ignore_ascii_case(&sel.resource))
-            })
-            .cloned()
-            .ok_or_else(|| RestoreError::UnknownResource {
-                name: sel.resource.clone(),
-                known: all.iter().take(5).map(|r| r.name.clone()).collect(),
-            })?;
-        let points = self.catalog.points(res.id)?;
-        if points.is_empty() {
-            return Err(RestoreError::NoPoints {
-                resource: res.name.clone(),
-            });
-        }
-        let found = match &sel.point {
-            PointSel::Latest => points.iter().max_by_key(|p| p.seq),
-            PointSel::Seq(n) => points.iter().find(|p| p.seq == *n),
-            PointSel::Snapshot(s) => {
-                let m: Vec<&Point> = points
-                    .iter()
-                    .filter(|p| p.snapshot.starts_with(s.as_str()))
-                    .collect();
-                (m.len() == 1).then(|| m[0])
-            }
-            PointSel::At(t) => points.iter().filter(|p| p.time <= *t).max_by_key(|p| p.seq),
-        };
-        let point = found.cloned().ok_or_else(|| RestoreError::UnknownPoint {
-            resource: res.name.clone(),
-            point: sel.point.to_string(),
-        })?;
-        Ok((res, point))
+        use cairn_catalog::select;
+        let res = select::resolve_resource(&*self.catalog, Some(&self.tenant), &sel.resource)?;
+        let found = select::select_point(&*self.catalog, res, &sel.point)?;
+        Ok((found.resource, found.point))
     }
 
     fn dest(&self, point: &Point, opts: &RestoreOptions) -> Dest {
@@ -300,6 +263,7 @@ impl Restorer {
             dest,
             base,
             dirs: Default::default(),
+            mail_root: Default::default(),
             index: Default::default(),
         });
         self.progress.started(&res.name, point.seq);
@@ -370,9 +334,9 @@ impl Restorer {
                 Err(e) => Err(e.into()),
             };
         }
-        match kind_of(&res.name) {
-            Kind::User => Ok(format!("/users/{}", crate::names::segment(&res.name))),
-            Kind::Group => {
+        match res.kind {
+            ResourceKind::User => Ok(format!("/users/{}", crate::names::segment(&res.name))),
+            ResourceKind::Group => {
                 let want = res.name.trim_start_matches("group:");
                 let mut s = Box::pin(
                     self.graph
@@ -390,7 +354,7 @@ impl Restorer {
                     detail: "no Microsoft 365 group of that name any more".into(),
                 })
             }
-            Kind::Site => {
+            ResourceKind::Site => {
                 let mut queue = Vec::new();
                 let mut s = Box::pin(self.graph.items("/sites/getAllSites?$select=id,webUrl"));
                 while let Some(site) = s.next().await {
@@ -427,7 +391,7 @@ impl Restorer {
 }
 
 fn check_target(res: &Resource, target: &RestoreTarget) -> Result<(), RestoreError> {
-    if matches!(target, RestoreTarget::User(_)) && kind_of(&res.name) != Kind::User {
+    if matches!(target, RestoreTarget::User(_)) && res.kind != ResourceKind::User {
         return Err(RestoreError::Unsupported(format!(
             "{} is not a user: --target user: restores a user's mailbox and OneDrive only; use original or folder:NAME",
             res.name

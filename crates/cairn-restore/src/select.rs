@@ -1,74 +1,9 @@
 //! What to restore (a resource, a restore point, path prefixes), where to, and what to do
 //! when something is already there.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Serialize;
 
-/// Which restore point of a resource.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PointSel {
-    Latest,
-    /// The point's number (1, 2, 3… per resource).
-    Seq(i64),
-    /// A prefix of the repository's snapshot id.
-    Snapshot(String),
-    /// The latest point taken at or before this time.
-    At(DateTime<Utc>),
-}
-
-impl PointSel {
-    /// `latest`, a point number, a time (`2026-01-31`, `2026-01-31T12:00`, RFC 3339) or a
-    /// snapshot id prefix (at least 4 hex digits). `None` if it is none of those.
-    pub fn parse(s: &str) -> Option<PointSel> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("latest") {
-            return Some(PointSel::Latest);
-        }
-        if !s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit()) {
-            return s.parse().ok().map(PointSel::Seq);
-        }
-        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Some(PointSel::At(t.with_timezone(&Utc)));
-        }
-        for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
-            if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
-                return Some(PointSel::At(t.and_utc()));
-            }
-        }
-        if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            // A day means its end: the last point taken that day or before.
-            return d.and_hms_opt(23, 59, 59).map(|t| PointSel::At(t.and_utc()));
-        }
-        if s.len() >= 4 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Some(PointSel::Snapshot(s.to_ascii_lowercase()));
-        }
-        None
-    }
-}
-
-impl std::fmt::Display for PointSel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PointSel::Latest => f.write_str("latest"),
-            PointSel::Seq(n) => write!(f, "{n}"),
-            PointSel::Snapshot(s) => f.write_str(s),
-            PointSel::At(t) => write!(f, "at or before {}", t.to_rfc3339()),
-        }
-    }
-}
-
-/// `RESOURCE[@POINT]`: user principal names hold an `@` themselves, so only a suffix that
-/// reads as a restore point is taken as one.
-pub fn split_resource(s: &str) -> (String, PointSel) {
-    if let Some((name, point)) = s.rsplit_once('@')
-        && !name.is_empty()
-        && let Some(p) = PointSel::parse(point)
-    {
-        return (name.to_string(), p);
-    }
-    (s.to_string(), PointSel::Latest)
-}
+pub use cairn_catalog::PointSel;
 
 /// Where restored items go.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -191,41 +126,6 @@ pub(crate) fn prefixes(paths: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn points_parse() {
-        assert_eq!(PointSel::parse("3"), Some(PointSel::Seq(3)));
-        assert_eq!(PointSel::parse("latest"), Some(PointSel::Latest));
-        assert_eq!(
-            PointSel::parse("a1b2c3d4"),
-            Some(PointSel::Snapshot("a1b2c3d4".into()))
-        );
-        assert!(matches!(
-            PointSel::parse("2026-01-31"),
-            Some(PointSel::At(t)) if t.to_rfc3339() == "2026-01-31T23:59:59+00:00"
-        ));
-        assert!(matches!(
-            PointSel::parse("2026-01-31T10:00:00Z"),
-            Some(PointSel::At(_))
-        ));
-        assert_eq!(PointSel::parse("contoso.com"), None);
-    }
-
-    #[test]
-    fn resource_and_point_split_at_a_point_only() {
-        assert_eq!(
-            split_resource("ann@contoso.com"),
-            ("ann@contoso.com".into(), PointSel::Latest)
-        );
-        assert_eq!(
-            split_resource("ann@contoso.com@2"),
-            ("ann@contoso.com".into(), PointSel::Seq(2))
-        );
-        assert_eq!(
-            split_resource("group:sales@latest"),
-            ("group:sales".into(), PointSel::Latest)
-        );
-    }
 
     #[test]
     fn targets_and_collisions_parse() {

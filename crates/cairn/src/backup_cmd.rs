@@ -116,10 +116,7 @@ pub fn run(a: BackupArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let _lock = local.lock_for_backup()?;
     let repo = Arc::new(cairn_repo::Repo::open(settings.repo.clone())?);
     let catalog = Arc::new(local.open_catalog()?);
-    let tenant = settings
-        .tenant_name
-        .clone()
-        .unwrap_or_else(|| settings.tenant_id.clone());
+    let tenant = settings.tenant_key();
     let graph = Arc::new(settings.graph);
     let mut opts = BackupOptions::new(local.spool.clone());
     opts.services = services;
@@ -159,9 +156,9 @@ pub fn run(a: BackupArgs, config: Option<&Path>) -> anyhow::Result<()> {
         anyhow::Ok(report)
     })?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&report);
+        print_report(&report)?;
     }
     match report.failed() {
         0 => Ok(()),
@@ -173,10 +170,16 @@ pub fn run(a: BackupArgs, config: Option<&Path>) -> anyhow::Result<()> {
 }
 
 /// The job report as a table.
-pub fn print_report(r: &JobReport) {
-    println!(
+pub fn print_report(r: &JobReport) -> anyhow::Result<()> {
+    outln!(
         "{:<44} {:>9} {:>7} {:>7} {:>7} {:>8} {:>10}  restore point",
-        "resource", "items", "new", "changed", "removed", "fetched", "MB"
+        "resource",
+        "items",
+        "new",
+        "changed",
+        "removed",
+        "fetched",
+        "MB"
     );
     for res in &r.resources {
         let point = match &res.snapshot {
@@ -186,7 +189,7 @@ pub fn print_report(r: &JobReport) {
                 None => "none: nothing to back up".to_string(),
             },
         };
-        println!(
+        outln!(
             "{:<44} {:>9} {:>7} {:>7} {:>7} {:>8} {:>10.1}  {point}",
             res.resource,
             res.items,
@@ -197,12 +200,12 @@ pub fn print_report(r: &JobReport) {
             res.fetched_bytes as f64 / 1e6,
         );
         for s in &res.skipped {
-            println!("    skipped {}: {}", s.object, s.reason);
+            outln!("    skipped {}: {}", s.object, s.reason);
         }
     }
     let items: u64 = r.resources.iter().map(|x| x.items).sum();
     let bytes: u64 = r.resources.iter().map(|x| x.fetched_bytes).sum();
-    println!(
+    outln!(
         "{} resources, {} items, {:.1} MB fetched in {:.1} s ({:.1} MB/s); {} requests, {} throttled",
         r.resources.len(),
         items,
@@ -212,6 +215,7 @@ pub fn print_report(r: &JobReport) {
         r.requests,
         r.throttled
     );
+    Ok(())
 }
 
 /// Progress: a bar of resources with a line of counters on a terminal; a log line per

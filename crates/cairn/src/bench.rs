@@ -94,18 +94,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 };
                 rows.push(("baseline (unpaced)", graph_run(&b, naive).await?));
             }
-            println!(
+            outln!(
                 "\n{} users × {} messages + {} files per drive, latency {} ms, Microsoft throttling\n",
                 b.users, b.mail_per_mailbox, b.files_per_drive, b.latency_ms
             );
-            println!(
+            outln!(
                 "| {:<20} | {:>7} | {:>8} | {:>7} | {:>8} | {:>6} | {:>10} | {:>8} |",
                 "client", "items", "items/s", "MB/s", "req/s", "429s", "ideal it/s", "vs ideal"
             );
-            println!("|{:-<22}|{:->9}|{:->10}|{:->9}|{:->10}|{:->8}|{:->12}|{:->10}|", "", "", "", "", "", "", "", "");
+            outln!("|{:-<22}|{:->9}|{:->10}|{:->9}|{:->10}|{:->8}|{:->12}|{:->10}|", "", "", "", "", "", "", "", "");
             for (name, r) in &rows {
                 let ips = r.items as f64 / r.secs;
-                println!(
+                outln!(
                     "| {:<20} | {:>7} | {:>8.1} | {:>7.2} | {:>8.1} | {:>6} | {:>10.1} | {:>7.0}% |",
                     name,
                     r.items,
@@ -440,25 +440,33 @@ fn repo_bench(b: &RepoBench) -> anyhow::Result<()> {
             children_cpu() - rusage0,
         ));
     }
-    println!(
+    outln!(
         "\n{n} items, {:.1} MB, median {} bytes, into a fresh local repository\n",
         bytes as f64 / 1e6,
         median
     );
-    println!(
+    outln!(
         "| {:<26} | {:>8} | {:>9} | {:>8} | {:>11} |",
-        "writer", "wall s", "items/s", "CPU s", "vs restic"
+        "writer",
+        "wall s",
+        "items/s",
+        "CPU s",
+        "vs restic"
     );
-    println!(
+    outln!(
         "|{:-<28}|{:->10}|{:->11}|{:->10}|{:->13}|",
-        "", "", "", "", ""
+        "",
+        "",
+        "",
+        "",
+        ""
     );
     let base = rows.iter().find(|r| r.0.starts_with("restic")).map(|r| r.1);
     for (name, wall, cpu) in &rows {
         let ratio = base
             .map(|b| format!("{:.2}×", wall / b))
             .unwrap_or_else(|| "-".into());
-        println!(
+        outln!(
             "| {:<26} | {:>8.2} | {:>9.0} | {:>8.2} | {:>11} |",
             name,
             wall,

@@ -76,9 +76,9 @@ fn rebuild(a: RebuildArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let report = cairn_backup::rebuild(&repo, &catalog, a.tenant.as_deref(), &progress)?;
     progress.bar.finish_and_clear();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&report, &local.catalog);
+        print_report(&report, &local.catalog)?;
     }
     match report.failed() {
         0 => Ok(()),
@@ -109,37 +109,47 @@ fn move_aside(catalog: &Path) -> anyhow::Result<PathBuf> {
     Ok(aside)
 }
 
-fn print_report(r: &RebuildReport, catalog: &Path) {
-    println!(
+fn print_report(r: &RebuildReport, catalog: &Path) -> anyhow::Result<()> {
+    outln!(
         "{:<44} {:>7} {:>9} {:>9} {:>7}  tenant",
-        "resource", "points", "items", "versions", "read"
+        "resource",
+        "points",
+        "items",
+        "versions",
+        "read"
     );
     for res in &r.resources {
-        println!(
+        outln!(
             "{:<44} {:>7} {:>9} {:>9} {:>7}  {}",
-            res.resource, res.points, res.items, res.versions, res.read, res.tenant
+            res.resource,
+            res.points,
+            res.items,
+            res.versions,
+            res.read,
+            res.tenant
         );
         if let Some(e) = &res.error {
-            println!("    not rebuilt: {e}");
+            outln!("    not rebuilt: {e}");
         }
         for s in &res.skipped {
-            println!("    skipped {}: {}", s.object, s.reason);
+            outln!("    skipped {}: {}", s.object, s.reason);
         }
     }
     for s in &r.ignored {
-        println!("ignored {}: {}", s.object, s.reason);
+        outln!("ignored {}: {}", s.object, s.reason);
     }
     let points: u64 = r.resources.iter().map(|x| x.points).sum();
     let items: u64 = r.resources.iter().map(|x| x.items).sum();
-    println!(
+    outln!(
         "{} resources, {points} restore points, {items} items in their latest points, rebuilt in {:.1} s into {}",
         r.resources.len(),
         r.seconds,
         catalog.display()
     );
-    println!(
+    outln!(
         "the next backup enumerates every collection afresh (no delta links in the repository) and takes files and unchanged messages from the repository"
     );
+    Ok(())
 }
 
 /// A bar of restore points on a terminal; a log line per resource otherwise.

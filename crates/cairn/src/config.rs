@@ -258,7 +258,9 @@ impl Config {
     /// Location and password of the repository, ready for `Repo::open`/`Repo::init`.
     pub fn repo_options(&self, args: &RepoArgs) -> anyhow::Result<RepoOptions> {
         let location = self.repository(args)?;
-        Ok(RepoOptions::new(&location, &self.password(args)?)?)
+        let mut o = RepoOptions::new(&location, &self.password(args)?)?;
+        storage_credentials(&mut o, &process_env);
+        Ok(o)
     }
 
     /// Where the local catalog and spool live: `flag`, else `CAIRN_CACHE_DIR`, else the
@@ -530,6 +532,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The tenant as the catalog and the repository name it: its name in the
+    /// configuration file, else its directory id.
+    pub fn tenant_key(&self) -> String {
+        self.tenant_name
+            .clone()
+            .unwrap_or_else(|| self.tenant_id.clone())
+    }
+
     /// Reads the configuration file (`config`: the global `--config`, `None` for the
     /// default) and resolves the repository (`repo`), the tenant (`tenant.tenant`, or the
     /// file's only one) and the cache directory (`cache_dir` flag, if the command has one).
@@ -551,6 +561,14 @@ impl Settings {
             config_path: cfg.path,
         })
     }
+}
+
+/// S3 credentials and region from the usual AWS variables: the repository library reads
+/// no environment, the front end hands them over.
+fn storage_credentials(o: &mut RepoOptions, lookup: Lookup) {
+    o.s3_access_key_id = lookup(env::AWS_ACCESS_KEY_ID);
+    o.s3_secret_access_key = lookup(env::AWS_SECRET_ACCESS_KEY);
+    o.s3_region = lookup(env::AWS_DEFAULT_REGION).or_else(|| lookup(env::AWS_REGION));
 }
 
 /// `$XDG_CONFIG_HOME/cairn/config.toml`, else `$HOME/.config/cairn/config.toml`.

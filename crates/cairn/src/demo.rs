@@ -21,10 +21,10 @@ pub fn demo() -> anyhow::Result<()> {
             ..TenantSpec::default()
         };
         let server = SimServer::start(SimConfig::new(spec), "127.0.0.1:0".parse()?).await?;
-        print_banner(&server);
+        print_banner(&server)?;
         let graph = Arc::new(crate::sim::client_for(&server, None)?);
 
-        println!("\nusers:");
+        outln!("\nusers:");
         let users: Vec<Value> = graph
             .items("/users?$select=id,userPrincipalName,mail")
             .try_collect()
@@ -35,7 +35,7 @@ pub fn demo() -> anyhow::Result<()> {
             } else {
                 ""
             };
-            println!("  {} {note}", u["userPrincipalName"].as_str().unwrap_or(""));
+            outln!("  {} {note}", u["userPrincipalName"].as_str().unwrap_or(""));
         }
         let user = users[0]["id"].as_str().context("no user")?.to_string();
         let upn = users[0]["userPrincipalName"]
@@ -43,7 +43,7 @@ pub fn demo() -> anyhow::Result<()> {
             .unwrap_or("")
             .to_string();
 
-        println!("\nmail folders of {upn}:");
+        outln!("\nmail folders of {upn}:");
         let folders: Vec<Value> = graph
             .items(&format!("/users/{user}/mailFolders/delta"))
             .try_collect()
@@ -61,12 +61,12 @@ pub fn demo() -> anyhow::Result<()> {
                 .try_fold(0usize, |n, _| async move { Ok(n + 1) })
                 .await?;
             total += n;
-            println!(
+            outln!(
                 "  {:<28} {n:>4} messages",
                 f["displayName"].as_str().unwrap_or("")
             );
         }
-        println!("  {total} messages in all");
+        outln!("  {total} messages in all");
 
         let dir = std::env::temp_dir().join(format!("cairn-demo-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -78,7 +78,7 @@ pub fn demo() -> anyhow::Result<()> {
                     .await??,
             )
         };
-        println!("\nrepository created at {path}");
+        outln!("\nrepository created at {path}");
 
         let catalog = Arc::new(cairn_catalog::SqliteCatalog::open(&dir.join("catalog.db"))?);
         let engine = Arc::new(cairn_backup::Engine::new(
@@ -92,11 +92,11 @@ pub fn demo() -> anyhow::Result<()> {
         let targets: Vec<cairn_backup::Target> =
             engine.users(&[]).await?.into_iter().take(3).collect();
         let first = engine.run(targets.clone()).await;
-        println!(
+        outln!(
             "\nfull backup of {} users (mail, calendars, contacts, OneDrive):",
             targets.len()
         );
-        print_job(&first);
+        print_job(&first)?;
         let mutated: Value = reqwest::Client::new()
             .post(format!("{}/_sim/mutate", server.url()))
             .json(
@@ -107,13 +107,13 @@ pub fn demo() -> anyhow::Result<()> {
             .await?
             .json()
             .await?;
-        println!(
+        outln!(
             "\n{upn} changes {} items (new mail, flags, moves, deletions, files, events, contacts)",
             mutated["applied"].as_array().map(Vec::len).unwrap_or(0)
         );
         let second = engine.run(targets.clone()).await;
-        println!("incremental backup:");
-        print_job(&second);
+        outln!("incremental backup:");
+        print_job(&second)?;
         anyhow::ensure!(
             first.failed() + second.failed() == 0,
             "a resource failed: see the report above"
@@ -125,10 +125,10 @@ pub fn demo() -> anyhow::Result<()> {
             .and_then(|r| r.snapshot.clone())
             .context("no restore point for the first user")?;
 
-        println!("\nrestore points:");
+        outln!("\nrestore points:");
         let r = repo.clone();
         for s in tokio::task::spawn_blocking(move || r.snapshots()).await?? {
-            println!(
+            outln!(
                 "  {}  {}  {:<36} {} files",
                 &s.id[..8],
                 s.time.format("%Y-%m-%d %H:%M:%S"),
@@ -159,7 +159,7 @@ pub fn demo() -> anyhow::Result<()> {
         })
         .await??;
         let ok = hex::encode(sha2::Sha256::digest(&bytes)) == file["sha256"].as_str().unwrap_or("");
-        println!(
+        outln!(
             "\nrestored {rel} ({} bytes): {}",
             bytes.len(),
             if ok {
@@ -176,7 +176,7 @@ pub fn demo() -> anyhow::Result<()> {
             .await?
             .json()
             .await?;
-        println!(
+        outln!(
             "simulator: {} requests, {} throttled; Graph client: {} requests",
             stats["requests_total"],
             stats["throttled_total"],
@@ -205,7 +205,9 @@ async fn delete_and_restore_a_message(
         anyhow::Ok(reqwest::get(url).await?.json::<Vec<Value>>().await?)
     };
     let url = format!("{}/_sim/manifest?resource={user}", server.url());
-    let res = catalog.resource("contoso", upn)?.id;
+    let res = catalog
+        .resource("contoso", cairn_catalog::ResourceKind::User, upn)?
+        .id;
     let seq = catalog.points(res)?.last().context("no restore point")?.seq;
     let mut found = None;
     catalog.for_each_at(res, seq, "mail/Inbox/", &mut |row| {
@@ -223,11 +225,12 @@ async fn delete_and_restore_a_message(
     graph
         .delete(&format!("/users/{user}/messages/{}", row.item))
         .await?;
-    println!(
+    outln!(
         "\n{upn} deletes the message \"{}\" from the Inbox",
         row.subject.as_deref().unwrap_or("(no subject)")
     );
-    let restorer = cairn_restore::Restorer::new(graph.clone(), repo.clone(), catalog.clone());
+    let restorer =
+        cairn_restore::Restorer::new("contoso", graph.clone(), repo.clone(), catalog.clone());
     let mut sel = cairn_restore::Selection::new(upn);
     sel.paths = vec![row.path.clone()];
     let report = restorer
@@ -237,7 +240,7 @@ async fn delete_and_restore_a_message(
     let back = after
         .iter()
         .any(|e| e["kind"] == "message" && e["sha256"] == sha.as_str());
-    println!(
+    outln!(
         "cairn restore {upn} {}: {} restored, {} skipped → {}",
         row.path,
         report.restored,
@@ -252,10 +255,10 @@ async fn delete_and_restore_a_message(
 }
 
 /// One line per resource: what the run found and fetched.
-fn print_job(r: &cairn_backup::JobReport) {
+fn print_job(r: &cairn_backup::JobReport) -> anyhow::Result<()> {
     for res in &r.resources {
         match &res.snapshot {
-            Some(s) => println!(
+            Some(s) => outln!(
                 "  {:<36} {:>5} items  +{} ~{} -{}  fetched {:>4} ({:.1} MB)  → restore point {}",
                 res.resource,
                 res.items,
@@ -266,15 +269,18 @@ fn print_job(r: &cairn_backup::JobReport) {
                 res.fetched_bytes as f64 / 1e6,
                 &s[..8]
             ),
-            None => println!(
+            None => outln!(
                 "  {:<36} no restore point: {}",
                 res.resource,
                 res.error.as_deref().unwrap_or("nothing to back up")
             ),
         }
     }
-    println!(
+    outln!(
         "  {} requests to Graph, {} throttled, {:.1} s",
-        r.requests, r.throttled, r.seconds
+        r.requests,
+        r.throttled,
+        r.seconds
     );
+    Ok(())
 }

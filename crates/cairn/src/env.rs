@@ -44,6 +44,13 @@ pub const CAIRN_LOGIN_URL: &str = "CAIRN_LOGIN_URL";
 #[allow(dead_code, reason = "sim.rs still spells it out")]
 pub const CAIRN_SIM_CLIENT_SECRET: &str = "CAIRN_SIM_CLIENT_SECRET";
 
+/// S3 credentials of the repository (as the AWS tools read them).
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+/// Region of the S3 bucket (`AWS_DEFAULT_REGION` first, as before).
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+pub const AWS_REGION: &str = "AWS_REGION";
+
 /// Base of the configuration directory (XDG Base Directory).
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 /// Base of the cache directory (XDG Base Directory).

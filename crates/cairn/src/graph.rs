@@ -77,11 +77,11 @@ pub fn run(args: GraphArgs, config: Option<&Path>) -> anyhow::Result<()> {
             if a.all {
                 let mut items = Box::pin(client.items(&a.path));
                 while let Some(item) = items.next().await {
-                    println!("{}", serde_json::to_string(&item?)?);
+                    outln!("{}", serde_json::to_string(&item?)?);
                 }
             } else {
                 let v = client.get(&a.path).await?;
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             }
             Ok(())
         }),

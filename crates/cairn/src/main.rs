@@ -2,6 +2,15 @@
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that hands a failed write back as an error instead of panicking: when stdout
+/// is a pipe closed early (`cairn snapshots | head -1`), `main` exits quietly on it.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod backup_cmd;
 mod bench;
 mod browse;
@@ -105,6 +114,8 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of our output went away (`| head`): nothing more to say, as ripgrep.
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             match e.downcast_ref::<cairn_graph::GraphError>() {
@@ -144,4 +155,11 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

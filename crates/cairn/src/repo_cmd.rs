@@ -47,8 +47,8 @@ pub struct SnapshotsArgs {
     /// Only this resource (user, group or site).
     #[arg(long)]
     resource: Option<String>,
-    /// Only the resources of this tenant.
-    #[arg(long)]
+    /// Only the resources of this tenant (its name in the configuration).
+    #[arg(long, env = env::CAIRN_TENANT, value_name = "NAME")]
     tenant: Option<String>,
     /// Only restore points taken on or after this date (2026-03-01, 2026-03-01T10:15, RFC 3339).
     #[arg(long, value_name = "DATE", value_parser = crate::browse::start_time)]
@@ -97,6 +97,12 @@ pub struct ForgetArgs {
     /// A resource (or restore point id) under legal hold: never forgotten. Repeatable.
     #[arg(long = "hold")]
     holds: Vec<String>,
+    /// Apply the rule to this tenant's restore points only (its name in the configuration).
+    #[arg(long, env = env::CAIRN_TENANT, value_name = "NAME")]
+    tenant: Option<String>,
+    /// Apply the rule to this resource's restore points only.
+    #[arg(long, value_name = "NAME")]
+    resource: Option<String>,
     /// Show what would be forgotten.
     #[arg(long)]
     dry_run: bool,
@@ -124,7 +130,7 @@ pub fn init(a: InitArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let location = cfg.repository(&a.repo)?;
     Repo::init(a.repo.options(&cfg)?)?;
-    println!("created repository at {location}");
+    outln!("created repository at {location}");
     eprintln!("keep the password safe: without it the backups cannot be read");
     if !a.no_config && cfg.file().repository.is_none() {
         let recorded = config::absolute_location(&location)?;
@@ -150,7 +156,7 @@ pub fn init(a: InitArgs, config: Option<&Path>) -> anyhow::Result<()> {
         } else {
             "repository"
         };
-        println!(
+        outln!(
             "recorded the {what} in {}: later commands need no --repo",
             cfg.path().display()
         );
@@ -177,15 +183,19 @@ pub fn snapshots(a: SnapshotsArgs, config: Option<&Path>) -> anyhow::Result<()> 
         .filter(|s| a.since.is_none_or(|t| s.time >= t) && a.until.is_none_or(|t| s.time <= t))
         .collect();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&snaps)?);
+        outln!("{}", serde_json::to_string_pretty(&snaps)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<10} {:<20} {:<12} {:<32} {:>8}",
-        "ID", "TIME", "TENANT", "RESOURCE", "ITEMS"
+        "ID",
+        "TIME",
+        "TENANT",
+        "RESOURCE",
+        "ITEMS"
     );
     for s in &snaps {
-        println!(
+        outln!(
             "{:<10} {:<20} {:<12} {:<32} {:>8}",
             &s.id[..8.min(s.id.len())],
             s.time.format("%Y-%m-%d %H:%M:%S"),
@@ -194,7 +204,7 @@ pub fn snapshots(a: SnapshotsArgs, config: Option<&Path>) -> anyhow::Result<()> 
             s.files_new + s.files_changed + s.files_unmodified
         );
     }
-    println!("{} restore points", snaps.len());
+    outln!("{} restore points", snaps.len());
     Ok(())
 }
 
@@ -214,10 +224,10 @@ fn snapshots_from_catalog(
     };
     let rows = view::rows(cat, &filter, Some(&ids))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    view::print(&rows);
+    view::print(&rows)?;
     let known: std::collections::HashSet<&str> = rows.iter().map(|r| r.snapshot.as_str()).collect();
     let others = in_repo
         .iter()
@@ -255,20 +265,31 @@ pub fn check(a: CheckArgs, config: Option<&Path>) -> anyhow::Result<()> {
             report.errors.len()
         );
     }
-    println!("no errors were found");
+    outln!("no errors were found");
     Ok(())
 }
 
 pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
-    let rule = ForgetRule {
+    let mut rule = ForgetRule {
         keep_last: a.keep_last,
         keep_daily: a.keep_daily,
         keep_weekly: a.keep_weekly,
         keep_monthly: a.keep_monthly,
         keep_yearly: a.keep_yearly,
         keep_within: a.keep_within_days.map(|d| chrono::Duration::days(d as i64)),
+        only_tenant: a.tenant.clone(),
+        only_resource: a.resource.clone(),
     };
+    // A resource is named as everywhere else: through the catalog's resolver, which knows
+    // its tenant (and refuses a name several tenants have).
+    if let Some(name) = &a.resource
+        && let Some(cat) = crate::browse::existing_catalog(&cfg, &a.repo)?
+    {
+        let r = crate::browse::resolve_resource(&cat, name, a.tenant.as_deref())?;
+        rule.only_tenant = Some(r.tenant);
+        rule.only_resource = Some(r.name);
+    }
     let holds: Vec<LegalHold> = a
         .holds
         .iter()
@@ -292,7 +313,7 @@ pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
         }
     }
     for s in &report.removed {
-        println!(
+        outln!(
             "{verb} {} {} {}",
             &s.id[..8],
             s.time.format("%Y-%m-%d %H:%M"),
@@ -300,14 +321,14 @@ pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
         );
     }
     for s in &report.held {
-        println!(
+        outln!(
             "held   {} {} {} (legal hold)",
             &s.id[..8],
             s.time.format("%Y-%m-%d %H:%M"),
             s.label
         );
     }
-    println!(
+    outln!(
         "{} kept, {} {verb}, {} held",
         report.kept.len(),
         report.removed.len(),
@@ -315,7 +336,7 @@ pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
     );
     if a.prune && !a.dry_run {
         let n = repo.prune()?;
-        println!("pruned: {n} packs deleted");
+        outln!("pruned: {n} packs deleted");
     }
     Ok(())
 }
@@ -323,7 +344,7 @@ pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
 pub fn prune(a: PruneArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let n = a.repo.open(&cfg)?.prune()?;
-    println!("pruned: {n} packs deleted");
+    outln!("pruned: {n} packs deleted");
     Ok(())
 }
 
@@ -338,7 +359,7 @@ pub fn copy(a: CopyArgs, config: Option<&Path>) -> anyhow::Result<()> {
     opts.location = cairn_repo::Location::parse(&a.to)?;
     let dst = Repo::open(opts).with_context(|| format!("opening the copy at {}", a.to))?;
     let n = src.copy_to(&dst)?;
-    println!("copied {n} restore points to {}", a.to);
+    outln!("copied {n} restore points to {}", a.to);
     Ok(())
 }
 
@@ -362,7 +383,7 @@ pub fn repair(a: RepairArgs, config: Option<&Path>) -> anyhow::Result<()> {
         "index" => repo.repair_index(a.dry_run)?,
         _ => repo.repair_snapshots(a.dry_run)?,
     }
-    println!(
+    outln!(
         "repair {} done{}",
         a.what,
         if a.dry_run { " (dry run)" } else { "" }

@@ -1,13 +1,13 @@
 //! `cairn restore`: items of a restore point back into Microsoft 365, to where they were,
 //! to a folder beside them, or to another user; progress on stderr, the report on stdout.
 
-use crate::config::{Settings, UserError};
+use crate::config::{Config, Settings, UserError};
 use crate::graph::TenantFlags;
 use crate::local::LocalState;
 use crate::repo_cmd::RepoArgs;
 use cairn_restore::{
-    Collision, Done, Outcome, Progress, RestoreError, RestoreOptions, RestoreReport, RestoreTarget,
-    Restorer, Selection, split_resource,
+    Collision, Done, Outcome, PointSel, Progress, RestoreError, RestoreOptions, RestoreReport,
+    RestoreTarget, Restorer, Selection,
 };
 use clap::Args;
 use futures::StreamExt;
@@ -92,33 +92,43 @@ pub fn run(a: RestoreArgs, config: Option<&Path>) -> anyhow::Result<()> {
                 .hint("policies are skip, overwrite and keep-both"),
         )
     })?;
-    let (resource, point) = split_resource(&a.resource);
-    let sel = Selection {
-        resource,
-        point,
-        paths: a.paths.clone(),
-    };
     let opts = RestoreOptions {
         target,
         collision,
         concurrency: a.concurrency.max(1),
     };
-    let settings = Settings::resolve(config, &a.repo, &a.tenant, a.cache_dir.as_deref())?;
-    let local = LocalState::new(&settings.cache_dir, &settings.repository);
+    let cfg = Config::load(config)?;
+    let repository = cfg.repository(&a.repo)?;
+    let local = LocalState::new(&cfg.cache_dir(a.cache_dir.as_deref())?, &repository);
     if !local.catalog.exists() {
         return Err(UserError::new(format!(
-            "no catalog for repository {} on this machine",
-            settings.repository
+            "no catalog for repository {repository} on this machine"
         ))
         .hint("back up into this repository from this machine first (`cairn backup`)")
         .into());
     }
-    let repo = Arc::new(cairn_repo::Repo::open(settings.repo.clone())?);
     let catalog = Arc::new(local.open_catalog()?);
+    // Items go back into the tenant they were backed up from, never another one. Without
+    // --tenant and with several tenants configured, the resource's name tells which, when
+    // only one tenant has it (else the error lists the tenants that do).
+    let mut flags = a.tenant.clone();
+    if flags.tenant.is_none() && flags.tenant_id.is_none() && cfg.tenant_names().len() > 1 {
+        let found = crate::browse::select(&*catalog, &a.resource, None)?;
+        flags.tenant = Some(found.resource.tenant);
+    }
+    let settings = Settings::resolve(config, &a.repo, &flags, a.cache_dir.as_deref())?;
+    let tenant = settings.tenant_key();
+    let found = crate::browse::select(&*catalog, &a.resource, Some(&tenant))?;
+    let sel = Selection {
+        resource: found.resource.name,
+        point: PointSel::Seq(found.point.seq),
+        paths: a.paths.clone(),
+    };
+    let repo = Arc::new(cairn_repo::Repo::open(settings.repo.clone())?);
     let graph = Arc::new(settings.graph);
     let show_bar = !a.no_progress && std::io::stderr().is_terminal();
     let bars = Arc::new(Bars::new(show_bar));
-    let restorer = Restorer::new(graph, repo, catalog).with_progress(bars.clone());
+    let restorer = Restorer::new(&tenant, graph, repo, catalog).with_progress(bars.clone());
 
     if a.dry_run {
         let mut plan = restorer.plan(&sel, &opts).map_err(user_facing)?;
@@ -160,9 +170,9 @@ pub fn run(a: RestoreArgs, config: Option<&Path>) -> anyhow::Result<()> {
         r.map_err(user_facing)
     })?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&report);
+        print_report(&report)?;
     }
     match report.failed_total {
         0 => Ok(()),
@@ -172,20 +182,20 @@ pub fn run(a: RestoreArgs, config: Option<&Path>) -> anyhow::Result<()> {
     }
 }
 
-fn print_report(r: &RestoreReport) {
+fn print_report(r: &RestoreReport) -> anyhow::Result<()> {
     for o in &r.failed {
-        println!("failed   {}: {}", o.path, o.detail);
+        outln!("failed   {}: {}", o.path, o.detail);
     }
     for o in &r.skipped {
-        println!("skipped  {}: {}", o.path, o.detail);
+        outln!("skipped  {}: {}", o.path, o.detail);
     }
     if r.skipped_total > r.skipped.len() as u64 {
-        println!(
+        outln!(
             "… and {} more skipped",
             r.skipped_total - r.skipped.len() as u64
         );
     }
-    println!(
+    outln!(
         "{} restore point {} ({}) to {}: {} restored ({} overwritten, {} kept beside), {} skipped, {} failed; {:.1} MB sent in {:.1} s, {} requests",
         r.resource,
         r.point,
@@ -200,6 +210,7 @@ fn print_report(r: &RestoreReport) {
         r.seconds,
         r.requests
     );
+    Ok(())
 }
 
 /// A spinner with counters on a terminal; failures logged as they happen.

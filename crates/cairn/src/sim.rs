@@ -199,7 +199,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
                 let server = SimServer::start(cfg, a.listen)
                     .await
                     .with_context(|| format!("starting the simulator on {}", a.listen))?;
-                print_banner(&server);
+                print_banner(&server)?;
                 tokio::signal::ctrl_c().await?;
                 eprintln!("stopping");
                 server.stop().await;
@@ -223,7 +223,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
                 if !status.is_success() {
                     anyhow::bail!("the simulator answered {status}: {text}");
                 }
-                println!("{text}");
+                outln!("{text}");
                 Ok(())
             })
         }
@@ -231,24 +231,26 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
 }
 
 /// What a new user needs to point Cairn (or any Graph client) at the simulator.
-pub fn print_banner(server: &SimServer) {
+pub fn print_banner(server: &SimServer) -> anyhow::Result<()> {
     let cfg = &server.sim.cfg;
     let url = server.url();
-    println!("cairn-sim serving a simulated Microsoft 365 tenant");
-    println!("  graph url    {url}   (Graph v1.0 at {url}/v1.0)");
-    println!(
+    outln!("cairn-sim serving a simulated Microsoft 365 tenant");
+    outln!("  graph url    {url}   (Graph v1.0 at {url}/v1.0)");
+    outln!(
         "  login url    {url}   (token endpoint {url}/{}/oauth2/v2.0/token)",
         cfg.tenant_id
     );
-    println!("  tenant id    {}", cfg.tenant_id);
-    println!("  client id    {}", cfg.client_id);
-    println!(
+    outln!("  tenant id    {}", cfg.tenant_id);
+    outln!("  client id    {}", cfg.client_id);
+    outln!(
         "  users        {}  (seed {})",
-        cfg.tenant.users, cfg.tenant.seed
+        cfg.tenant.users,
+        cfg.tenant.seed
     );
-    println!(
+    outln!(
         "  admin        {url}/_sim/stats, {url}/_sim/manifest?resource=ID, POST {url}/_sim/mutate"
     );
+    Ok(())
 }
 
 /// Prints the generated tenant.
@@ -256,17 +258,17 @@ pub fn info(t: &TenantArgs) -> anyhow::Result<()> {
     let tenant = Tenant::new(t.spec());
     for i in 0..t.users {
         if let Some(u) = tenant.user(i) {
-            println!("user  {}  {}  {:?}", u.id, u.upn, u.kind);
+            outln!("user  {}  {}  {:?}", u.id, u.upn, u.kind);
         }
     }
     for i in 0..t.groups {
         if let Some(g) = tenant.group(i) {
-            println!("group {}  {}", g.id, g.display_name);
+            outln!("group {}  {}", g.id, g.display_name);
         }
     }
     for n in tenant.all_sites() {
         if let Some(s) = tenant.site(n) {
-            println!("site  {}  {}", s.id, s.web_url);
+            outln!("site  {}  {}", s.id, s.web_url);
         }
     }
     Ok(())

@@ -170,7 +170,7 @@ fn add(a: AddArgs, cfg: &Config) -> anyhow::Result<()> {
         tenants.insert(&a.name, toml_edit::Item::Table(entry_table(&entry)));
         Ok(())
     })?;
-    println!("added tenant {} to {}", a.name, cfg.path().display());
+    outln!("added tenant {} to {}", a.name, cfg.path().display());
     Ok(())
 }
 
@@ -245,7 +245,7 @@ fn list(a: ListArgs, cfg: &Config) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     if tenants.is_empty() {
@@ -255,12 +255,15 @@ fn list(a: ListArgs, cfg: &Config) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<16} {:<38} {:<38} {:<12} GRAPH URL",
-        "NAME", "TENANT ID", "CLIENT ID", "CREDENTIAL"
+        "NAME",
+        "TENANT ID",
+        "CLIENT ID",
+        "CREDENTIAL"
     );
     for (name, t) in tenants {
-        println!(
+        outln!(
             "{:<16} {:<38} {:<38} {:<12} {}",
             name,
             t.tenant_id,
@@ -295,6 +298,6 @@ fn remove(a: RemoveArgs, cfg: &Config) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    println!("removed tenant {} from {}", a.name, cfg.path().display());
+    outln!("removed tenant {} from {}", a.name, cfg.path().display());
     Ok(())
 }

@@ -152,7 +152,11 @@ pub fn restore_point(
     resource: &str,
     seq: i64,
 ) -> BTreeMap<String, (String, String)> {
-    let res = setup.catalog.resource("contoso", resource).unwrap().id;
+    let res = setup
+        .catalog
+        .resource("contoso", cairn_catalog::ResourceKind::User, resource)
+        .unwrap()
+        .id;
     let points = setup.catalog.points(res).unwrap();
     let snap = points
         .iter()
@@ -235,7 +239,11 @@ async fn a_user_backup_equals_the_manifest_and_incrementals_fetch_only_changes()
     report_ok(&first);
     let r1 = &first.resources[0];
     assert!(r1.skipped.is_empty(), "{:?}", r1.skipped);
-    let res = setup.catalog.resource("contoso", &user.name).unwrap().id;
+    let res = setup
+        .catalog
+        .resource("contoso", cairn_catalog::ResourceKind::User, &user.name)
+        .unwrap()
+        .id;
     let mut recoverable = 0;
     setup
         .catalog
@@ -314,7 +322,11 @@ async fn a_user_backup_equals_the_manifest_and_incrementals_fetch_only_changes()
     let after = stats(&sim).await;
     let requests =
         after["requests_total"].as_u64().unwrap() - before["requests_total"].as_u64().unwrap();
-    let res = setup.catalog.resource("contoso", &user.name).unwrap().id;
+    let res = setup
+        .catalog
+        .resource("contoso", cairn_catalog::ResourceKind::User, &user.name)
+        .unwrap()
+        .id;
     let scopes = setup.catalog.scopes(res).unwrap().len() as u64;
     assert!(
         requests <= 2 * scopes + 4,
@@ -471,7 +483,11 @@ async fn a_renamed_folder_takes_its_files_along_and_empty_folders_are_kept() {
         .json()
         .await
         .unwrap();
-    let res = setup.catalog.resource("contoso", &user.name).unwrap().id;
+    let res = setup
+        .catalog
+        .resource("contoso", cairn_catalog::ResourceKind::User, &user.name)
+        .unwrap()
+        .id;
     let mut paths = BTreeMap::new();
     setup
         .catalog
@@ -542,7 +558,11 @@ async fn file_permissions_are_recorded_and_earlier_versions_kept_when_asked() {
     assert!(!shared.is_empty());
     report_ok(&engine.run(vec![user.clone()]).await);
     let after = restore_point(&setup, &user.name, 2);
-    let res = setup.catalog.resource("contoso", &user.name).unwrap().id;
+    let res = setup
+        .catalog
+        .resource("contoso", cairn_catalog::ResourceKind::User, &user.name)
+        .unwrap()
+        .id;
     let mut items = Vec::new();
     setup
         .catalog

@@ -27,7 +27,10 @@ struct PointView {
 }
 
 fn view(c: &SqliteCatalog, resource: &str) -> Vec<PointView> {
-    let res = c.resource("contoso", resource).unwrap().id;
+    let res = c
+        .resource("contoso", cairn_catalog::ResourceKind::User, resource)
+        .unwrap()
+        .id;
     c.points(res)
         .unwrap()
         .into_iter()
@@ -63,7 +66,10 @@ fn view(c: &SqliteCatalog, resource: &str) -> Vec<PointView> {
 
 /// Message id → recipients, in a restore point.
 fn recipients(c: &SqliteCatalog, resource: &str, seq: i64) -> BTreeMap<String, Option<String>> {
-    let res = c.resource("contoso", resource).unwrap().id;
+    let res = c
+        .resource("contoso", cairn_catalog::ResourceKind::User, resource)
+        .unwrap()
+        .id;
     let mut out = BTreeMap::new();
     c.for_each_at(res, seq, "mail/", &mut |r| {
         out.insert(r.item, r.recipients);
@@ -150,7 +156,11 @@ async fn a_lost_catalog_is_rebuilt_from_the_repository_and_backups_carry_on() {
     };
     // Drafts are fetched again after a rebuild: their content may change under the same
     // time, and the version marker that would tell is not in the repository.
-    let res = setup.catalog.resource("contoso", &user.name).unwrap().id;
+    let res = setup
+        .catalog
+        .resource("contoso", cairn_catalog::ResourceKind::User, &user.name)
+        .unwrap()
+        .id;
     let mut drafts = 0u64;
     setup
         .catalog

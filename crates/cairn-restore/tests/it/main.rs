@@ -89,7 +89,12 @@ impl Setup {
     }
 
     fn restorer(&self) -> Restorer {
-        Restorer::new(self.graph.clone(), self.repo.clone(), self.catalog.clone())
+        Restorer::new(
+            "contoso",
+            self.graph.clone(),
+            self.repo.clone(),
+            self.catalog.clone(),
+        )
     }
 
     async fn backup(&self, t: &Target) {
@@ -124,7 +129,11 @@ impl Setup {
     /// The message sidecars of a restore point by internetMessageId: what a restore must
     /// bring back besides the MIME.
     fn mail_state(&self, user: &str, seq: i64) -> BTreeMap<String, Value> {
-        let res = self.catalog.resource("contoso", user).unwrap().id;
+        let res = self
+            .catalog
+            .resource("contoso", cairn_catalog::ResourceKind::User, user)
+            .unwrap()
+            .id;
         let mut out = BTreeMap::new();
         self.catalog
             .for_each_at(res, seq, "mail/", &mut |r| {
@@ -146,7 +155,11 @@ impl Setup {
     }
 
     fn points(&self, user: &str) -> i64 {
-        let res = self.catalog.resource("contoso", user).unwrap().id;
+        let res = self
+            .catalog
+            .resource("contoso", cairn_catalog::ResourceKind::User, user)
+            .unwrap()
+            .id;
         self.catalog.points(res).unwrap().len() as i64
     }
 }
@@ -388,7 +401,11 @@ async fn collision_policies_skip_overwrite_and_keep_both() {
     let before = manifest(&sim, &user.id).await;
 
     // One file changes after the backup.
-    let res = setup.catalog.resource("contoso", &user.name).unwrap().id;
+    let res = setup
+        .catalog
+        .resource("contoso", cairn_catalog::ResourceKind::User, &user.name)
+        .unwrap()
+        .id;
     let mut file = None;
     setup
         .catalog

@@ -116,7 +116,7 @@ pub fn run(b: &BackupBench) -> anyhow::Result<()> {
         );
         rows.push((mail, configuration(b, mail)?));
     }
-    print_tables(b, &rows);
+    print_tables(b, &rows)?;
     Ok(())
 }
 
@@ -331,7 +331,7 @@ fn worker(b: &BackupBench, url: &str) -> anyhow::Result<()> {
                     r.error.as_deref().unwrap_or("")
                 );
             }
-            println!("{}", serde_json::to_string(&phase)?);
+            outln!("{}", serde_json::to_string(&phase)?);
         }
         anyhow::Ok(())
     });
@@ -397,8 +397,8 @@ fn cpu_of(pid: &str) -> f64 {
     super::proc_cpu(&format!("/proc/{pid}/stat"), &[11, 12])
 }
 
-fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
-    println!(
+fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) -> anyhow::Result<()> {
+    outln!(
         "\n{} users, {} files per drive, latency {} ms, throttling {}, parallel {}, archives {}, per resource {}\n",
         b.users,
         b.files_per_drive,
@@ -411,7 +411,7 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
         b.archives,
         b.per_resource
     );
-    println!(
+    outln!(
         "| {:<11} | {:>5} | {:>5} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>8} | {:>7} | {:>5} | {:>8} | {:>8} | {:>11} |",
         "run",
         "users",
@@ -428,9 +428,22 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
         "vs ideal",
         "vs complete"
     );
-    println!(
+    outln!(
         "|{:-<13}|{:->7}|{:->7}|{:->9}|{:->9}|{:->9}|{:->10}|{:->8}|{:->10}|{:->9}|{:->7}|{:->10}|{:->10}|{:->13}|",
-        "", "", "", "", "", "", "", "", "", "", "", "", "", ""
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        ""
     );
     for (mail, phases) in rows {
         for p in phases {
@@ -442,7 +455,7 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
                     "-".into()
                 }
             };
-            println!(
+            outln!(
                 "| {:<11} | {:>5} | {:>5} | {:>7} | {:>7.1} | {:>7.1} | {:>8.1} | {:>6.2} | {:>8} | {:>7.1} | {:>5} | {:>5} MB | {:>8} | {:>11} |",
                 p.name,
                 b.users,
@@ -461,8 +474,8 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
             );
         }
     }
-    println!("\nWhere the time went (resource-seconds summed over resources; CPU seconds):\n");
-    println!(
+    outln!("\nWhere the time went (resource-seconds summed over resources; CPU seconds):\n");
+    outln!(
         "| {:<11} | {:>5} | {:>10} | {:>8} | {:>9} | {:>10} | {:>10} | {:>10} | {:>7} | {:>6} |",
         "run",
         "mail",
@@ -475,13 +488,22 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
         "fetched",
         "failed"
     );
-    println!(
+    outln!(
         "|{:-<13}|{:->7}|{:->12}|{:->10}|{:->11}|{:->12}|{:->12}|{:->12}|{:->9}|{:->8}|",
-        "", "", "", "", "", "", "", "", "", ""
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        ""
     );
     for (mail, phases) in rows {
         for p in phases {
-            println!(
+            outln!(
                 "| {:<11} | {:>5} | {:>10.1} | {:>8.1} | {:>9.1} | {:>10.1} | {:>10.1} | {:>10.1} | {:>7} | {:>6} |",
                 p.name,
                 mail,
@@ -496,4 +518,5 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) {
             );
         }
     }
+    Ok(())
 }

@@ -96,7 +96,7 @@ pub fn run(b: &RestoreBench) -> anyhow::Result<()> {
         let requests0 = graph.requests();
         let start = Instant::now();
         let restores = users.iter().map(|u| {
-            let restorer = Restorer::new(graph.clone(), repo.clone(), catalog.clone());
+            let restorer = Restorer::new("bench", graph.clone(), repo.clone(), catalog.clone());
             let sel = Selection::new(&u.name);
             let opts = RestoreOptions {
                 target: RestoreTarget::Folder(None),
@@ -127,11 +127,11 @@ pub fn run(b: &RestoreBench) -> anyhow::Result<()> {
                 .min(limits.mailbox_concurrency as f64 / (b.latency_ms.max(1) as f64 / 1000.0))
         };
         let per_mailbox = requests as f64 / secs / mailboxes.max(1) as f64;
-        println!(
+        outln!(
             "| users | items | MB | seconds | items/s | MB/s | requests/item | 429s | req/s per mailbox | limit | share of limit |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
-        println!(
+        outln!("|---|---|---|---|---|---|---|---|---|---|---|");
+        outln!(
             "| {} | {items} | {:.1} | {secs:.1} | {:.1} | {:.2} | {:.2} | {throttled} | {per_mailbox:.1} | {} | {} |",
             users.len(),
             bytes as f64 / 1e6,

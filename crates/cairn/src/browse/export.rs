@@ -76,7 +76,7 @@ pub struct ExportArgs {
     #[arg(long)]
     zip: bool,
     /// The tenant, when several have a resource of that name.
-    #[arg(long)]
+    #[arg(long, env = crate::env::CAIRN_TENANT, value_name = "NAME")]
     tenant: Option<String>,
     /// No progress lines on stderr.
     #[arg(long)]
@@ -203,9 +203,9 @@ pub fn run(a: ExportArgs, config: Option<&Path>) -> anyhow::Result<()> {
         );
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "exported {} items ({}) of {} restore point {} to {}",
             report.written,
             human_size(report.bytes),
@@ -214,12 +214,12 @@ pub fn run(a: ExportArgs, config: Option<&Path>) -> anyhow::Result<()> {
             report.output.display()
         );
         for f in &report.files {
-            println!("  {}  {} items", f.path, f.items);
+            outln!("  {}  {} items", f.path, f.items);
         }
         if !report.skipped.is_empty() {
-            println!("skipped {}:", report.skipped.len());
+            outln!("skipped {}:", report.skipped.len());
             for s in &report.skipped {
-                println!(
+                outln!(
                     "  {}: {}",
                     s.path.as_deref().or(s.item.as_deref()).unwrap_or("?"),
                     s.reason

@@ -23,7 +23,7 @@ pub struct FindArgs {
     #[arg(long = "resource", value_name = "NAME")]
     resources: Vec<String>,
     /// Only the resources of this tenant.
-    #[arg(long)]
+    #[arg(long, env = crate::env::CAIRN_TENANT, value_name = "NAME")]
     tenant: Option<String>,
     /// Sender address (or part of it).
     #[arg(long, value_name = "ADDR")]
@@ -56,14 +56,16 @@ pub struct FindArgs {
 pub fn run(a: FindArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let cat = super::catalog(&cfg, &a.repo)?;
+    let mut resources = Vec::new();
     for r in &a.resources {
-        super::resolve_resource(&cat, r, a.tenant.as_deref())?;
+        resources.push(super::resolve_resource(&cat, r, a.tenant.as_deref())?.id);
     }
     // The catalog matches one address against sender or recipients; the CLI narrows that
     // to the side asked for.
-    let post_filter = a.from.is_some() || a.to.is_some() || a.tenant.is_some();
+    let post_filter = a.from.is_some() || a.to.is_some();
     let q = Query {
-        resources: a.resources.clone(),
+        tenant: a.tenant.clone(),
+        resources,
         text: a.query.clone().filter(|t| !t.is_empty()),
         person: a.from.clone().or(a.to.clone()),
         after: a.after,
@@ -83,7 +85,6 @@ pub fn run(a: FindArgs, config: Option<&Path>) -> anyhow::Result<()> {
         .find(&q)?
         .into_iter()
         .filter(|h| contains(&h.row.sender, &a.from) && contains(&h.row.recipients, &a.to))
-        .filter(|h| a.tenant.as_ref().is_none_or(|t| &h.resource.tenant == t))
         .collect();
     let more = hits.len() as u64 > a.limit;
     // The latest point of each resource: a version still current is valid up to it.
@@ -131,7 +132,8 @@ pub fn run(a: FindArgs, config: Option<&Path>) -> anyhow::Result<()> {
             };
             writeln!(
                 out,
-                "{}  {}  {}  {}  [{points}{state}]",
+                "{}  {}  {}  {}  {}  [{points}{state}]",
+                h.resource.tenant,
                 h.resource.name,
                 h.row.path,
                 super::ls::title(&h.row),

@@ -30,7 +30,7 @@ pub struct LsArgs {
     #[arg(long, short = 'R')]
     recursive: bool,
     /// The tenant, when several have a resource of that name.
-    #[arg(long)]
+    #[arg(long, env = crate::env::CAIRN_TENANT, value_name = "NAME")]
     tenant: Option<String>,
     /// Machine-readable output: one JSON object.
     #[arg(long)]
@@ -121,8 +121,9 @@ pub fn run(a: LsArgs, config: Option<&Path>) -> anyhow::Result<()> {
     } else {
         writeln!(
             out,
-            "{} restore point {} ({} {}) {}",
+            "{} (tenant {}) restore point {} ({} {}) {}",
             sel.resource.name,
+            sel.resource.tenant,
             seq,
             short(&sel.point.snapshot),
             sel.point.time.format("%Y-%m-%d %H:%M:%S"),

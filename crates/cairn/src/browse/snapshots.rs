@@ -96,11 +96,23 @@ fn row(
     })
 }
 
-/// The table `cairn snapshots` prints.
-pub fn print(rows: &[Row]) {
-    println!(
-        "{:<32} {:>5} {:<10} {:<20} {:>8} {:>10}  CONTENT",
-        "RESOURCE", "POINT", "ID", "TIME", "ITEMS", "SIZE"
+/// The table `cairn snapshots` prints. Tenant and resource columns are as wide as their
+/// longest value (site URLs run long), so the columns after them stay aligned.
+pub fn print(rows: &[Row]) -> anyhow::Result<()> {
+    let width = |head: &str, f: &dyn Fn(&Row) -> usize| {
+        rows.iter().map(f).max().unwrap_or(0).max(head.len())
+    };
+    let tw = width("TENANT", &|r| r.tenant.chars().count());
+    let rw = width("RESOURCE", &|r| r.resource.chars().count());
+    outln!(
+        "{:<tw$} {:<rw$} {:>5} {:<10} {:<20} {:>8} {:>10}  CONTENT",
+        "TENANT",
+        "RESOURCE",
+        "POINT",
+        "ID",
+        "TIME",
+        "ITEMS",
+        "SIZE"
     );
     for r in rows {
         let content = r
@@ -109,8 +121,9 @@ pub fn print(rows: &[Row]) {
             .map(|(k, n)| format!("{n} {}", plural(k, *n)))
             .collect::<Vec<_>>()
             .join(", ");
-        println!(
-            "{:<32} {:>5} {:<10} {:<20} {:>8} {:>10}  {content}{}",
+        outln!(
+            "{:<tw$} {:<rw$} {:>5} {:<10} {:<20} {:>8} {:>10}  {content}{}",
+            r.tenant,
             r.resource,
             r.point,
             short(&r.snapshot),
@@ -124,12 +137,16 @@ pub fn print(rows: &[Row]) {
             }
         );
     }
-    let resources: HashSet<&str> = rows.iter().map(|r| r.resource.as_str()).collect();
-    println!(
+    let resources: HashSet<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.tenant.as_str(), r.resource.as_str()))
+        .collect();
+    outln!(
         "{} restore points of {} resources",
         rows.len(),
         resources.len()
     );
+    Ok(())
 }
 
 fn plural(kind: &str, n: u64) -> String {

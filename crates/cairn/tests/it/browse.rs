@@ -563,7 +563,10 @@ fn exports_equal_what_was_backed_up() {
         *per_calendar.entry(format!("{cal}.ics")).or_default() += 1;
     }
     let catalog = f.catalog();
-    let res = catalog.resource("contoso", user).unwrap().id;
+    let res = catalog
+        .resource("contoso", cairn_catalog::ResourceKind::User, user)
+        .unwrap()
+        .id;
     let mut rows: Vec<ItemRow> = Vec::new();
     catalog
         .for_each_at(res, 1, "", &mut |r| {
@@ -700,7 +703,10 @@ fn names_from_the_catalog_cannot_escape_the_output() {
     let user = f.user.as_str();
     // A version whose path climbs out, as a damaged or hostile catalog could hold.
     let catalog = f.catalog();
-    let res = catalog.resource("contoso", user).unwrap().id;
+    let res = catalog
+        .resource("contoso", cairn_catalog::ResourceKind::User, user)
+        .unwrap()
+        .id;
     let latest = catalog.points(res).unwrap().pop().unwrap();
     let mut any_file = None;
     catalog
@@ -776,4 +782,26 @@ fn names_from_the_catalog_cannot_escape_the_output() {
     ]);
     assert!(o.status.success());
     assert!(!f.dir.path().join("x").exists());
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    // `cairn snapshots | head -1`: the pipe closes before everything is written.
+    let f = Fixture::new(22, false);
+    for args in [&["snapshots"][..], &["ls", &f.user, "--recursive"]] {
+        let mut child = f
+            .cmd()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the command writes anything: every write to stdout fails.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.trim().is_empty(), "{args:?}: {err}");
+    }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 mod backup;
 mod browse;
 mod config;
+mod tenants;
 
 fn cairn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
