@@ -236,6 +236,9 @@ pub trait Catalog: Send + Sync {
     /// catalog, and versions valid in no remaining point go with them. Returns the number
     /// of points removed.
     fn forget_snapshots(&self, snapshots: &[String]) -> Result<u64>;
+    /// The repository rewrote snapshot `old` as `new` (a repair): the restore points it
+    /// held now read from `new`. Returns the number of points moved.
+    fn replace_snapshot(&self, old: &str, new: &str) -> Result<u64>;
     /// Items of a restore point whose path starts with `prefix`, in repository order.
     fn for_each_at(
         &self,

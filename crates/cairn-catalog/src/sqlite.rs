@@ -565,6 +565,16 @@ impl Catalog for SqliteCatalog {
         })
     }
 
+    fn replace_snapshot(&self, old: &str, new: &str) -> Result<u64> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE points SET snapshot=?2 WHERE snapshot=?1",
+                params![old, new],
+            )
+            .map(|n| n as u64)
+        })
+    }
+
     fn points(&self, res: i64) -> Result<Vec<Point>> {
         self.with(|c| {
             let mut st =

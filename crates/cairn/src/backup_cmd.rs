@@ -1,11 +1,10 @@
 //! `cairn backup`: a tenant's users, groups and sites into the repository, one restore
 //! point per resource, with progress on a terminal and a report at the end.
 
-use crate::config::{Settings, UserError};
 use crate::graph::TenantFlags;
-use crate::local::LocalState;
 use crate::repo_cmd::RepoArgs;
-use cairn_backup::{BackupOptions, Engine, JobReport, Progress, ResourceReport, Service, Target};
+use cairn_app::backup::{BackupProgress, BackupRequest, Scope};
+use cairn_backup::{JobReport, Progress, ResourceReport};
 use clap::Args;
 use indicatif::ProgressBar;
 use std::io::IsTerminal;
@@ -55,106 +54,28 @@ pub struct BackupArgs {
     no_progress: bool,
 }
 
-/// Parses `all` / `none` / a list.
-fn selection(v: &str) -> Option<Vec<String>> {
-    match v.trim() {
-        "all" | "" => Some(vec![]),
-        "none" => None,
-        list => Some(
-            list.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-        ),
-    }
-}
-
-/// `*` globbing, case-insensitive.
-fn matches(pattern: &str, name: &str) -> bool {
-    let (p, n) = (pattern.to_lowercase(), name.to_lowercase());
-    let parts: Vec<&str> = p.split('*').collect();
-    if parts.len() == 1 {
-        return p == n;
-    }
-    let mut rest = n.as_str();
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            match rest.strip_prefix(part) {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            match rest.find(part) {
-                Some(at) => rest = &rest[at + part.len()..],
-                None => return false,
-            }
-        }
-    }
-    true
-}
-
 pub fn run(a: BackupArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let services = match &a.services {
-        None => Service::ALL.to_vec(),
-        Some(list) => list
-            .iter()
-            .map(|s| {
-                Service::parse(s).ok_or_else(|| {
-                    anyhow::Error::from(
-                        UserError::new(format!("unknown service '{s}'"))
-                            .hint("services are mail, calendar, contacts, onedrive, sharepoint"),
-                    )
-                })
-            })
-            .collect::<anyhow::Result<_>>()?,
+    let ws = Arc::new(crate::config::workspace(
+        config,
+        &a.repo,
+        a.cache_dir.as_deref(),
+    )?);
+    tracing::debug!(config = %ws.config().path().display(), repository = %ws.repository(), "settings");
+    let req = BackupRequest {
+        users: Scope::parse(&a.users),
+        groups: Scope::parse(&a.groups),
+        sites: Scope::parse(&a.sites),
+        services: a.services.clone(),
+        exclude: a.exclude.clone(),
+        parallel: a.parallel,
+        archives: a.archives,
+        file_versions: a.file_versions,
     };
-    let settings = Settings::resolve(config, &a.repo, &a.tenant, a.cache_dir.as_deref())?;
-    tracing::debug!(config = %settings.config_path.display(), repository = %settings.repository, "settings");
-    let local = LocalState::new(&settings.cache_dir, &settings.repository);
-    let _lock = local.lock_for_backup()?;
-    let repo = Arc::new(cairn_repo::Repo::open(settings.repo.clone())?);
-    let catalog = Arc::new(local.open_catalog()?);
-    let tenant = settings.tenant_key();
-    let graph = Arc::new(settings.graph);
-    let mut opts = BackupOptions::new(local.spool.clone());
-    opts.services = services;
-    opts.parallel = a.parallel.max(1);
-    opts.archives = a.archives.max(1);
-    opts.file_versions = a.file_versions;
     let show_bar = !a.no_progress && std::io::stderr().is_terminal();
     let progress = Arc::new(Bars::new(show_bar));
-    let engine = Arc::new(Engine::new(
-        graph.clone(),
-        repo,
-        catalog,
-        &tenant,
-        opts,
-        progress.clone(),
-    ));
-    let report = crate::sim::runtime()?.block_on(async {
-        let mut targets: Vec<Target> = Vec::new();
-        if let Some(only) = selection(&a.users) {
-            targets.extend(engine.users(&only).await?);
-        }
-        if let Some(only) = selection(&a.groups) {
-            targets.extend(engine.groups(&only).await?);
-        }
-        if let Some(only) = selection(&a.sites) {
-            targets.extend(engine.sites(&only).await?);
-        }
-        targets.retain(|t| !a.exclude.iter().any(|p| matches(p, &t.name)));
-        if targets.is_empty() {
-            return Err(UserError::new("nothing to back up")
-                .hint("check --users, --groups, --sites and --exclude")
-                .into());
-        }
-        progress.begin(targets.len() as u64, graph.clone());
-        let report = engine.run(targets).await;
-        progress.end();
-        anyhow::Ok(report)
-    })?;
+    let tenant = a.tenant.overrides();
+    let report =
+        crate::sim::runtime()?.block_on(cairn_app::backup::backup(ws, &tenant, &req, progress))?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -246,17 +167,6 @@ impl Bars {
         }
     }
 
-    fn begin(&self, total: u64, graph: Arc<cairn_graph::GraphClient>) {
-        self.bar.set_length(total);
-        self.bar
-            .enable_steady_tick(std::time::Duration::from_millis(200));
-        *self.graph.lock().unwrap_or_else(|e| e.into_inner()) = Some(graph);
-    }
-
-    fn end(&self) {
-        self.bar.finish_and_clear();
-    }
-
     fn update(&self) {
         if !self.terminal {
             return;
@@ -277,6 +187,19 @@ impl Bars {
             bytes as f64 / 1e6,
             bytes as f64 / 1e6 / secs
         ));
+    }
+}
+
+impl BackupProgress for Bars {
+    fn planned(&self, total: u64, graph: &Arc<cairn_graph::GraphClient>) {
+        self.bar.set_length(total);
+        self.bar
+            .enable_steady_tick(std::time::Duration::from_millis(200));
+        *self.graph.lock().unwrap_or_else(|e| e.into_inner()) = Some(graph.clone());
+    }
+
+    fn done(&self) {
+        self.bar.finish_and_clear();
     }
 }
 
@@ -310,29 +233,5 @@ impl Progress for Bars {
         } else {
             tracing::info!("{line}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(matches("*@contractors.example", "a@Contractors.example"));
-        assert!(!matches("*@contractors.example", "a@contoso.example"));
-        assert!(matches("a*b*c", "axxbyyc"));
-        assert!(!matches("a*b*c", "axxbyy"));
-        assert!(matches("exact@x", "EXACT@x"));
-    }
-
-    #[test]
-    fn selections() {
-        assert_eq!(selection("all"), Some(vec![]));
-        assert_eq!(selection("none"), None);
-        assert_eq!(
-            selection("a@x, b@x"),
-            Some(vec!["a@x".to_string(), "b@x".to_string()])
-        );
     }
 }

@@ -1,11 +1,8 @@
 //! `cairn catalog rebuild`: the local catalog recreated from the repository, for when it is
 //! lost (a new machine, a deleted cache) or damaged.
 
-use crate::config::{Config, UserError};
-use crate::local::LocalState;
 use crate::repo_cmd::RepoArgs;
 use cairn_backup::{RebuildProgress, RebuildReport, RebuiltResource};
-use cairn_catalog::Catalog;
 use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
 use std::io::IsTerminal;
@@ -51,34 +48,20 @@ pub fn run(a: CatalogArgs, config: Option<&Path>) -> anyhow::Result<()> {
 }
 
 fn rebuild(a: RebuildArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    let repository = cfg.repository(&a.repo)?;
-    let local = LocalState::new(&cfg.cache_dir(a.cache_dir.as_deref())?, &repository);
-    let repo = cairn_repo::Repo::open(cfg.repo_options(&a.repo)?)?;
-    if local.catalog.exists() {
-        let held = local.open_catalog()?.resources()?.len();
-        if held > 0 {
-            if !a.force {
-                return Err(UserError::new(format!(
-                    "the catalog {} already holds {held} resources",
-                    local.catalog.display()
-                ))
-                .hint("give --force to move it aside and rebuild it from the repository")
-                .into());
-            }
-            let aside = move_aside(&local.catalog)?;
-            eprintln!("the previous catalog is kept as {}", aside.display());
-        }
-    }
-    let catalog = local.open_catalog()?;
+    let ws = crate::config::workspace(config, &a.repo, a.cache_dir.as_deref())?;
     let show_bar = !a.no_progress && std::io::stderr().is_terminal();
     let progress = Bar::new(show_bar);
-    let report = cairn_backup::rebuild(&repo, &catalog, a.tenant.as_deref(), &progress)?;
+    let rebuilt =
+        cairn_app::maintenance::rebuild_catalog(&ws, a.tenant.as_deref(), a.force, &progress)?;
     progress.bar.finish_and_clear();
+    if let Some(aside) = &rebuilt.moved_aside {
+        eprintln!("the previous catalog is kept as {}", aside.display());
+    }
+    let report = rebuilt.report;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&report, &local.catalog)?;
+        print_report(&report, &ws.local().catalog)?;
     }
     match report.failed() {
         0 => Ok(()),
@@ -87,26 +70,6 @@ fn rebuild(a: RebuildArgs, config: Option<&Path>) -> anyhow::Result<()> {
             report.resources.len()
         ),
     }
-}
-
-/// Moves the catalog (and SQLite's write-ahead log beside it) to `<name>.<time>.old`.
-fn move_aside(catalog: &Path) -> anyhow::Result<PathBuf> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let aside = PathBuf::from(format!("{}.{stamp}.old", catalog.display()));
-    for suffix in ["-wal", "-shm", ""] {
-        let from = PathBuf::from(format!("{}{suffix}", catalog.display()));
-        if from.exists() {
-            let to = PathBuf::from(format!("{}{suffix}", aside.display()));
-            std::fs::rename(&from, &to).map_err(|e| {
-                anyhow::anyhow!(
-                    "moving {} aside to {}: {e}\nhint: is a backup running with this catalog?",
-                    from.display(),
-                    to.display()
-                )
-            })?;
-        }
-    }
-    Ok(aside)
 }
 
 fn print_report(r: &RebuildReport, catalog: &Path) -> anyhow::Result<()> {

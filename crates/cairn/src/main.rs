@@ -17,9 +17,7 @@ mod browse;
 mod catalog_cmd;
 mod config;
 mod demo;
-mod env;
 mod graph;
-mod local;
 mod progress;
 mod repo_cmd;
 mod restore_cmd;
@@ -33,9 +31,9 @@ mod tenant_cmd;
     about = "Backup and recovery for Microsoft 365"
 )]
 struct Cli {
-    /// Configuration file [default: $XDG_CONFIG_HOME/cairn/config.toml, else
+    /// Configuration file (or CAIRN_CONFIG) [default: $XDG_CONFIG_HOME/cairn/config.toml, else
     /// ~/.config/cairn/config.toml].
-    #[arg(long, global = true, env = env::CAIRN_CONFIG, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -85,9 +83,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env(env::CAIRN_LOG).unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,rustic_core=warn,rustic_backend=warn")
-            }),
+            tracing_subscriber::EnvFilter::try_from_env(cairn_config::env::CAIRN_LOG)
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,rustic_core=warn,rustic_backend=warn")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -117,42 +116,13 @@ fn main() -> std::process::ExitCode {
         // The reader of our output went away (`| head`): nothing more to say, as ripgrep.
         Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            match e.downcast_ref::<cairn_graph::GraphError>() {
-                Some(g) => {
-                    if let Some(h) = g.hint() {
-                        eprintln!("hint: {h}");
-                    }
-                    // A refused sign-in or bad configuration is the user's to fix: exit 2.
-                    match g {
-                        cairn_graph::GraphError::Auth { .. }
-                        | cairn_graph::GraphError::Config(_) => std::process::ExitCode::from(2),
-                        _ => std::process::ExitCode::FAILURE,
-                    }
-                }
-                None => match e.downcast_ref::<cairn_repo::RepoError>() {
-                    Some(r) => {
-                        if let Some(h) = r.hint() {
-                            eprintln!("hint: {h}");
-                        }
-                        if r.is_user_error() {
-                            std::process::ExitCode::from(2)
-                        } else {
-                            std::process::ExitCode::FAILURE
-                        }
-                    }
-                    // A bad configuration or a missing setting: the user's to fix.
-                    None => match e.downcast_ref::<config::UserError>() {
-                        Some(u) => {
-                            if let Some(h) = u.hint_text() {
-                                eprintln!("hint: {h}");
-                            }
-                            std::process::ExitCode::from(2)
-                        }
-                        None => std::process::ExitCode::FAILURE,
-                    },
-                },
+            // One classification for every error: the user's mistakes exit with 2.
+            let c = cairn_app::classify(&e);
+            eprintln!("error: {}", c.message);
+            if let Some(h) = &c.hint {
+                eprintln!("hint: {h}");
             }
+            std::process::ExitCode::from(c.exit_code())
         }
     }
 }

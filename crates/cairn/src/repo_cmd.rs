@@ -1,34 +1,27 @@
-//! Repository commands: `init`, `snapshots`, `check`, `forget`, `prune`, `copy`.
+//! Repository commands: `init`, `snapshots`, `check`, `forget`, `prune`, `copy`, `repair`
+//! (the work is `cairn_app::maintenance`; forget and repair keep the catalog in step).
 
-use crate::config::{self, Config};
-use crate::env;
+use crate::config;
 use anyhow::{Context, bail};
-use cairn_repo::{ForgetRule, LegalHold, Repo, RepoOptions};
+use cairn_app::browse::{self, SnapshotFilter};
+use cairn_app::maintenance::{self, ForgetRequest, Repair};
+use cairn_config::env;
+use cairn_repo::{ForgetRule, Repo};
 use clap::Args;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where the repository is and how to unlock it; both fall back to the configuration file.
 #[derive(Args, Clone, Debug, Default)]
 pub struct RepoArgs {
-    /// Repository: a local path, or s3:https://host/bucket[/prefix] [default: `repository`
-    /// of the configuration file].
-    #[arg(long = "repo", short = 'r', env = env::CAIRN_REPOSITORY)]
+    /// Repository: a local path, or s3:https://host/bucket[/prefix] (or CAIRN_REPOSITORY)
+    /// [default: `repository` of the configuration file].
+    #[arg(long = "repo", short = 'r')]
     pub repository: Option<String>,
-    /// File holding the repository password (or CAIRN_PASSWORD; else `password-file` of the
-    /// configuration file; else a prompt).
-    #[arg(long, env = env::CAIRN_PASSWORD_FILE)]
+    /// File holding the repository password (or CAIRN_PASSWORD_FILE, or CAIRN_PASSWORD;
+    /// else `password-file` of the configuration file; else a prompt).
+    #[arg(long)]
     pub password_file: Option<PathBuf>,
-}
-
-impl RepoArgs {
-    /// Location and password, from these flags over the configuration file.
-    pub fn options(&self, cfg: &Config) -> anyhow::Result<RepoOptions> {
-        cfg.repo_options(self)
-    }
-
-    pub fn open(&self, cfg: &Config) -> anyhow::Result<Repo> {
-        Ok(Repo::open(self.options(cfg)?)?)
-    }
 }
 
 #[derive(Args)]
@@ -127,9 +120,10 @@ pub struct CopyArgs {
 }
 
 pub fn init(a: InitArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    let location = cfg.repository(&a.repo)?;
-    Repo::init(a.repo.options(&cfg)?)?;
+    let ws = config::workspace(config, &a.repo, None)?;
+    let cfg = ws.config();
+    let location = ws.repository().to_string();
+    Repo::init(ws.repo_options()?)?;
     outln!("created repository at {location}");
     eprintln!("keep the password safe: without it the backups cannot be read");
     if !a.no_config && cfg.file().repository.is_none() {
@@ -138,7 +132,7 @@ pub fn init(a: InitArgs, config: Option<&Path>) -> anyhow::Result<()> {
             (Some(f), None) => Some(config::path_value(f)?),
             _ => None,
         };
-        config::edit_file(cfg.path(), |doc| {
+        config::edit_file(cfg.path(), cfg.env(), |doc| {
             doc["repository"] = toml_edit::value(&recorded);
             if let Some(f) = &password_file {
                 doc["password-file"] = toml_edit::value(f);
@@ -165,23 +159,35 @@ pub fn init(a: InitArgs, config: Option<&Path>) -> anyhow::Result<()> {
 }
 
 pub fn snapshots(a: SnapshotsArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    let repo = a.repo.open(&cfg)?;
-    let all = repo.snapshots()?;
+    let ws = config::workspace(config, &a.repo, None)?;
+    let all = ws.repo()?.snapshots()?;
+    let filter = SnapshotFilter {
+        tenant: a.tenant.clone(),
+        resource: a.resource.clone(),
+        since: a.since,
+        until: a.until,
+    };
     use cairn_catalog::Catalog as _;
     let catalog = match a.no_catalog {
         true => None,
-        false => crate::browse::existing_catalog(&cfg, &a.repo)?,
+        false => ws.existing_catalog()?,
     };
     if let Some(cat) = catalog.filter(|c| c.resources().is_ok_and(|r| !r.is_empty())) {
-        return snapshots_from_catalog(&a, &cat, &all);
+        let listed = browse::snapshots(&*cat, &filter, Some(&all))?;
+        if a.json {
+            outln!("{}", serde_json::to_string_pretty(&listed.rows)?);
+            return Ok(());
+        }
+        crate::browse::snapshots::print(&listed.rows)?;
+        if listed.not_in_catalog > 0 {
+            eprintln!(
+                "note: {} snapshots of the repository are not in this machine's catalog; `cairn snapshots --no-catalog` lists them all",
+                listed.not_in_catalog
+            );
+        }
+        return Ok(());
     }
-    let snaps: Vec<_> = all
-        .into_iter()
-        .filter(|s| a.resource.as_ref().is_none_or(|r| &s.label == r))
-        .filter(|s| a.tenant.as_ref().is_none_or(|t| &s.hostname == t))
-        .filter(|s| a.since.is_none_or(|t| s.time >= t) && a.until.is_none_or(|t| s.time <= t))
-        .collect();
+    let snaps = browse::repo_snapshots(all, &filter);
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&snaps)?);
         return Ok(());
@@ -208,51 +214,14 @@ pub fn snapshots(a: SnapshotsArgs, config: Option<&Path>) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Restore points per resource, numbered and counted by the local catalog.
-fn snapshots_from_catalog(
-    a: &SnapshotsArgs,
-    cat: &cairn_catalog::SqliteCatalog,
-    in_repo: &[cairn_repo::SnapshotInfo],
-) -> anyhow::Result<()> {
-    use crate::browse::snapshots as view;
-    let ids: std::collections::HashSet<String> = in_repo.iter().map(|s| s.id.clone()).collect();
-    let filter = view::Filter {
-        tenant: a.tenant.as_deref(),
-        resource: a.resource.as_deref(),
-        since: a.since,
-        until: a.until,
-    };
-    let rows = view::rows(cat, &filter, Some(&ids))?;
-    if a.json {
-        outln!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
-    }
-    view::print(&rows)?;
-    let known: std::collections::HashSet<&str> = rows.iter().map(|r| r.snapshot.as_str()).collect();
-    let others = in_repo
-        .iter()
-        .filter(|s| !known.contains(s.id.as_str()))
-        .filter(|s| a.resource.as_ref().is_none_or(|r| &s.label == r))
-        .filter(|s| a.tenant.as_ref().is_none_or(|t| &s.hostname == t))
-        .filter(|s| a.since.is_none_or(|t| s.time >= t) && a.until.is_none_or(|t| s.time <= t))
-        .count();
-    if others > 0 {
-        eprintln!(
-            "note: {others} snapshots of the repository are not in this machine's catalog; `cairn snapshots --no-catalog` lists them all"
-        );
-    }
-    Ok(())
-}
-
 pub fn check(a: CheckArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    let repo = a.repo.open(&cfg)?;
+    let ws = Arc::new(config::workspace(config, &a.repo, None)?);
     let subset = match (&a.read_data_subset, a.read_data) {
-        (Some(s), _) => Some(s.as_str()),
-        (None, true) => Some("all"),
+        (Some(s), _) => Some(s.clone()),
+        (None, true) => Some("all".to_string()),
         (None, false) => None,
     };
-    let report = repo.check(subset)?;
+    let report = crate::sim::runtime()?.block_on(maintenance::check(ws, subset))?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -270,48 +239,25 @@ pub fn check(a: CheckArgs, config: Option<&Path>) -> anyhow::Result<()> {
 }
 
 pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    let mut rule = ForgetRule {
-        keep_last: a.keep_last,
-        keep_daily: a.keep_daily,
-        keep_weekly: a.keep_weekly,
-        keep_monthly: a.keep_monthly,
-        keep_yearly: a.keep_yearly,
-        keep_within: a.keep_within_days.map(|d| chrono::Duration::days(d as i64)),
-        only_tenant: a.tenant.clone(),
-        only_resource: a.resource.clone(),
+    let ws = Arc::new(config::workspace(config, &a.repo, None)?);
+    let req = ForgetRequest {
+        rule: ForgetRule {
+            keep_last: a.keep_last,
+            keep_daily: a.keep_daily,
+            keep_weekly: a.keep_weekly,
+            keep_monthly: a.keep_monthly,
+            keep_yearly: a.keep_yearly,
+            keep_within: a.keep_within_days.map(|d| chrono::Duration::days(d as i64)),
+            only_tenant: a.tenant.clone(),
+            only_resource: a.resource.clone(),
+        },
+        holds: a.holds.clone(),
+        dry_run: a.dry_run,
+        prune: a.prune,
     };
-    // A resource is named as everywhere else: through the catalog's resolver, which knows
-    // its tenant (and refuses a name several tenants have).
-    if let Some(name) = &a.resource
-        && let Some(cat) = crate::browse::existing_catalog(&cfg, &a.repo)?
-    {
-        let r = crate::browse::resolve_resource(&cat, name, a.tenant.as_deref())?;
-        rule.only_tenant = Some(r.tenant);
-        rule.only_resource = Some(r.name);
-    }
-    let holds: Vec<LegalHold> = a
-        .holds
-        .iter()
-        .map(|h| {
-            if h.contains('@') || h.contains(',') || h.len() > 40 {
-                LegalHold::Resource(h.clone())
-            } else {
-                LegalHold::Snapshot(h.clone())
-            }
-        })
-        .collect();
-    let repo = a.repo.open(&cfg)?;
-    let report = repo.forget(&rule, &holds, a.dry_run)?;
+    let out = crate::sim::runtime()?.block_on(maintenance::forget(ws, req))?;
+    let report = &out.report;
     let verb = if a.dry_run { "would remove" } else { "removed" };
-    if !a.dry_run && !report.removed.is_empty() {
-        // The catalog of this machine forgets them too (browse, find and restore read it).
-        let local = crate::local::LocalState::new(&cfg.cache_dir(None)?, &cfg.repository(&a.repo)?);
-        if local.catalog.exists() {
-            let ids: Vec<String> = report.removed.iter().map(|s| s.id.clone()).collect();
-            cairn_catalog::Catalog::forget_snapshots(&local.open_catalog()?, &ids)?;
-        }
-    }
     for s in &report.removed {
         outln!(
             "{verb} {} {} {}",
@@ -334,31 +280,23 @@ pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
         report.removed.len(),
         report.held.len()
     );
-    if a.prune && !a.dry_run {
-        let n = repo.prune()?;
+    if let Some(n) = out.pruned {
         outln!("pruned: {n} packs deleted");
     }
     Ok(())
 }
 
 pub fn prune(a: PruneArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    let n = a.repo.open(&cfg)?.prune()?;
+    let ws = Arc::new(config::workspace(config, &a.repo, None)?);
+    let n = crate::sim::runtime()?.block_on(maintenance::prune(ws))?;
     outln!("pruned: {n} packs deleted");
     Ok(())
 }
 
 pub fn copy(a: CopyArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    // One password read (or prompt) for both.
-    let mut opts = a.repo.options(&cfg)?;
-    let src = Repo::open(opts.clone())?;
-    if let Some(p) = env::var(env::CAIRN_PASSWORD2) {
-        opts.password = p;
-    }
-    opts.location = cairn_repo::Location::parse(&a.to)?;
-    let dst = Repo::open(opts).with_context(|| format!("opening the copy at {}", a.to))?;
-    let n = src.copy_to(&dst)?;
+    let ws = Arc::new(config::workspace(config, &a.repo, None)?);
+    let password2 = ws.config().env().get(env::CAIRN_PASSWORD2);
+    let n = crate::sim::runtime()?.block_on(maintenance::copy(ws, a.to.clone(), password2))?;
     outln!("copied {n} restore points to {}", a.to);
     Ok(())
 }
@@ -377,16 +315,23 @@ pub struct RepairArgs {
 }
 
 pub fn repair(a: RepairArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    let repo = a.repo.open(&cfg)?;
-    match a.what.as_str() {
-        "index" => repo.repair_index(a.dry_run)?,
-        _ => repo.repair_snapshots(a.dry_run)?,
-    }
+    let ws = Arc::new(config::workspace(config, &a.repo, None)?);
+    let what = match a.what.as_str() {
+        "index" => Repair::Index,
+        _ => Repair::Snapshots,
+    };
+    let out = crate::sim::runtime()?.block_on(maintenance::repair(ws, what, a.dry_run))?;
     outln!(
         "repair {} done{}",
         a.what,
         if a.dry_run { " (dry run)" } else { "" }
     );
+    if out.rewritten > 0 || out.forgotten > 0 {
+        outln!(
+            "catalog: {} restore points now read from their repaired snapshot, {} forgotten",
+            out.rewritten,
+            out.forgotten
+        );
+    }
     Ok(())
 }

@@ -1,14 +1,11 @@
 //! `cairn restore`: items of a restore point back into Microsoft 365, to where they were,
 //! to a folder beside them, or to another user; progress on stderr, the report on stdout.
 
-use crate::config::{Config, Settings, UserError};
+use crate::config::UserError;
 use crate::graph::TenantFlags;
-use crate::local::LocalState;
 use crate::repo_cmd::RepoArgs;
-use cairn_restore::{
-    Collision, Done, Outcome, PointSel, Progress, RestoreError, RestoreOptions, RestoreReport,
-    RestoreTarget, Restorer, Selection,
-};
+use cairn_app::restore::RestoreRequest;
+use cairn_restore::{Collision, Done, Outcome, Progress, RestoreReport, RestoreTarget};
 use clap::Args;
 use futures::StreamExt;
 use indicatif::ProgressBar;
@@ -56,29 +53,6 @@ pub struct RestoreArgs {
     no_progress: bool,
 }
 
-/// A restore error as the CLI reports it: the user's mistakes exit with 2 and a hint.
-fn user_facing(e: RestoreError) -> anyhow::Error {
-    if e.is_user_error() {
-        let mut u = UserError::new(e.to_string());
-        if let Some(h) = e.hint() {
-            u = u.hint(h);
-        }
-        return u.into();
-    }
-    match e {
-        RestoreError::Graph(g) => g.into(),
-        RestoreError::Repo(r) => r.into(),
-        e => {
-            let hint = e.hint();
-            let err = anyhow::Error::from(e);
-            match hint {
-                Some(h) => err.context(format!("hint: {h}")),
-                None => err,
-            }
-        }
-    }
-}
-
 pub fn run(a: RestoreArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let target = RestoreTarget::parse(&a.target).ok_or_else(|| {
         anyhow::Error::from(
@@ -92,52 +66,32 @@ pub fn run(a: RestoreArgs, config: Option<&Path>) -> anyhow::Result<()> {
                 .hint("policies are skip, overwrite and keep-both"),
         )
     })?;
-    let opts = RestoreOptions {
-        target,
-        collision,
-        concurrency: a.concurrency.max(1),
-    };
-    let cfg = Config::load(config)?;
-    let repository = cfg.repository(&a.repo)?;
-    let local = LocalState::new(&cfg.cache_dir(a.cache_dir.as_deref())?, &repository);
-    if !local.catalog.exists() {
-        return Err(UserError::new(format!(
-            "no catalog for repository {repository} on this machine"
-        ))
-        .hint("back up into this repository from this machine first (`cairn backup`)")
-        .into());
-    }
-    let catalog = Arc::new(local.open_catalog()?);
-    // Items go back into the tenant they were backed up from, never another one. Without
-    // --tenant and with several tenants configured, the resource's name tells which, when
-    // only one tenant has it (else the error lists the tenants that do).
-    let mut flags = a.tenant.clone();
-    if flags.tenant.is_none() && flags.tenant_id.is_none() && cfg.tenant_names().len() > 1 {
-        let found = crate::browse::select(&*catalog, &a.resource, None)?;
-        flags.tenant = Some(found.resource.tenant);
-    }
-    let settings = Settings::resolve(config, &a.repo, &flags, a.cache_dir.as_deref())?;
-    let tenant = settings.tenant_key();
-    let found = crate::browse::select(&*catalog, &a.resource, Some(&tenant))?;
-    let sel = Selection {
-        resource: found.resource.name,
-        point: PointSel::Seq(found.point.seq),
-        paths: a.paths.clone(),
-    };
-    let repo = Arc::new(cairn_repo::Repo::open(settings.repo.clone())?);
-    let graph = Arc::new(settings.graph);
+    let ws = crate::config::workspace(config, &a.repo, a.cache_dir.as_deref())?;
     let show_bar = !a.no_progress && std::io::stderr().is_terminal();
     let bars = Arc::new(Bars::new(show_bar));
-    let restorer = Restorer::new(&tenant, graph, repo, catalog).with_progress(bars.clone());
+    let req = RestoreRequest {
+        target_spec: a.resource.clone(),
+        paths: a.paths.clone(),
+        target,
+        collision,
+        concurrency: a.concurrency,
+    };
+    let rt = crate::sim::runtime()?;
+    let prepared = rt.block_on(cairn_app::restore::prepare_async(
+        Arc::new(ws),
+        a.tenant.overrides(),
+        req,
+        bars.clone(),
+    ))?;
 
     if a.dry_run {
-        let mut plan = restorer.plan(&sel, &opts).map_err(user_facing)?;
+        let mut plan = prepared.plan()?;
         let mut out = std::io::stdout().lock();
         let mut n = 0u64;
         let mut bytes = 0u64;
-        crate::sim::runtime()?.block_on(async {
+        rt.block_on(async {
             while let Some(p) = plan.next().await {
-                let p = p.map_err(user_facing)?;
+                let p = p?;
                 n += 1;
                 bytes += p.size;
                 if a.json {
@@ -163,11 +117,11 @@ pub fn run(a: RestoreArgs, config: Option<&Path>) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let report = crate::sim::runtime()?.block_on(async {
+    let report = rt.block_on(async {
         bars.begin();
-        let r = restorer.run(&sel, &opts).await;
+        let r = prepared.run().await;
         bars.end();
-        r.map_err(user_facing)
+        r
     })?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);

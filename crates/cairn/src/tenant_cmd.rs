@@ -75,7 +75,7 @@ struct RemoveArgs {
 }
 
 pub fn run(args: TenantArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
+    let cfg = config::load(config)?;
     match args.command {
         TenantCommand::Add(a) => add(a, &cfg),
         TenantCommand::List(a) => list(a, &cfg),
@@ -155,13 +155,13 @@ fn add(a: AddArgs, cfg: &Config) -> anyhow::Result<()> {
         };
         verify(&a.name, graph_cfg)?;
     }
-    config::edit_file(cfg.path(), |doc| {
+    config::edit_file(cfg.path(), cfg.env(), |doc| {
         let tenants = doc
             .entry("tenants")
             .or_insert_with(toml_edit::table)
             .as_table_mut()
             .ok_or_else(|| {
-                UserError::new(format!(
+                cairn_config::ConfigError::user(format!(
                     "`tenants` in {} is not a table",
                     cfg.path().display()
                 ))
@@ -289,7 +289,7 @@ fn remove(a: RemoveArgs, cfg: &Config) -> anyhow::Result<()> {
         .hint("`cairn tenant list` shows the configured tenants")
         .into());
     }
-    config::edit_file(cfg.path(), |doc| {
+    config::edit_file(cfg.path(), cfg.env(), |doc| {
         if let Some(tenants) = doc.get_mut("tenants").and_then(|t| t.as_table_mut()) {
             tenants.remove(&a.name);
             if tenants.is_empty() {

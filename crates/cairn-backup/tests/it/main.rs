@@ -4,38 +4,20 @@
 
 use cairn_backup::{BackupOptions, Engine, JobReport, Silent, Target};
 use cairn_catalog::{Catalog, SqliteCatalog};
-use cairn_graph::{Credential, GraphClient, GraphConfig, RetryPolicy};
-use cairn_repo::{Repo, RepoOptions};
+use cairn_graph::GraphClient;
+use cairn_sim::TenantSpec;
 use cairn_sim::content::{
     CONTACT_CONTENT_FIELDS, EVENT_CONTENT_FIELDS, POST_CONTENT_FIELDS, canonical,
     canonical_list_fields,
 };
-use cairn_sim::{SimConfig, SimServer, TenantSpec, ThrottleMode};
+use cairn_testkit::{SimTenant, Workspace};
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 mod rebuild;
 mod resume;
-
-pub fn graph(s: &SimServer) -> Arc<GraphClient> {
-    let c = &s.sim.cfg;
-    let mut cfg = GraphConfig::new(
-        &c.tenant_id,
-        &c.client_id,
-        Credential::Secret(c.client_secret.clone().into()),
-    );
-    cfg.graph_url = s.url();
-    cfg.login_url = s.url();
-    cfg.retry = RetryPolicy {
-        max_attempts: 30,
-        base: Duration::from_millis(20),
-        cap: Duration::from_millis(300),
-    };
-    Arc::new(GraphClient::new(cfg).unwrap())
-}
 
 pub fn spec(seed: u64, users: u32) -> TenantSpec {
     TenantSpec {
@@ -53,102 +35,35 @@ pub fn spec(seed: u64, users: u32) -> TenantSpec {
     }
 }
 
-pub async fn sim(spec: TenantSpec, fault_rate: f64) -> SimServer {
-    let mut cfg = SimConfig::new(spec);
-    cfg.throttle = ThrottleMode::Off;
-    cfg.fault_rate = fault_rate;
-    SimServer::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-/// A repository, catalog and spool in a fresh directory.
-pub struct Setup {
-    pub dir: tempfile::TempDir,
-    pub repo: Arc<Repo>,
-    pub catalog: Arc<SqliteCatalog>,
-}
-
-impl Default for Setup {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Setup {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = Arc::new(
-            Repo::init(RepoOptions::new(dir.path().join("repo").to_str().unwrap(), "pw").unwrap())
-                .unwrap(),
-        );
-        let catalog = Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap());
-        Self { dir, repo, catalog }
-    }
-
-    pub fn engine(&self, g: Arc<GraphClient>) -> Arc<Engine> {
-        Arc::new(Engine::new(
-            g,
-            self.repo.clone(),
-            self.catalog.clone(),
-            "contoso",
-            BackupOptions::new(self.dir.path().join("spool")),
-            Arc::new(Silent),
-        ))
-    }
-}
-
-pub async fn stats(s: &SimServer) -> Value {
-    reqwest::get(format!("{}/_sim/stats", s.url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+/// The engine of tenant `contoso` over a workspace, with its spool in it.
+pub fn backup_engine(setup: &Workspace, g: Arc<GraphClient>) -> Arc<Engine> {
+    Arc::new(Engine::new(
+        g,
+        setup.repo.clone(),
+        setup.catalog.clone(),
+        "contoso",
+        BackupOptions::new(setup.spool_dir()),
+        Arc::new(Silent),
+    ))
 }
 
 pub fn endpoint(stats: &Value, label: &str) -> u64 {
     stats["by_endpoint"][label].as_u64().unwrap_or(0)
 }
 
-pub async fn mutate(s: &SimServer, body: Value) -> Vec<Value> {
-    let r: Value = reqwest::Client::new()
-        .post(format!("{}/_sim/mutate", s.url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["applied"].as_array().cloned().unwrap_or_default()
-}
-
 /// id → (kind, sha256 of content as the simulator's manifest computes it).
-pub async fn manifest(s: &SimServer, resource: &str) -> BTreeMap<String, (String, String)> {
-    let m: Vec<Value> = reqwest::get(format!("{}/_sim/manifest?resource={resource}", s.url()))
+pub async fn manifest(s: &SimTenant, resource: &str) -> BTreeMap<String, (String, String)> {
+    s.manifest(resource)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    m.into_iter()
-        .map(|e| {
-            (
-                e["id"].as_str().unwrap().to_string(),
-                (
-                    e["kind"].as_str().unwrap().to_string(),
-                    e["sha256"].as_str().unwrap().to_string(),
-                ),
-            )
-        })
+        .into_iter()
+        .map(|e| (e.id, (e.kind, e.sha256)))
         .collect()
 }
 
 /// id → (kind, sha256) of what a restore point holds, read back from the repository and
 /// hashed the way the manifest hashes (JSON items by their content fields).
 pub fn restore_point(
-    setup: &Setup,
+    setup: &Workspace,
     resource: &str,
     seq: i64,
 ) -> BTreeMap<String, (String, String)> {
@@ -217,14 +132,14 @@ fn report_ok(r: &JobReport) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_backup_equals_the_manifest_and_incrementals_fetch_only_changes() {
-    let sim = sim(spec(41, 3), 0.0).await;
-    let setup = Setup::new();
-    let engine = setup.engine(graph(&sim));
+    let sim = SimTenant::start(spec(41, 3)).await;
+    let setup = Workspace::new();
+    let engine = backup_engine(&setup, sim.graph());
     let all = users(&engine).await;
     let user = all[0].clone();
 
     // Something in Recoverable Items, which lies outside the folder tree.
-    graph(&sim)
+    sim.graph()
         .send_json(
             http::Method::POST,
             &format!(
@@ -269,13 +184,11 @@ async fn a_user_backup_equals_the_manifest_and_incrementals_fetch_only_changes()
 
     // Users change things: messages arrive, are flagged, moved and deleted; files, events
     // and contacts change.
-    let before = stats(&sim).await;
-    let applied = mutate(
-        &sim,
-        json!({"seed": 7, "count": 24, "resource": user.id,
-               "kinds": ["message", "file", "event", "contact"]}),
-    )
-    .await;
+    let before = sim.stats().await;
+    let applied = sim
+        .mutate(json!({"seed": 7, "count": 24, "resource": user.id,
+                       "kinds": ["message", "file", "event", "contact"]}))
+        .await;
     assert!(applied.len() > 10, "{applied:?}");
     // New messages still there (a mutation may delete one it just created).
     let deleted: Vec<&Value> = applied
@@ -290,7 +203,7 @@ async fn a_user_backup_equals_the_manifest_and_incrementals_fetch_only_changes()
         .count() as u64;
     let second = engine.run(vec![user.clone()]).await;
     report_ok(&second);
-    let after = stats(&sim).await;
+    let after = sim.stats().await;
     let mime_fetches = endpoint(&after, "GET /users/{id}/messages/{id}/$value")
         - endpoint(&before, "GET /users/{id}/messages/{id}/$value");
     // Only new messages are fetched; moved ones are taken from the repository... or fetched
@@ -316,10 +229,10 @@ async fn a_user_backup_equals_the_manifest_and_incrementals_fetch_only_changes()
     assert!(r2.added + r2.changed + r2.removed > 0);
 
     // Nothing changed: about one request per folder or drive.
-    let before = stats(&sim).await;
+    let before = sim.stats().await;
     let third = engine.run(vec![user.clone()]).await;
     report_ok(&third);
-    let after = stats(&sim).await;
+    let after = sim.stats().await;
     let requests =
         after["requests_total"].as_u64().unwrap() - before["requests_total"].as_u64().unwrap();
     let res = setup
@@ -347,10 +260,13 @@ async fn a_user_backup_equals_the_manifest_and_incrementals_fetch_only_changes()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_give_the_same_restore_points_as_a_clean_run() {
-    let clean = sim(spec(5, 2), 0.0).await;
-    let faulty = sim(spec(5, 2), 0.1).await;
-    let (a, b) = (Setup::new(), Setup::new());
-    let (ea, eb) = (a.engine(graph(&clean)), b.engine(graph(&faulty)));
+    let clean = SimTenant::start(spec(5, 2)).await;
+    let faulty = SimTenant::start_with(spec(5, 2), |c| c.fault_rate = 0.1).await;
+    let (a, b) = (Workspace::new(), Workspace::new());
+    let (ea, eb) = (
+        backup_engine(&a, clean.graph()),
+        backup_engine(&b, faulty.graph()),
+    );
     let ua = users(&ea).await;
     let ub = users(&eb).await;
     let ra = ea.run(ua.clone()).await;
@@ -362,14 +278,14 @@ async fn faults_give_the_same_restore_points_as_a_clean_run() {
         assert!(!pa.is_empty());
         assert_eq!(pa, restore_point(&b, &u.name, 1), "{}", u.name);
     }
-    assert!(stats(&faulty).await["faults_total"].as_u64().unwrap() > 0);
+    assert!(faulty.stats().await["faults_total"].as_u64().unwrap() > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sites_and_groups_are_backed_up_with_libraries_and_lists() {
-    let sim = sim(spec(9, 1), 0.0).await;
-    let setup = Setup::new();
-    let engine = setup.engine(graph(&sim));
+    let sim = SimTenant::start(spec(9, 1)).await;
+    let setup = Workspace::new();
+    let engine = backup_engine(&setup, sim.graph());
     let mut targets = engine.sites(&[]).await.unwrap();
     targets.extend(engine.groups(&[]).await.unwrap());
     assert!(targets.len() >= 2);
@@ -394,9 +310,9 @@ async fn sites_and_groups_are_backed_up_with_libraries_and_lists() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_conversations_are_kept_and_only_threads_with_new_posts_read_again() {
-    let sim = sim(spec(12, 1), 0.0).await;
-    let setup = Setup::new();
-    let engine = setup.engine(graph(&sim));
+    let sim = SimTenant::start(spec(12, 1)).await;
+    let setup = Workspace::new();
+    let engine = backup_engine(&setup, sim.graph());
     let groups = engine.groups(&[]).await.unwrap();
     let group = groups[0].clone();
     report_ok(&engine.run(vec![group.clone()]).await);
@@ -406,17 +322,16 @@ async fn group_conversations_are_kept_and_only_threads_with_new_posts_read_again
     assert_eq!(restore_point(&setup, &group.name, 1), want1);
 
     // New posts arrive in some threads: only those threads have their posts listed again.
-    let applied = mutate(
-        &sim,
-        json!({"seed": 6, "count": 2, "resource": group.id, "kinds": ["post"], "ops": ["create"]}),
-    )
-    .await;
+    let applied = sim
+        .mutate(json!({"seed": 6, "count": 2, "resource": group.id,
+                       "kinds": ["post"], "ops": ["create"]}))
+        .await;
     assert!(!applied.is_empty(), "posts were added");
     let label = "GET /groups/{id}/threads/{id}/posts";
-    let before = stats(&sim).await;
+    let before = sim.stats().await;
     let second = engine.run(vec![group.clone()]).await;
     report_ok(&second);
-    let after = stats(&sim).await;
+    let after = sim.stats().await;
     let listed = endpoint(&after, label) - endpoint(&before, label);
     assert!(
         listed >= 1 && listed <= applied.len() as u64,
@@ -432,18 +347,18 @@ async fn group_conversations_are_kept_and_only_threads_with_new_posts_read_again
     assert_eq!(restore_point(&setup, &group.name, 1), want1);
 
     // Nothing new: the threads are listed, no posts.
-    let before = stats(&sim).await;
+    let before = sim.stats().await;
     report_ok(&engine.run(vec![group.clone()]).await);
-    let after = stats(&sim).await;
+    let after = sim.stats().await;
     assert_eq!(endpoint(&after, label), endpoint(&before, label));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renamed_folder_takes_its_files_along_and_empty_folders_are_kept() {
-    let sim = sim(spec(23, 1), 0.0).await;
-    let setup = Setup::new();
-    let g = graph(&sim);
-    let engine = setup.engine(g.clone());
+    let sim = SimTenant::start(spec(23, 1)).await;
+    let setup = Workspace::new();
+    let g = sim.graph();
+    let engine = backup_engine(&setup, g.clone());
     let user = users(&engine).await[0].clone();
     report_ok(&engine.run(vec![user.clone()]).await);
 
@@ -477,12 +392,7 @@ async fn a_renamed_folder_takes_its_files_along_and_empty_folders_are_kept() {
     report_ok(&engine.run(vec![user.clone()]).await);
 
     // Every file is where the drive now has it.
-    let m: Vec<Value> = reqwest::get(format!("{}/_sim/manifest?resource={}", sim.url(), user.id))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = sim.manifest(&user.id).await;
     let res = setup
         .catalog
         .resource("contoso", cairn_catalog::ResourceKind::User, &user.name)
@@ -499,17 +409,10 @@ async fn a_renamed_folder_takes_its_files_along_and_empty_folders_are_kept() {
         })
         .unwrap();
     let mut renamed = 0;
-    for e in m.iter().filter(|e| e["kind"] == "file") {
-        let want = format!(
-            "onedrive/{}",
-            e["path"]
-                .as_str()
-                .unwrap()
-                .strip_prefix("OneDrive/")
-                .unwrap()
-        );
+    for e in m.iter().filter(|e| e.kind == "file") {
+        let want = format!("onedrive/{}", e.path.strip_prefix("OneDrive/").unwrap());
         renamed += usize::from(want.contains("Renamed ✓"));
-        assert_eq!(paths.get(e["id"].as_str().unwrap()), Some(&want));
+        assert_eq!(paths.get(&e.id), Some(&want));
     }
     assert!(renamed > 0);
     assert_eq!(
@@ -528,12 +431,12 @@ async fn a_renamed_folder_takes_its_files_along_and_empty_folders_are_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_permissions_are_recorded_and_earlier_versions_kept_when_asked() {
-    let sim = sim(spec(31, 1), 0.0).await;
-    let setup = Setup::new();
-    let mut opts = BackupOptions::new(setup.dir.path().join("spool"));
+    let sim = SimTenant::start(spec(31, 1)).await;
+    let setup = Workspace::new();
+    let mut opts = BackupOptions::new(setup.spool_dir());
     opts.file_versions = true;
     let engine = Arc::new(Engine::new(
-        graph(&sim),
+        sim.graph(),
         setup.repo.clone(),
         setup.catalog.clone(),
         "contoso",
@@ -543,18 +446,16 @@ async fn file_permissions_are_recorded_and_earlier_versions_kept_when_asked() {
     let user = users(&engine).await[0].clone();
     report_ok(&engine.run(vec![user.clone()]).await);
     let before = restore_point(&setup, &user.name, 1);
-    let applied = mutate(
-        &sim,
-        json!({"seed": 4, "count": 4, "resource": user.id, "kinds": ["file"], "ops": ["modify"]}),
-    )
-    .await;
+    let applied = sim
+        .mutate(json!({"seed": 4, "count": 4, "resource": user.id,
+                       "kinds": ["file"], "ops": ["modify"]}))
+        .await;
     assert!(!applied.is_empty());
     // Files shared on their own, or no longer: only their sharing changes (not their eTag).
-    let shared = mutate(
-        &sim,
-        json!({"seed": 9, "count": 4, "resource": user.id, "kinds": ["file"], "ops": ["share"]}),
-    )
-    .await;
+    let shared = sim
+        .mutate(json!({"seed": 9, "count": 4, "resource": user.id,
+                       "kinds": ["file"], "ops": ["share"]}))
+        .await;
     assert!(!shared.is_empty());
     report_ok(&engine.run(vec![user.clone()]).await);
     let after = restore_point(&setup, &user.name, 2);
@@ -576,7 +477,7 @@ async fn file_permissions_are_recorded_and_earlier_versions_kept_when_asked() {
     // An item shared on its own has its permissions kept, as Graph lists them now (also
     // when only its sharing changed since the last run); one that only inherits from its
     // folder has none of its own kept (or, once unshared, the ones Graph lists).
-    let client = graph(&sim);
+    let client = sim.graph();
     let (mut own, mut inherited) = (0u64, 0u64);
     for i in &items {
         let drive = i.scope.trim_start_matches("drive:");
@@ -652,29 +553,22 @@ async fn file_permissions_are_recorded_and_earlier_versions_kept_when_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_delta_tokens_resync_without_duplicates_or_refetching() {
-    let sim = sim(spec(17, 1), 0.0).await;
-    let setup = Setup::new();
-    let engine = setup.engine(graph(&sim));
+    let sim = SimTenant::start(spec(17, 1)).await;
+    let setup = Workspace::new();
+    let engine = backup_engine(&setup, sim.graph());
     let user = users(&engine).await[0].clone();
     report_ok(&engine.run(vec![user.clone()]).await);
-    let applied = mutate(
-        &sim,
-        json!({"seed": 11, "count": 10, "resource": user.id,
-               "kinds": ["message", "file", "contact"], "ops": ["delete", "create", "modify"]}),
-    )
-    .await;
+    let applied = sim
+        .mutate(json!({"seed": 11, "count": 10, "resource": user.id,
+                       "kinds": ["message", "file", "contact"],
+                       "ops": ["delete", "create", "modify"]}))
+        .await;
     assert!(!applied.is_empty());
-    reqwest::Client::new()
-        .post(format!("{}/_sim/expire-tokens", sim.url()))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-    let before = stats(&sim).await;
+    sim.expire_tokens().await;
+    let before = sim.stats().await;
     let report = engine.run(vec![user.clone()]).await;
     report_ok(&report);
-    let after = stats(&sim).await;
+    let after = sim.stats().await;
     let label = "GET /users/{id}/messages/{id}/$value";
     let new_messages = applied
         .iter()
@@ -697,10 +591,10 @@ async fn expired_delta_tokens_resync_without_duplicates_or_refetching() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unlicensed_user_is_skipped_not_failed() {
-    let sim = sim(spec(3, 40), 0.0).await;
-    let setup = Setup::new();
-    let g = graph(&sim);
-    let engine = setup.engine(g.clone());
+    let sim = SimTenant::start(spec(3, 40)).await;
+    let setup = Workspace::new();
+    let g = sim.graph();
+    let engine = backup_engine(&setup, g.clone());
     let all = users(&engine).await;
     // The simulator's every 40th user has neither mailbox nor OneDrive.
     let mut none = None;

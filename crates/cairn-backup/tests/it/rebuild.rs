@@ -83,18 +83,16 @@ fn recipients(c: &SqliteCatalog, resource: &str, seq: i64) -> BTreeMap<String, O
 async fn a_lost_catalog_is_rebuilt_from_the_repository_and_backups_carry_on() {
     let mut s = spec(61, 1);
     s.mail_per_mailbox = 30;
-    let sim = sim(s, 0.0).await;
-    let mut setup = Setup::new();
-    let engine = setup.engine(graph(&sim));
+    let sim = SimTenant::start(s).await;
+    let mut setup = Workspace::new();
+    let engine = backup_engine(&setup, sim.graph());
     let user = users(&engine).await[0].clone();
     let kinds = json!(["message", "file", "event", "contact"]);
     report_ok(&engine.run(vec![user.clone()]).await);
-    let changes = mutate(
-        &sim,
-        json!({"seed": 3, "count": 16, "resource": user.id, "kinds": kinds}),
-    )
-    .await
-    .len() as u64;
+    let changes = sim
+        .mutate(json!({"seed": 3, "count": 16, "resource": user.id, "kinds": kinds}))
+        .await
+        .len() as u64;
     report_ok(&engine.run(vec![user.clone()]).await);
     let original = view(&setup.catalog, &user.name);
     let original_recipients = recipients(&setup.catalog, &user.name, 2);
@@ -104,7 +102,7 @@ async fn a_lost_catalog_is_rebuilt_from_the_repository_and_backups_carry_on() {
     // The catalog is lost; a new one is rebuilt from the repository.
     drop(engine);
     let lost = setup.catalog.path().to_path_buf();
-    setup.catalog = Arc::new(SqliteCatalog::open(&setup.dir.path().join("rebuilt.db")).unwrap());
+    setup.catalog = Arc::new(SqliteCatalog::open(&setup.path().join("rebuilt.db")).unwrap());
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", lost.display()));
     }
@@ -136,17 +134,12 @@ async fn a_lost_catalog_is_rebuilt_from_the_repository_and_backups_carry_on() {
     );
 
     // Graph changes again; the next backup works from the rebuilt catalog.
-    let mut applied = mutate(
-        &sim,
-        json!({"seed": 11, "count": 16, "resource": user.id, "kinds": kinds}),
-    )
-    .await;
+    let mut applied = sim
+        .mutate(json!({"seed": 11, "count": 16, "resource": user.id, "kinds": kinds}))
+        .await;
     applied.extend(
-        mutate(
-            &sim,
-            json!({"seed": 13, "count": 8, "resource": user.id, "kinds": ["message"]}),
-        )
-        .await,
+        sim.mutate(json!({"seed": 13, "count": 8, "resource": user.id, "kinds": ["message"]}))
+            .await,
     );
     let ops = |kind: &str, op: &str| {
         applied
@@ -170,11 +163,11 @@ async fn a_lost_catalog_is_rebuilt_from_the_repository_and_backups_carry_on() {
             true
         })
         .unwrap();
-    let before = stats(&sim).await;
-    let engine = setup.engine(graph(&sim));
+    let before = sim.stats().await;
+    let engine = backup_engine(&setup, sim.graph());
     let third = engine.run(vec![user.clone()]).await;
     report_ok(&third);
-    let after = stats(&sim).await;
+    let after = sim.stats().await;
     let count = |label: &str| endpoint(&after, label) - endpoint(&before, label);
     let mime = count("GET /users/{id}/messages/{id}/$value");
     let (new, moved) = (ops("message", "create"), ops("message", "move"));

@@ -1,32 +1,30 @@
 //! kill -9 in the middle of a backup, then a rerun: nothing lost, little fetched twice.
 
 use super::*;
+use cairn_graph::RetryPolicy;
+use cairn_testkit::SimApp;
 use std::process::Command;
+use std::time::Duration;
 
 const CHILD: &str = "CAIRN_BACKUP_KILL_CHILD";
 
-/// The child: backs up the user of the parent's simulator into the parent's directory
+/// The child: backs up the user of the parent's simulator into the parent's workspace
 /// until it is killed.
 async fn child(dir: &str) {
-    let url = std::env::var("CAIRN_BACKUP_KILL_SIM").unwrap();
-    let secret = std::env::var("CAIRN_BACKUP_KILL_SECRET").unwrap();
-    let tenant = std::env::var("CAIRN_BACKUP_KILL_TENANT").unwrap();
-    let client = std::env::var("CAIRN_BACKUP_KILL_CLIENT").unwrap();
-    let mut cfg = GraphConfig::new(&tenant, &client, Credential::Secret(secret.into()));
-    cfg.graph_url = url.clone();
-    cfg.login_url = url;
-    let g = Arc::new(GraphClient::new(cfg).unwrap());
-    let dir = std::path::Path::new(dir);
-    let repo = Arc::new(
-        Repo::open(RepoOptions::new(dir.join("repo").to_str().unwrap(), "pw").unwrap()).unwrap(),
-    );
-    let catalog = Arc::new(SqliteCatalog::open(&dir.join("catalog.db")).unwrap());
-    let mut opts = BackupOptions::new(dir.join("spool"));
+    let var = |k: &str| std::env::var(k).unwrap();
+    let app = SimApp {
+        url: var("CAIRN_BACKUP_KILL_SIM"),
+        tenant_id: var("CAIRN_BACKUP_KILL_TENANT"),
+        client_id: var("CAIRN_BACKUP_KILL_CLIENT"),
+        client_secret: var("CAIRN_BACKUP_KILL_SECRET"),
+    };
+    let setup = Workspace::open(std::path::Path::new(dir));
+    let mut opts = BackupOptions::new(setup.spool_dir());
     opts.per_resource = 1;
     let engine = Arc::new(Engine::new(
-        g,
-        repo,
-        catalog,
+        app.graph(RetryPolicy::default()),
+        setup.repo.clone(),
+        setup.catalog.clone(),
         "contoso",
         opts,
         Arc::new(Silent),
@@ -35,8 +33,9 @@ async fn child(dir: &str) {
     engine.run(users[..1].to_vec()).await;
 }
 
-fn spooled(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir.join("spool"))
+/// Messages held in a spool directory.
+fn spooled(spool: &std::path::Path) -> usize {
+    std::fs::read_dir(spool)
         .map(|d| {
             d.flatten()
                 .map(|s| std::fs::read_dir(s.path()).map(|x| x.count()).unwrap_or(0))
@@ -53,38 +52,36 @@ async fn kill_9_mid_backup_then_rerun_loses_nothing_and_refetches_little() {
     }
     let mut s = spec(77, 1);
     s.mail_per_mailbox = 300;
-    let mut cfg = SimConfig::new(s);
-    cfg.throttle = ThrottleMode::Off;
-    // Slow enough to be caught half-way.
-    cfg.latency = Duration::from_millis(15);
-    let sim = SimServer::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let setup = Setup::new();
-    let dir = setup.dir.path().to_path_buf();
-    let c = &sim.sim.cfg;
+    let sim = SimTenant::start_with(s, |c| {
+        // Slow enough to be caught half-way.
+        c.latency = Duration::from_millis(15);
+    })
+    .await;
+    let setup = Workspace::new();
+    let spool = setup.spool_dir();
+    let app = sim.app();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "resume::kill_9_mid_backup_then_rerun_loses_nothing_and_refetches_little",
             "--nocapture",
         ])
-        .env(CHILD, &dir)
-        .env("CAIRN_BACKUP_KILL_SIM", sim.url())
-        .env("CAIRN_BACKUP_KILL_SECRET", &c.client_secret)
-        .env("CAIRN_BACKUP_KILL_TENANT", &c.tenant_id)
-        .env("CAIRN_BACKUP_KILL_CLIENT", &c.client_id)
+        .env(CHILD, setup.path())
+        .env("CAIRN_BACKUP_KILL_SIM", &app.url)
+        .env("CAIRN_BACKUP_KILL_SECRET", &app.client_secret)
+        .env("CAIRN_BACKUP_KILL_TENANT", &app.tenant_id)
+        .env("CAIRN_BACKUP_KILL_CLIENT", &app.client_id)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(60) && spooled(&dir) < 60 {
+    while start.elapsed() < Duration::from_secs(60) && spooled(&spool) < 60 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let held = spooled(&dir);
+    let held = spooled(&spool);
     assert!(
         held >= 60,
         "the child had spooled {held} messages when it was killed"
@@ -94,12 +91,12 @@ async fn kill_9_mid_backup_then_rerun_loses_nothing_and_refetches_little() {
         "killed before its restore point"
     );
 
-    let before = stats(&sim).await;
-    let engine = setup.engine(graph(&sim));
+    let before = sim.stats().await;
+    let engine = backup_engine(&setup, sim.graph());
     let user = users(&engine).await[0].clone();
     let report = engine.run(vec![user.clone()]).await;
     report_ok(&report);
-    let after = stats(&sim).await;
+    let after = sim.stats().await;
     let label = "GET /users/{id}/messages/{id}/$value";
     let refetched = endpoint(&after, label) - endpoint(&before, label);
     let total = manifest(&sim, &user.id)

@@ -3,38 +3,20 @@
 //! and contacts' content fields).
 
 use cairn_backup::{BackupOptions, Engine, JobReport, Silent, Target};
-use cairn_catalog::{Catalog, SqliteCatalog};
-use cairn_graph::{Credential, GraphClient, GraphConfig, RetryPolicy};
-use cairn_repo::{Repo, RepoOptions};
+use cairn_catalog::Catalog;
+use cairn_graph::GraphClient;
 use cairn_restore::{
     Collision, Done, PointSel, RestoreOptions, RestoreReport, RestoreTarget, Restorer, Selection,
 };
-use cairn_sim::{SimConfig, SimServer, TenantSpec, ThrottleMode};
+use cairn_sim::TenantSpec;
+use cairn_testkit::{SimTenant, Workspace};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-fn graph(s: &SimServer) -> Arc<GraphClient> {
-    let c = &s.sim.cfg;
-    let mut cfg = GraphConfig::new(
-        &c.tenant_id,
-        &c.client_id,
-        Credential::Secret(c.client_secret.clone().into()),
-    );
-    cfg.graph_url = s.url();
-    cfg.login_url = s.url();
-    cfg.retry = RetryPolicy {
-        max_attempts: 30,
-        base: Duration::from_millis(20),
-        cap: Duration::from_millis(300),
-    };
-    Arc::new(GraphClient::new(cfg).unwrap())
-}
-
-async fn sim(seed: u64, users: u32) -> SimServer {
-    let spec = TenantSpec {
+fn spec(seed: u64, users: u32) -> TenantSpec {
+    TenantSpec {
         seed,
         users,
         groups: 1,
@@ -46,44 +28,31 @@ async fn sim(seed: u64, users: u32) -> SimServer {
         items_per_list: 4,
         max_item_size: 256 * 1024,
         ..TenantSpec::default()
-    };
-    let mut cfg = SimConfig::new(spec);
-    cfg.throttle = ThrottleMode::Off;
-    SimServer::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    }
 }
 
+/// A workspace and a Graph client of one simulated tenant: backups into the workspace,
+/// restores out of it.
 struct Setup {
-    dir: tempfile::TempDir,
-    repo: Arc<Repo>,
-    catalog: Arc<SqliteCatalog>,
+    ws: Workspace,
     graph: Arc<GraphClient>,
 }
 
 impl Setup {
-    fn new(s: &SimServer) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = Arc::new(
-            Repo::init(RepoOptions::new(dir.path().join("repo").to_str().unwrap(), "pw").unwrap())
-                .unwrap(),
-        );
-        let catalog = Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap());
+    fn new(s: &SimTenant) -> Self {
         Self {
-            dir,
-            repo,
-            catalog,
-            graph: graph(s),
+            ws: Workspace::new(),
+            graph: s.graph(),
         }
     }
 
     fn engine(&self) -> Arc<Engine> {
         Arc::new(Engine::new(
             self.graph.clone(),
-            self.repo.clone(),
-            self.catalog.clone(),
+            self.ws.repo.clone(),
+            self.ws.catalog.clone(),
             "contoso",
-            BackupOptions::new(self.dir.path().join("spool")),
+            BackupOptions::new(self.ws.spool_dir()),
             Arc::new(Silent),
         ))
     }
@@ -92,8 +61,8 @@ impl Setup {
         Restorer::new(
             "contoso",
             self.graph.clone(),
-            self.repo.clone(),
-            self.catalog.clone(),
+            self.ws.repo.clone(),
+            self.ws.catalog.clone(),
         )
     }
 
@@ -130,12 +99,14 @@ impl Setup {
     /// bring back besides the MIME.
     fn mail_state(&self, user: &str, seq: i64) -> BTreeMap<String, Value> {
         let res = self
+            .ws
             .catalog
             .resource("contoso", cairn_catalog::ResourceKind::User, user)
             .unwrap()
             .id;
         let mut out = BTreeMap::new();
-        self.catalog
+        self.ws
+            .catalog
             .for_each_at(res, seq, "mail/", &mut |r| {
                 let m: Value = serde_json::from_str(r.sidecar.as_deref().unwrap()).unwrap();
                 out.insert(
@@ -156,11 +127,12 @@ impl Setup {
 
     fn points(&self, user: &str) -> i64 {
         let res = self
+            .ws
             .catalog
             .resource("contoso", cairn_catalog::ResourceKind::User, user)
             .unwrap()
             .id;
-        self.catalog.points(res).unwrap().len() as i64
+        self.ws.catalog.points(res).unwrap().len() as i64
     }
 }
 
@@ -168,36 +140,12 @@ async fn users(s: &Setup) -> Vec<Target> {
     s.engine().users(&[]).await.unwrap()
 }
 
-async fn mutate(s: &SimServer, body: Value) -> Vec<Value> {
-    let r: Value = reqwest::Client::new()
-        .post(format!("{}/_sim/mutate", s.url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["applied"].as_array().cloned().unwrap_or_default()
-}
-
 /// What a resource holds, as a multiset of (kind, path, sha256): restored items have new
 /// ids, so ids are left out.
-async fn manifest(s: &SimServer, resource: &str) -> BTreeMap<(String, String, String), usize> {
-    let m: Vec<Value> = reqwest::get(format!("{}/_sim/manifest?resource={resource}", s.url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn manifest(s: &SimTenant, resource: &str) -> BTreeMap<(String, String, String), usize> {
     let mut out = BTreeMap::new();
-    for e in m {
-        let key = (
-            e["kind"].as_str().unwrap().to_string(),
-            e["path"].as_str().unwrap().to_string(),
-            e["sha256"].as_str().unwrap().to_string(),
-        );
-        *out.entry(key).or_insert(0) += 1;
+    for e in s.manifest(resource).await {
+        *out.entry((e.kind, e.path, e.sha256)).or_insert(0) += 1;
     }
     out
 }
@@ -208,7 +156,7 @@ fn count(m: &BTreeMap<(String, String, String), usize>, kind: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn damage_is_repaired_by_a_restore_to_the_original_and_a_rerun_changes_nothing() {
-    let sim = sim(11, 2).await;
+    let sim = SimTenant::start(spec(11, 2)).await;
     let setup = Setup::new(&sim);
     let user = users(&setup).await[0].clone();
     // A file above the simple-upload size goes back through an upload session.
@@ -223,7 +171,7 @@ async fn damage_is_repaired_by_a_restore_to_the_original_and_a_rerun_changes_not
         sim.url(),
         user.id
     );
-    let token = token(&sim).await;
+    let token = sim.token().await;
     let put = reqwest::Client::new()
         .put(&url)
         .bearer_auth(&token)
@@ -241,12 +189,12 @@ async fn damage_is_repaired_by_a_restore_to_the_original_and_a_rerun_changes_not
     let flags_before = setup.mail_state(&user.name, 1);
 
     // Users delete and change things.
-    let applied = mutate(
-        &sim,
-        json!({"seed": 3, "count": 30, "resource": user.id, "ops": ["modify", "delete"],
-               "kinds": ["message", "file", "event", "contact"]}),
-    )
-    .await;
+    let applied = sim
+        .mutate(
+            json!({"seed": 3, "count": 30, "resource": user.id, "ops": ["modify", "delete"],
+                   "kinds": ["message", "file", "event", "contact"]}),
+        )
+        .await;
     assert!(applied.len() > 15, "{applied:?}");
     // (The mutation may have deleted it already.)
     let gone = setup
@@ -288,35 +236,15 @@ async fn damage_is_repaired_by_a_restore_to_the_original_and_a_rerun_changes_not
     assert_eq!(manifest(&sim, &user.id).await, before);
 }
 
-async fn token(sim: &SimServer) -> String {
-    let c = &sim.sim.cfg;
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/{}/oauth2/v2.0/token", sim.url(), c.tenant_id))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", c.client_id.as_str()),
-            ("client_secret", c.client_secret.as_str()),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["access_token"].as_str().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_older_point_brings_back_deleted_items_and_restores_to_another_user() {
-    let sim = sim(12, 3).await;
+    let sim = SimTenant::start(spec(12, 3)).await;
     let setup = Setup::new(&sim);
     let all = users(&setup).await;
     let (ann, bob) = (all[0].clone(), all[1].clone());
     setup.backup(&ann).await;
     let at1 = manifest(&sim, &ann.id).await;
-    mutate(
-        &sim,
+    sim.mutate(
         json!({"seed": 5, "count": 12, "resource": ann.id, "ops": ["delete"],
                "kinds": ["message", "file", "event", "contact"]}),
     )
@@ -394,7 +322,7 @@ async fn an_older_point_brings_back_deleted_items_and_restores_to_another_user()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn collision_policies_skip_overwrite_and_keep_both() {
-    let sim = sim(13, 1).await;
+    let sim = SimTenant::start(spec(13, 1)).await;
     let setup = Setup::new(&sim);
     let user = users(&setup).await[0].clone();
     setup.backup(&user).await;
@@ -402,12 +330,14 @@ async fn collision_policies_skip_overwrite_and_keep_both() {
 
     // One file changes after the backup.
     let res = setup
+        .ws
         .catalog
         .resource("contoso", cairn_catalog::ResourceKind::User, &user.name)
         .unwrap()
         .id;
     let mut file = None;
     setup
+        .ws
         .catalog
         .for_each_at(res, 1, "onedrive/", &mut |r| {
             if r.size > 0 && !r.path["onedrive/".len()..].contains('/') {
@@ -419,7 +349,7 @@ async fn collision_policies_skip_overwrite_and_keep_both() {
         .unwrap();
     let file = file.expect("a file at the top of the OneDrive");
     let name = file.name.clone().unwrap();
-    let token = token(&sim).await;
+    let token = sim.token().await;
     let changed = reqwest::Client::new()
         .put(format!(
             "{}/v1.0/users/{}/drive/root:/{}:/content",
@@ -492,8 +422,7 @@ async fn collision_policies_skip_overwrite_and_keep_both() {
     assert!(now.contains_key(orig), "the original content is back");
 
     // An event changed since: keep-both adds the restored one beside it.
-    mutate(
-        &sim,
+    sim.mutate(
         json!({"seed": 9, "count": 1, "resource": user.id, "ops": ["modify"], "kinds": ["event"]}),
     )
     .await;
@@ -517,7 +446,7 @@ fn percent_encode(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_resources_and_points_are_the_users_mistake() {
-    let sim = sim(14, 1).await;
+    let sim = SimTenant::start(spec(14, 1)).await;
     let setup = Setup::new(&sim);
     let user = users(&setup).await[0].clone();
     setup.backup(&user).await;

@@ -197,15 +197,15 @@ fn configuration(b: &BackupBench, mail: u32) -> anyhow::Result<Vec<Phase>> {
         .args(["--parallel", &b.parallel.to_string()])
         .args(["--archives", &b.archives.to_string()])
         .args(["--per-resource", &b.per_resource.to_string()])
-        .env(crate::env::CAIRN_CLIENT_SECRET, SECRET)
+        .env(cairn_config::env::CAIRN_CLIENT_SECRET, SECRET)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if b.no_incremental {
         cmd.arg("--no-incremental");
     }
-    if std::env::var_os(crate::env::CAIRN_LOG).is_none() {
+    if std::env::var_os(cairn_config::env::CAIRN_LOG).is_none() {
         // Resources without a OneDrive (shared mailboxes) are expected: no warning per one.
-        cmd.env(crate::env::CAIRN_LOG, "error");
+        cmd.env(cairn_config::env::CAIRN_LOG, "error");
     }
     let out = cmd.output().context("running the backup worker")?;
     anyhow::ensure!(
@@ -276,7 +276,7 @@ fn worker(b: &BackupBench, url: &str) -> anyhow::Result<()> {
     else {
         anyhow::bail!("--worker needs --tenant-id, --client-id and --sim-pid");
     };
-    let secret = std::env::var(crate::env::CAIRN_CLIENT_SECRET).unwrap_or_default();
+    let secret = std::env::var(cairn_config::env::CAIRN_CLIENT_SECRET).unwrap_or_default();
     let dir = std::env::temp_dir().join(format!("cairn-bench-backup-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;

@@ -3,13 +3,11 @@
 //! found with the last point that still held it.
 
 use super::{human_size, start_time};
-use crate::config::Config;
 use crate::repo_cmd::RepoArgs;
-use cairn_catalog::{Catalog, Hit, Query};
+use cairn_app::browse::FindRequest;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::json;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -23,7 +21,7 @@ pub struct FindArgs {
     #[arg(long = "resource", value_name = "NAME")]
     resources: Vec<String>,
     /// Only the resources of this tenant.
-    #[arg(long, env = crate::env::CAIRN_TENANT, value_name = "NAME")]
+    #[arg(long, env = cairn_config::env::CAIRN_TENANT, value_name = "NAME")]
     tenant: Option<String>,
     /// Sender address (or part of it).
     #[arg(long, value_name = "ADDR")]
@@ -54,59 +52,28 @@ pub struct FindArgs {
 }
 
 pub fn run(a: FindArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    let cat = super::catalog(&cfg, &a.repo)?;
-    let mut resources = Vec::new();
-    for r in &a.resources {
-        resources.push(super::resolve_resource(&cat, r, a.tenant.as_deref())?.id);
-    }
-    // The catalog matches one address against sender or recipients; the CLI narrows that
-    // to the side asked for.
-    let post_filter = a.from.is_some() || a.to.is_some();
-    let q = Query {
-        tenant: a.tenant.clone(),
-        resources,
-        text: a.query.clone().filter(|t| !t.is_empty()),
-        person: a.from.clone().or(a.to.clone()),
-        after: a.after,
-        before: a.before,
-        min_size: a.min_size,
-        max_size: a.max_size,
-        kind: a.kind.clone(),
-        limit: (!post_filter).then_some(a.limit + 1),
-    };
-    let contains = |field: &Option<String>, needle: &Option<String>| match needle {
-        None => true,
-        Some(n) => field
-            .as_deref()
-            .is_some_and(|f| f.to_lowercase().contains(&n.to_lowercase())),
-    };
-    let hits: Vec<Hit> = cat
-        .find(&q)?
-        .into_iter()
-        .filter(|h| contains(&h.row.sender, &a.from) && contains(&h.row.recipients, &a.to))
-        .collect();
-    let more = hits.len() as u64 > a.limit;
-    // The latest point of each resource: a version still current is valid up to it.
-    let mut latest: HashMap<i64, i64> = HashMap::new();
+    let ws = crate::config::workspace(config, &a.repo, None)?;
+    let cat = ws.catalog()?;
+    let result = cairn_app::browse::find(
+        &*cat,
+        &FindRequest {
+            text: a.query.clone(),
+            resources: a.resources.clone(),
+            tenant: a.tenant.clone(),
+            from: a.from.clone(),
+            to: a.to.clone(),
+            after: a.after,
+            before: a.before,
+            min_size: a.min_size,
+            max_size: a.max_size,
+            kind: a.kind.clone(),
+            limit: a.limit,
+        },
+    )?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for h in hits.iter().take(a.limit as usize) {
-        let last_seq = match &h.last {
-            Some(p) => p.seq,
-            None => match latest.get(&h.resource.id) {
-                Some(s) => *s,
-                None => {
-                    let s = cat
-                        .points(h.resource.id)?
-                        .last()
-                        .map(|p| p.seq)
-                        .unwrap_or(h.first.seq);
-                    latest.insert(h.resource.id, s);
-                    s
-                }
-            },
-        };
+    for found in &result.found {
+        let (h, last_seq) = (&found.hit, found.last_seq);
         let r = if a.json {
             let mut v = super::ls::item_json(&h.row);
             v["tenant"] = json!(h.resource.tenant);
@@ -140,21 +107,16 @@ pub fn run(a: FindArgs, config: Option<&Path>) -> anyhow::Result<()> {
                 human_size(h.row.size),
             )
         };
-        if let Err(e) = r {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(());
-            }
-            return Err(e.into());
-        }
+        r?;
     }
     out.flush()?;
     drop(out);
-    if more {
+    if result.more {
         eprintln!(
             "note: more than {} hits; narrow the search or raise --limit",
             a.limit
         );
-    } else if hits.is_empty() {
+    } else if result.found.is_empty() {
         eprintln!("nothing found");
     }
     Ok(())

@@ -5,13 +5,12 @@
 //! items directly in it. Two walks of the catalog rows under the path (folders, then items)
 //! keep memory flat whatever the folder's size.
 
-use super::{clean_path, human_size, is_under, select, short};
-use crate::config::{Config, UserError};
+use super::{human_size, short};
 use crate::repo_cmd::RepoArgs;
-use cairn_catalog::{Catalog, ItemRow};
+use cairn_app::browse;
+use cairn_catalog::ItemRow;
 use clap::Args;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -30,79 +29,25 @@ pub struct LsArgs {
     #[arg(long, short = 'R')]
     recursive: bool,
     /// The tenant, when several have a resource of that name.
-    #[arg(long, env = crate::env::CAIRN_TENANT, value_name = "NAME")]
+    #[arg(long, env = cairn_config::env::CAIRN_TENANT, value_name = "NAME")]
     tenant: Option<String>,
     /// Machine-readable output: one JSON object.
     #[arg(long)]
     json: bool,
 }
 
-/// The kind of the rows that record a folder itself (drive folders, so that empty ones
-/// are kept): shown as directories, never as items.
-pub const FOLDER: &str = "folder";
-
-#[derive(Default)]
-struct Folder {
-    items: u64,
-    size: u64,
-}
+pub use cairn_app::browse::FOLDER;
 
 pub fn run(a: LsArgs, config: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    let cat = super::catalog(&cfg, &a.repo)?;
-    let sel = select(&cat, &a.target, a.tenant.as_deref())?;
-    let (res, seq) = (sel.resource.id, sel.point.seq);
-    let dir = clean_path(&a.path);
-    let prefix = dir.clone();
-    let depth = if dir.is_empty() {
-        0
-    } else {
-        dir.split('/').count()
-    };
-
-    // Folders (or, recursively, nothing to gather) below the path.
-    let mut folders: BTreeMap<String, Folder> = BTreeMap::new();
-    let mut direct = 0u64;
-    let mut exact: Option<ItemRow> = None;
-    let mut is_folder = false;
-    cat.for_each_at(res, seq, &prefix, &mut |row| {
-        let folder_row = row.kind == FOLDER;
-        if row.path == dir {
-            // The path names a folder the backup recorded (a drive folder), or one item.
-            if folder_row {
-                is_folder = true;
-            } else {
-                exact = Some(row);
-            }
-        } else if is_under(&row.path, &dir) {
-            let rest: Vec<&str> = row.path.split('/').skip(depth).collect();
-            if !a.recursive && (rest.len() > 1 || folder_row) {
-                let f = folders.entry(rest[0].to_string()).or_default();
-                if !folder_row {
-                    f.items += 1;
-                    f.size += row.size;
-                }
-            } else {
-                direct += 1;
-            }
-        }
-        true
-    })?;
-    if exact.is_none() && !is_folder && folders.is_empty() && direct == 0 && !dir.is_empty() {
-        return Err(UserError::new(format!(
-            "{} has nothing under {dir} in restore point {}",
-            sel.resource.name, seq
-        ))
-        .hint(format!(
-            "`cairn ls {}@{seq}` shows the top folders (mail, calendar, contacts, onedrive, libraries, lists)",
-            sel.resource.name
-        ))
-        .into());
-    }
-
+    let ws = crate::config::workspace(config, &a.repo, None)?;
+    let cat = ws.catalog()?;
+    let sel = cairn_app::browse::select_in(&ws, &a.target, a.tenant.as_deref())?;
+    let listing = browse::list(&*cat, sel, &a.path, a.recursive)?;
+    let (sel, dir) = (&listing.selected, listing.dir.as_str());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let point = json!({"seq": seq, "snapshot": sel.point.snapshot, "time": sel.point.time});
+    let point =
+        json!({"seq": sel.point.seq, "snapshot": sel.point.snapshot, "time": sel.point.time});
     if a.json {
         write!(
             out,
@@ -111,10 +56,9 @@ pub fn run(a: LsArgs, config: Option<&Path>) -> anyhow::Result<()> {
             json!(sel.resource.name),
             json!(dir)
         )?;
-        for (i, (name, f)) in folders.iter().enumerate() {
+        for (i, f) in listing.folders.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
-            let v =
-                json!({"name": name, "path": join(&dir, name), "items": f.items, "size": f.size});
+            let v = json!({"name": f.name, "path": f.path, "items": f.items, "size": f.size});
             write!(out, "{sep}{v}")?;
         }
         write!(out, "],\"items\":[")?;
@@ -124,31 +68,32 @@ pub fn run(a: LsArgs, config: Option<&Path>) -> anyhow::Result<()> {
             "{} (tenant {}) restore point {} ({} {}) {}",
             sel.resource.name,
             sel.resource.tenant,
-            seq,
+            sel.point.seq,
             short(&sel.point.snapshot),
             sel.point.time.format("%Y-%m-%d %H:%M:%S"),
-            if dir.is_empty() { "/" } else { &dir }
+            if dir.is_empty() { "/" } else { dir }
         )?;
-        for (name, f) in &folders {
+        for f in &listing.folders {
             writeln!(
                 out,
-                "{:>10}  {:<16}  {name}/  ({} items)",
+                "{:>10}  {:<16}  {}/  ({} items)",
                 human_size(f.size),
                 "",
+                f.name,
                 f.items
             )?;
         }
     }
     let mut first = true;
     let mut failed: Option<std::io::Error> = None;
-    let mut emit = |row: ItemRow| -> bool {
+    listing.for_each_item(&*cat, &mut |row: ItemRow| {
         let r = if a.json {
             let sep = if first { "" } else { "," };
             write!(out, "{sep}{}", item_json(&row))
         } else {
             let shown = if a.recursive {
                 row.path
-                    .strip_prefix(&dir)
+                    .strip_prefix(dir)
                     .unwrap_or(&row.path)
                     .trim_start_matches('/')
             } else {
@@ -176,25 +121,8 @@ pub fn run(a: LsArgs, config: Option<&Path>) -> anyhow::Result<()> {
                 false
             }
         }
-    };
-    if let Some(row) = exact {
-        emit(row);
-    } else if direct > 0 {
-        cat.for_each_at(res, seq, &prefix, &mut |row| {
-            if !is_under(&row.path, &dir) || row.path == dir {
-                return true;
-            }
-            if !a.recursive && (row.kind == FOLDER || row.path.split('/').skip(depth).count() > 1) {
-                return true;
-            }
-            emit(row)
-        })?;
-    }
+    })?;
     if let Some(e) = failed {
-        // A closed pipe (`| head`) is not an error of ours.
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            return Ok(());
-        }
         return Err(e.into());
     }
     if a.json {
@@ -202,14 +130,6 @@ pub fn run(a: LsArgs, config: Option<&Path>) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
 }
 
 /// What a person recognises an item by: a message's subject, a file's or contact's name.

@@ -1,13 +1,14 @@
 //! `cairn backup` as an administrator runs it: a tenant added to the configuration, a
 //! repository initialised, backups with a report, restore points listed.
 
-use super::config::{Home, ok, s, stderr, stdout};
-use super::serve;
+use super::config::s;
+use super::{home, serve};
+use cairn_testkit::{ok, stderr, stdout};
 
 #[test]
 fn backup_from_the_configuration_reports_per_resource_and_incrementals_fetch_nothing_new() {
     let (_sim, url, tenant, client) = serve();
-    let home = Home::new();
+    let home = home();
     let secret = home.write("secrets/contoso", "s3cret-for-test\n");
     let pw = home.write("secrets/repo", "repository password\n");
     ok(&home

@@ -3,12 +3,11 @@
 //! with the simulator's own manifest, and exports are read back by independent parsers
 //! (Python's `mailbox`, the `ical` crate, the `zip` crate).
 
-use super::cairn;
+use super::home;
 use cairn_backup::{BackupOptions, Engine, Silent};
 use cairn_catalog::{Catalog, ItemRow, SqliteCatalog};
-use cairn_graph::{Credential, GraphClient, GraphConfig};
-use cairn_repo::{Repo, RepoOptions};
-use cairn_sim::{SimConfig, SimServer, TenantSpec, ThrottleMode};
+use cairn_sim::TenantSpec;
+use cairn_testkit::{Home, SimTenant, Workspace};
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -25,7 +24,9 @@ type Manifest = BTreeMap<String, (String, String, String)>;
 /// A user backed up once or twice: repository, catalog where the CLI looks for it, and what
 /// the simulator said the user held at each backup.
 struct Fixture {
-    dir: tempfile::TempDir,
+    ws: Workspace,
+    /// Where the commands run, apart from the developer's home and `CAIRN_*` variables.
+    home: Home,
     user: String,
     /// The manifest at each backup, by restore point (index 0: point 1).
     manifests: Vec<Manifest>,
@@ -37,41 +38,42 @@ fn sha(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
 
+/// Where `cairn` keeps the catalog and spool of the repository at `location`, relative to
+/// its cache directory's parent: `cache/repositories/<hash of the location>`.
+fn state_dir(location: &str) -> PathBuf {
+    let key = hex::encode(&sha2::Sha256::digest(location.as_bytes())[..8]);
+    Path::new("cache/repositories").join(key)
+}
+
 impl Fixture {
     /// Backs up the first user of a small simulated tenant; with `delete`, deletes a few
     /// messages and backs up again.
     fn new(seed: u64, delete: bool) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::builder()
+            .password(PASSWORD)
+            .state_dir(state_dir)
+            .init();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let (user, manifests, inbox) = rt.block_on(backup(dir.path(), seed, delete));
+        let (user, manifests, inbox) = rt.block_on(backup(&ws, seed, delete));
         Fixture {
-            dir,
+            ws,
+            home: home(),
             user,
             manifests,
             inbox,
         }
     }
 
-    fn repository(&self) -> PathBuf {
-        self.dir.path().join("repo")
-    }
-
     fn cmd(&self) -> Command {
-        let mut c = cairn();
-        for (k, _) in std::env::vars() {
-            if k.starts_with("CAIRN_") {
-                c.env_remove(k);
-            }
-        }
-        c.env("CAIRN_CONFIG", self.dir.path().join("config.toml"))
-            .env("CAIRN_REPOSITORY", self.repository())
+        let mut c = self.home.cmd();
+        c.env("CAIRN_CONFIG", self.ws.path().join("config.toml"))
+            .env("CAIRN_REPOSITORY", self.ws.location())
             .env("CAIRN_PASSWORD", PASSWORD)
-            .env("CAIRN_CACHE_DIR", self.dir.path().join("cache"))
-            .stdin(Stdio::null());
+            .env("CAIRN_CACHE_DIR", self.ws.cache_dir());
         c
     }
 
@@ -94,19 +96,12 @@ impl Fixture {
     }
 
     fn out(&self, name: &str) -> PathBuf {
-        self.dir.path().join("exports").join(name)
+        self.ws.path().join("exports").join(name)
     }
 
     /// The catalog, where `cairn` finds it: `<cache>/repositories/<hash of the location>`.
     fn catalog(&self) -> SqliteCatalog {
-        let key =
-            hex::encode(&sha2::Sha256::digest(self.repository().to_str().unwrap().as_bytes())[..8]);
-        let path = self
-            .dir
-            .path()
-            .join("cache/repositories")
-            .join(key)
-            .join("catalog.db");
+        let path = self.ws.catalog_path();
         assert!(path.exists(), "{}", path.display());
         SqliteCatalog::open(&path).unwrap()
     }
@@ -121,12 +116,20 @@ impl Fixture {
     }
 }
 
+async fn manifest(sim: &SimTenant, resource: &str) -> Manifest {
+    sim.manifest(resource)
+        .await
+        .into_iter()
+        .map(|e| (e.id, (e.kind, e.path, e.sha256)))
+        .collect()
+}
+
 async fn backup(
-    dir: &Path,
+    ws: &Workspace,
     seed: u64,
     delete: bool,
 ) -> (String, Vec<Manifest>, BTreeMap<String, (String, String)>) {
-    let spec = TenantSpec {
+    let sim = SimTenant::start(TenantSpec {
         seed,
         users: 1,
         groups: 0,
@@ -137,60 +140,19 @@ async fn backup(
         files_per_drive: 8,
         max_item_size: 64 * 1024,
         ..TenantSpec::default()
-    };
-    let mut cfg = SimConfig::new(spec);
-    cfg.throttle = ThrottleMode::Off;
-    let sim = SimServer::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let c = &sim.sim.cfg;
-    let mut gc = GraphConfig::new(
-        &c.tenant_id,
-        &c.client_id,
-        Credential::Secret(c.client_secret.clone().into()),
-    );
-    gc.graph_url = sim.url();
-    gc.login_url = sim.url();
-    let graph = Arc::new(GraphClient::new(gc).unwrap());
-
-    let location = dir.join("repo").to_str().unwrap().to_string();
-    let repo = {
-        let location = location.clone();
-        Arc::new(
-            tokio::task::spawn_blocking(move || {
-                Repo::init(RepoOptions::new(&location, PASSWORD).unwrap())
-            })
-            .await
-            .unwrap()
-            .unwrap(),
-        )
-    };
-    // Where `cairn` looks for the catalog of this repository.
-    let key = hex::encode(&sha2::Sha256::digest(location.as_bytes())[..8]);
-    let state = dir.join("cache/repositories").join(key);
-    let catalog = Arc::new(SqliteCatalog::open(&state.join("catalog.db")).unwrap());
+    })
+    .await;
+    let graph = sim.graph();
     let engine = Arc::new(Engine::new(
         graph.clone(),
-        repo,
-        catalog,
+        ws.repo.clone(),
+        ws.catalog.clone(),
         "contoso",
-        BackupOptions::new(state.join("spool")),
+        BackupOptions::new(ws.spool_dir()),
         Arc::new(Silent),
     ));
     let users = engine.users(&[]).await.unwrap();
     let user = users[0].clone();
-    let manifest = |sim: &SimServer| {
-        let url = format!("{}/_sim/manifest?resource={}", sim.url(), user.id);
-        async move {
-            let m: Vec<Value> = reqwest::get(url).await.unwrap().json().await.unwrap();
-            m.into_iter()
-                .map(|e| {
-                    let s = |k: &str| e[k].as_str().unwrap().to_string();
-                    (s("id"), (s("kind"), s("path"), s("sha256")))
-                })
-                .collect::<Manifest>()
-        }
-    };
     let inbox: BTreeMap<String, (String, String)> = graph
         .items(&format!(
             "/users/{}/mailFolders/inbox/messages?$select=id,subject,from",
@@ -216,22 +178,16 @@ async fn backup(
 
     let first = engine.run(vec![user.clone()]).await;
     assert!(first.resources[0].ok(), "{:?}", first.resources[0].error);
-    let mut manifests = vec![manifest(&sim).await];
+    let mut manifests = vec![manifest(&sim, &user.id).await];
     if delete {
-        let r: Value = reqwest::Client::new()
-            .post(format!("{}/_sim/mutate", sim.url()))
-            .json(&json!({"seed": 3, "count": 4, "resource": user.id,
-                          "kinds": ["message"], "ops": ["delete"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(!r["applied"].as_array().unwrap().is_empty(), "{r}");
+        let applied = sim
+            .mutate(json!({"seed": 3, "count": 4, "resource": user.id,
+                           "kinds": ["message"], "ops": ["delete"]}))
+            .await;
+        assert!(!applied.is_empty(), "{applied:?}");
         let second = engine.run(vec![user.clone()]).await;
         assert!(second.resources[0].ok(), "{:?}", second.resources[0].error);
-        manifests.push(manifest(&sim).await);
+        manifests.push(manifest(&sim, &user.id).await);
     }
     sim.stop().await;
     (user.name, manifests, inbox)
@@ -749,8 +705,8 @@ fn names_from_the_catalog_cannot_escape_the_output() {
         let report = f.json(&args);
         assert!(report["written"].as_u64().unwrap() > 0, "{report}");
         for up in [
-            f.dir.path().join("escaped.txt"),
-            f.dir.path().join("exports/escaped.txt"),
+            f.ws.path().join("escaped.txt"),
+            f.ws.path().join("exports/escaped.txt"),
             out.join("../escaped.txt"),
             PathBuf::from("/escaped.txt"),
         ] {
@@ -781,7 +737,7 @@ fn names_from_the_catalog_cannot_escape_the_output() {
         "--json",
     ]);
     assert!(o.status.success());
-    assert!(!f.dir.path().join("x").exists());
+    assert!(!f.ws.path().join("x").exists());
 }
 
 #[test]

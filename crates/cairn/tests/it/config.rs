@@ -1,70 +1,10 @@
 //! The configuration file, the environment and the flags, driven through the binary: each
 //! test has its own home, so the user's own configuration is neither read nor written.
 
-use super::{cairn, serve};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-/// A home of its own: `HOME` and the XDG directories in a temporary directory, and no
-/// `CAIRN_*` variable of the environment the tests run in.
-pub(crate) struct Home {
-    dir: tempfile::TempDir,
-}
-
-impl Home {
-    pub(crate) fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    pub(crate) fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    /// Where the configuration file is when no `--config` is given.
-    pub(crate) fn config(&self) -> PathBuf {
-        self.path("xdg-config/cairn/config.toml")
-    }
-
-    pub(crate) fn cmd(&self) -> Command {
-        let mut c = cairn();
-        for (k, _) in std::env::vars() {
-            if k.starts_with("CAIRN_") {
-                c.env_remove(k);
-            }
-        }
-        c.env("HOME", self.path("home"))
-            .env("XDG_CONFIG_HOME", self.path("xdg-config"))
-            .env("XDG_CACHE_HOME", self.path("xdg-cache"))
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
-        c
-    }
-
-    pub(crate) fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("cairn runs")
-    }
-
-    pub(crate) fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.path(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-pub(crate) fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub(crate) fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub(crate) fn ok(o: &Output) {
-    assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
-}
+use super::{home, serve};
+use cairn_testkit::{ok, stderr, stdout};
+use std::path::Path;
+use std::process::Output;
 
 pub(crate) fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -75,7 +15,7 @@ const SECRET: &str = "s3cret-for-test";
 #[test]
 fn tenant_add_verifies_then_graph_get_needs_only_the_name() {
     let (_sim, url, tenant, client) = serve();
-    let home = Home::new();
+    let home = home();
     let secret = home.write("secrets/contoso", &format!("{SECRET}\n"));
     // Comments and other settings of an existing file survive.
     home.write(
@@ -197,7 +137,7 @@ fn tenant_add_verifies_then_graph_get_needs_only_the_name() {
 #[test]
 fn a_wrong_secret_exits_2_with_a_hint_and_writes_nothing() {
     let (_sim, url, tenant, client) = serve();
-    let home = Home::new();
+    let home = home();
     let secret = home.write("secrets/wrong", "Wr0ng-secret-xyz\n");
     let before = "# mine\nrepository = \"/srv/cairn\"\n";
     let config = home.write("elsewhere/cairn.toml", before);
@@ -233,7 +173,7 @@ fn a_wrong_secret_exits_2_with_a_hint_and_writes_nothing() {
 #[test]
 fn environment_overrides_the_file_and_flags_override_the_environment() {
     let (_sim, url, tenant, client) = serve();
-    let home = Home::new();
+    let home = home();
     let secret = home.write("secret", SECRET);
     // The file names a tenant id the simulator does not know: signing in fails.
     home.write(
@@ -278,7 +218,7 @@ fn environment_overrides_the_file_and_flags_override_the_environment() {
 
 #[test]
 fn an_unknown_key_is_an_error_naming_the_key_and_the_file() {
-    let home = Home::new();
+    let home = home();
     let config = home.write(
         "c.toml",
         "repository = \"/srv/cairn\"\n\n[tenants.contoso]\ntenant-id = \"t\"\nclient-id = \"c\"\nclient-secret = \"hunter2\"\n",
@@ -310,7 +250,7 @@ fn an_unknown_key_is_an_error_naming_the_key_and_the_file() {
 
 #[test]
 fn init_records_the_repository_and_later_commands_need_no_flag() {
-    let home = Home::new();
+    let home = home();
     home.write("pw", "config password\n");
     // Without a repository anywhere: an error that says what to do.
     let none = home.run(&["snapshots"]);

@@ -13,6 +13,11 @@ fn cairn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
 }
 
+/// A home of its own for the binary (`HOME`, XDG directories, no `CAIRN_*` variable).
+fn home() -> cairn_testkit::Home {
+    cairn_testkit::Home::new(env!("CARGO_BIN_EXE_cairn"))
+}
+
 /// Kills the child when the test ends, passing or failing.
 struct Child(std::process::Child);
 

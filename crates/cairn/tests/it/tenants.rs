@@ -4,8 +4,10 @@
 //! Microsoft 365 data only, and a name without a tenant must be refused, never settled by
 //! whichever tenant sorts first.
 
-use super::config::{Home, ok, s, stderr, stdout};
-use cairn_sim::{SimConfig, SimServer, TenantSpec, ThrottleMode};
+use super::config::s;
+use super::home;
+use cairn_sim::TenantSpec;
+use cairn_testkit::{SimTenant, ok, stderr, stdout};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -13,60 +15,39 @@ use std::collections::BTreeMap;
 /// mailboxes are compared by what they hold.
 type Messages = BTreeMap<(String, String), usize>;
 
-struct Tenant {
-    sim: SimServer,
+/// Each tenant: the same seed, so both have the same users.
+fn spec() -> TenantSpec {
+    TenantSpec {
+        seed: 77,
+        users: 2,
+        groups: 0,
+        sites: 0,
+        mail_per_mailbox: 24,
+        events_per_mailbox: 0,
+        contacts_per_mailbox: 0,
+        files_per_drive: 0,
+        items_per_list: 0,
+        max_item_size: 16 * 1024,
+        ..TenantSpec::default()
+    }
 }
 
-impl Tenant {
-    async fn start() -> Tenant {
-        let spec = TenantSpec {
-            seed: 77,
-            users: 2,
-            groups: 0,
-            sites: 0,
-            mail_per_mailbox: 24,
-            events_per_mailbox: 0,
-            contacts_per_mailbox: 0,
-            files_per_drive: 0,
-            items_per_list: 0,
-            max_item_size: 16 * 1024,
-            ..TenantSpec::default()
-        };
-        let mut cfg = SimConfig::new(spec);
-        cfg.throttle = ThrottleMode::Off;
-        let sim = SimServer::start(cfg, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        Tenant { sim }
-    }
-
-    async fn messages(&self, user_id: &str) -> Messages {
-        let url = format!("{}/_sim/manifest?resource={user_id}", self.sim.url());
-        let m: Vec<Value> = reqwest::get(url).await.unwrap().json().await.unwrap();
-        let mut out = Messages::new();
-        for e in m.iter().filter(|e| e["kind"] == "message") {
-            let key = (
-                e["path"].as_str().unwrap().to_string(),
-                e["sha256"].as_str().unwrap().to_string(),
-            );
-            *out.entry(key).or_default() += 1;
+async fn messages(t: &SimTenant, user_id: &str) -> Messages {
+    let mut out = Messages::new();
+    for e in t.manifest(user_id).await {
+        if e.kind == "message" {
+            *out.entry((e.path, e.sha256)).or_default() += 1;
         }
-        out
     }
+    out
+}
 
-    async fn mutate(&self, user_id: &str, op: &str, count: u32) {
-        let r: Value = reqwest::Client::new()
-            .post(format!("{}/_sim/mutate", self.sim.url()))
-            .json(&json!({"seed": 9, "count": count, "resource": user_id,
-                          "kinds": ["message"], "ops": [op]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(!r["applied"].as_array().unwrap().is_empty(), "{r}");
-    }
+async fn mutate(t: &SimTenant, user_id: &str, op: &str, count: u32) {
+    let applied = t
+        .mutate(json!({"seed": 9, "count": count, "resource": user_id,
+                       "kinds": ["message"], "ops": [op]}))
+        .await;
+    assert!(!applied.is_empty(), "{applied:?}");
 }
 
 #[test]
@@ -76,12 +57,17 @@ fn commands_given_a_tenant_touch_only_that_tenant() {
         .enable_all()
         .build()
         .unwrap();
-    let (a, b) = rt.block_on(async { (Tenant::start().await, Tenant::start().await) });
-    let home = Home::new();
+    let (a, b) = rt.block_on(async {
+        (
+            SimTenant::start(spec()).await,
+            SimTenant::start(spec()).await,
+        )
+    });
+    let home = home();
     for (name, t) in [("sim", &a), ("zeta", &b)] {
-        let c = &t.sim.sim.cfg;
+        let c = t.config();
         let secret = home.write(&format!("secrets/{name}"), &c.client_secret);
-        let url = t.sim.url();
+        let url = t.url();
         ok(&home
             .cmd()
             .args(["tenant", "add", name, "--tenant-id", &c.tenant_id])
@@ -117,7 +103,7 @@ fn commands_given_a_tenant_touch_only_that_tenant() {
     let id = users["value"][0]["id"].as_str().unwrap().to_string();
 
     // Tenant `sim` gets messages `zeta` never had; then both are backed up twice.
-    rt.block_on(a.mutate(&id, "create", 5));
+    rt.block_on(mutate(&a, &id, "create", 5));
     let backup = |tenant: &str| {
         ok(&home
             .cmd()
@@ -128,16 +114,16 @@ fn commands_given_a_tenant_touch_only_that_tenant() {
     };
     backup("sim");
     backup("zeta");
-    let a_before = rt.block_on(a.messages(&id));
-    let b_before = rt.block_on(b.messages(&id));
+    let a_before = rt.block_on(messages(&a, &id));
+    let b_before = rt.block_on(messages(&b, &id));
     assert_ne!(
         a_before, b_before,
         "the tenants must differ for the test to mean anything"
     );
-    rt.block_on(b.mutate(&id, "delete", 6));
+    rt.block_on(mutate(&b, &id, "delete", 6));
     backup("sim");
     backup("zeta");
-    let b_deleted = rt.block_on(b.messages(&id));
+    let b_deleted = rt.block_on(messages(&b, &id));
     assert!(b_deleted.values().sum::<usize>() < b_before.values().sum::<usize>());
 
     // The tables say whose restore point is whose.
@@ -235,8 +221,8 @@ fn commands_given_a_tenant_touch_only_that_tenant() {
     ok(&restored);
     let report: Value = serde_json::from_str(&stdout(&restored)).unwrap();
     assert!(report["restored"].as_u64().unwrap() > 0, "{report}");
-    assert_eq!(rt.block_on(b.messages(&id)), b_before);
-    assert_eq!(rt.block_on(a.messages(&id)), a_before);
+    assert_eq!(rt.block_on(messages(&b, &id)), b_before);
+    assert_eq!(rt.block_on(messages(&a, &id)), a_before);
     // Without --tenant, a point of the only configured tenant that has the resource is
     // still refused when both have it (checked above); with --tenant sim, sim's own.
     ok(&home
@@ -245,8 +231,8 @@ fn commands_given_a_tenant_touch_only_that_tenant() {
         .args(["--target", "original"])
         .output()
         .unwrap());
-    assert_eq!(rt.block_on(a.messages(&id)), a_before);
-    assert_eq!(rt.block_on(b.messages(&id)), b_before);
+    assert_eq!(rt.block_on(messages(&a, &id)), a_before);
+    assert_eq!(rt.block_on(messages(&b, &id)), b_before);
 
     // forget --tenant zeta thins zeta's points only.
     ok(&home.run(&["forget", "--keep-last", "1", "--tenant", "zeta"]));
@@ -255,8 +241,8 @@ fn commands_given_a_tenant_touch_only_that_tenant() {
     let count = |t: &str| rows.iter().filter(|r| r["tenant"] == t).count();
     assert_eq!((count("sim"), count("zeta")), (2, 1), "{table}");
     rt.block_on(async {
-        a.sim.stop().await;
-        b.sim.stop().await;
+        a.stop().await;
+        b.stop().await;
     });
 }
 

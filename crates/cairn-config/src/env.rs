@@ -1,7 +1,12 @@
-//! Every environment variable Cairn reads, named once (as uv's `EnvVars`), so that the
-//! documentation, the clap attributes and the code cannot drift apart.
+//! Every environment variable Cairn reads, named once (as uv's `EnvVars`), and the
+//! environment itself as a value the caller hands in.
 //!
-//! Precedence everywhere: configuration file < environment < command-line flags.
+//! Precedence everywhere: configuration file < environment < explicit overrides (flags,
+//! an API request). The libraries never read the process environment: the command line
+//! captures it once ([`Environment::from_process`]); a server holding several
+//! repositories passes what it wants each one to see.
+
+use std::collections::BTreeMap;
 
 /// The configuration file (the same as `--config`).
 pub const CAIRN_CONFIG: &str = "CAIRN_CONFIG";
@@ -41,13 +46,12 @@ pub const CAIRN_GRAPH_URL: &str = "CAIRN_GRAPH_URL";
 pub const CAIRN_LOGIN_URL: &str = "CAIRN_LOGIN_URL";
 
 /// Client secret the simulator accepts (`cairn sim serve`).
-#[allow(dead_code, reason = "sim.rs still spells it out")]
 pub const CAIRN_SIM_CLIENT_SECRET: &str = "CAIRN_SIM_CLIENT_SECRET";
 
 /// S3 credentials of the repository (as the AWS tools read them).
 pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
-/// Region of the S3 bucket (`AWS_DEFAULT_REGION` first, as before).
+/// Region of the S3 bucket (`AWS_DEFAULT_REGION` first).
 pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 pub const AWS_REGION: &str = "AWS_REGION";
 
@@ -58,8 +62,36 @@ pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 /// The user's home, when the XDG variables are unset.
 pub const HOME: &str = "HOME";
 
-/// The value of a variable, `None` when unset or empty (an empty value means "unset", as
-/// most Unix tools read it).
-pub fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// Environment variables as settings see them. An empty value means "unset", as most Unix
+/// tools read it. (No `Debug`: it holds secrets.)
+#[derive(Clone, Default)]
+pub struct Environment {
+    vars: BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// The variables of this process that settings read (`CAIRN_*`, `AWS_*`, `XDG_*`,
+    /// `HOME`).
+    pub fn from_process() -> Self {
+        Self::from_pairs(std::env::vars().filter(|(k, _)| {
+            k.starts_with("CAIRN_") || k.starts_with("AWS_") || k.starts_with("XDG_") || k == HOME
+        }))
+    }
+
+    /// An environment of exactly these variables.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .filter(|(_, v): &(String, String)| !v.is_empty())
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.vars.get(name).cloned()
+    }
 }

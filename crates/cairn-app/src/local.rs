@@ -35,7 +35,7 @@ impl LocalState {
             .open(&path)?;
         match f.try_lock() {
             Ok(()) => Ok(f),
-            Err(std::fs::TryLockError::WouldBlock) => Err(crate::config::UserError::new(
+            Err(std::fs::TryLockError::WouldBlock) => Err(crate::error::UserError::new(
                 "another `cairn backup` of this repository is running on this machine",
             )
             .hint(format!(

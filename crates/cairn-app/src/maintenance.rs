@@ -1,0 +1,236 @@
+//! Repository maintenance — forget, prune, check, copy, repair — each keeping this
+//! machine's catalog in step with the repository: a restore point the repository no
+//! longer has leaves the catalog too, and one a repair rewrote is read from its new
+//! snapshot.
+
+use crate::Workspace;
+use cairn_catalog::{Catalog, select};
+use cairn_repo::{CheckReport, ForgetReport, ForgetRule, LegalHold, Repo};
+use std::sync::Arc;
+
+/// A retention rule to apply, legal holds to respect.
+#[derive(Clone, Debug, Default)]
+pub struct ForgetRequest {
+    /// GFS counts; `only_tenant`/`only_resource` narrow it to a tenant or a resource
+    /// (a resource is resolved through the catalog when this machine has one).
+    pub rule: ForgetRule,
+    /// Resources (user principal names, group:…, site URLs) or snapshot id prefixes under
+    /// legal hold: never forgotten.
+    pub holds: Vec<String>,
+    pub dry_run: bool,
+    /// Prune afterwards.
+    pub prune: bool,
+}
+
+/// What a forget did.
+#[derive(Debug)]
+pub struct ForgetOutcome {
+    pub report: ForgetReport,
+    /// Restore points removed from this machine's catalog.
+    pub catalog_points: u64,
+    /// Packs deleted by the prune, when asked for.
+    pub pruned: Option<u64>,
+}
+
+/// A legal hold as typed: a resource name (it has an `@`, a `,` or is long) or a snapshot
+/// id prefix.
+pub fn legal_hold(h: &str) -> LegalHold {
+    if h.contains('@') || h.contains(',') || h.contains(':') || h.len() > 40 {
+        LegalHold::Resource(h.to_string())
+    } else {
+        LegalHold::Snapshot(h.to_string())
+    }
+}
+
+/// Applies the rule; the catalog forgets what the repository removed.
+pub async fn forget(ws: Arc<Workspace>, mut req: ForgetRequest) -> anyhow::Result<ForgetOutcome> {
+    tokio::task::spawn_blocking(move || {
+        // A resource is named as everywhere else: through the catalog's resolver, which
+        // knows its tenant (and refuses a name several tenants have).
+        if let Some(name) = req.rule.only_resource.clone()
+            && let Some(cat) = ws.existing_catalog()?
+        {
+            let r = select::resolve_resource(&*cat, req.rule.only_tenant.as_deref(), &name)?;
+            req.rule.only_tenant = Some(r.tenant);
+            req.rule.only_resource = Some(r.name);
+        }
+        let holds: Vec<LegalHold> = req.holds.iter().map(|h| legal_hold(h)).collect();
+        let repo = ws.repo()?;
+        let report = repo.forget(&req.rule, &holds, req.dry_run)?;
+        let mut catalog_points = 0;
+        if !req.dry_run
+            && !report.removed.is_empty()
+            && let Some(cat) = ws.existing_catalog()?
+        {
+            let ids: Vec<String> = report.removed.iter().map(|s| s.id.clone()).collect();
+            catalog_points = cat.forget_snapshots(&ids)?;
+        }
+        let pruned = match req.prune && !req.dry_run {
+            true => Some(repo.prune()?),
+            false => None,
+        };
+        Ok(ForgetOutcome {
+            report,
+            catalog_points,
+            pruned,
+        })
+    })
+    .await?
+}
+
+/// Removes data no restore point needs. Returns the packs deleted.
+pub async fn prune(ws: Arc<Workspace>) -> anyhow::Result<u64> {
+    tokio::task::spawn_blocking(move || Ok(ws.repo()?.prune()?)).await?
+}
+
+/// Verifies the repository's structure, and with `read_data` (`all`, `10%`, `1/5`,
+/// `2GiB`) its content.
+pub async fn check(ws: Arc<Workspace>, read_data: Option<String>) -> anyhow::Result<CheckReport> {
+    tokio::task::spawn_blocking(move || Ok(ws.repo()?.check(read_data.as_deref())?)).await?
+}
+
+/// Copies the restore points `to` lacks (3-2-1), unlocked with `password` (else the first
+/// repository's). Returns how many were copied.
+pub async fn copy(
+    ws: Arc<Workspace>,
+    to: String,
+    password: Option<String>,
+) -> anyhow::Result<usize> {
+    tokio::task::spawn_blocking(move || {
+        let mut opts = ws.repo_options()?;
+        let src = ws.repo()?;
+        if let Some(p) = password {
+            opts.password = p;
+        }
+        opts.location = cairn_repo::Location::parse(&to)?;
+        let dst = Repo::open(opts)
+            .map_err(|e| anyhow::Error::from(e).context(format!("opening the copy at {to}")))?;
+        Ok(src.copy_to(&dst)?)
+    })
+    .await?
+}
+
+/// What to repair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repair {
+    /// Rebuild the index from the packs.
+    Index,
+    /// Rewrite restore points that refer to missing data, without the damaged items.
+    Snapshots,
+}
+
+/// What a repair did to this machine's catalog.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RepairOutcome {
+    /// Restore points that now read from their rewritten snapshot.
+    pub rewritten: u64,
+    /// Restore points whose snapshot is gone with no rewritten one to take its place.
+    pub forgotten: u64,
+}
+
+/// Repairs the repository; after `Snapshots`, the catalog's points follow the rewritten
+/// snapshots (same tenant, resource and time), and points of snapshots that are gone
+/// leave the catalog.
+pub async fn repair(
+    ws: Arc<Workspace>,
+    what: Repair,
+    dry_run: bool,
+) -> anyhow::Result<RepairOutcome> {
+    tokio::task::spawn_blocking(move || {
+        let repo = ws.repo()?;
+        if what == Repair::Index {
+            repo.repair_index(dry_run)?;
+            return Ok(RepairOutcome::default());
+        }
+        let before = repo.snapshots()?;
+        repo.repair_snapshots(dry_run)?;
+        let mut out = RepairOutcome::default();
+        let Some(cat) = ws.existing_catalog()?.filter(|_| !dry_run) else {
+            return Ok(out);
+        };
+        let after = repo.snapshots()?;
+        let mut gone = Vec::new();
+        for old in before
+            .iter()
+            .filter(|b| !after.iter().any(|a| a.id == b.id))
+        {
+            let new = after.iter().find(|a| {
+                a.hostname == old.hostname
+                    && a.label == old.label
+                    && a.time == old.time
+                    && !before.iter().any(|b| b.id == a.id)
+            });
+            match new {
+                Some(n) => out.rewritten += cat.replace_snapshot(&old.id, &n.id)?,
+                None => gone.push(old.id.clone()),
+            }
+        }
+        out.forgotten = cat.forget_snapshots(&gone)?;
+        Ok(out)
+    })
+    .await?
+}
+
+/// A rebuilt catalog: what the rebuild found, and where the previous catalog was moved.
+#[derive(Debug)]
+pub struct Rebuilt {
+    pub report: cairn_backup::RebuildReport,
+    pub moved_aside: Option<std::path::PathBuf>,
+}
+
+/// Recreates this machine's catalog from the repository (of `tenant` only, if given).
+/// A catalog that holds resources is refused unless `force`, which moves it aside first.
+/// Holds the backup lock: no backup of the repository runs meanwhile on this machine.
+/// Blocking.
+pub fn rebuild_catalog(
+    ws: &Workspace,
+    tenant: Option<&str>,
+    force: bool,
+    progress: &dyn cairn_backup::RebuildProgress,
+) -> anyhow::Result<Rebuilt> {
+    let local = ws.local();
+    let _lock = local.lock_for_backup()?;
+    let repo = ws.repo()?;
+    let mut moved_aside = None;
+    if local.catalog.exists() {
+        let held = local.open_catalog()?.resources()?.len();
+        if held > 0 {
+            if !force {
+                return Err(crate::UserError::new(format!(
+                    "the catalog {} already holds {held} resources",
+                    local.catalog.display()
+                ))
+                .hint("give --force to move it aside and rebuild it from the repository")
+                .into());
+            }
+            moved_aside = Some(move_aside(&local.catalog)?);
+        }
+    }
+    let catalog = local.open_catalog()?;
+    let report = cairn_backup::rebuild(&repo, &catalog, tenant, progress)?;
+    Ok(Rebuilt {
+        report,
+        moved_aside,
+    })
+}
+
+/// Moves the catalog (and SQLite's write-ahead log beside it) to `<name>.<time>.old`.
+fn move_aside(catalog: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let aside = PathBuf::from(format!("{}.{stamp}.old", catalog.display()));
+    for suffix in ["-wal", "-shm", ""] {
+        let from = PathBuf::from(format!("{}{suffix}", catalog.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+            std::fs::rename(&from, &to).map_err(|e| {
+                anyhow::anyhow!(
+                    "moving {} aside to {}: {e}\nhint: is a backup running with this catalog?",
+                    from.display(),
+                    to.display()
+                )
+            })?;
+        }
+    }
+    Ok(aside)
+}

@@ -1,0 +1,94 @@
+//! Restores: a restore point back into the tenant it was backed up from, never another.
+
+use crate::Workspace;
+use cairn_catalog::select;
+use cairn_config::TenantOverrides;
+use cairn_restore::{
+    Collision, Planned, PointSel, RestoreError, RestoreOptions, RestoreReport, RestoreTarget,
+    Restorer, Selection,
+};
+use futures::Stream;
+use std::sync::Arc;
+
+/// What to restore, where to, and what to do with what is in the way.
+#[derive(Clone, Debug)]
+pub struct RestoreRequest {
+    /// `RESOURCE[@POINT]`.
+    pub target_spec: String,
+    /// Paths of the restore point (`mail/Inbox`); empty: everything.
+    pub paths: Vec<String>,
+    pub target: RestoreTarget,
+    pub collision: Collision,
+    /// Items restored at once.
+    pub concurrency: usize,
+}
+
+/// A restore resolved: the restorer bound to the resource's tenant, and what it restores.
+pub struct Prepared {
+    pub restorer: Restorer,
+    pub selection: Selection,
+    pub options: RestoreOptions,
+    /// The tenant restored into, as the catalog names it.
+    pub tenant: String,
+}
+
+/// Resolves a restore. Items go back into the tenant they were backed up from: without a
+/// tenant in `tenant` and with several configured, the resource's name tells which when
+/// only one tenant has it, and the error lists the tenants that do when several have.
+pub fn prepare(
+    ws: &Workspace,
+    tenant: &TenantOverrides,
+    req: &RestoreRequest,
+    progress: Arc<dyn cairn_restore::Progress>,
+) -> anyhow::Result<Prepared> {
+    let catalog = ws.catalog()?;
+    let mut tenant = tenant.clone().with_env(ws.config().env());
+    if tenant.tenant.is_none() && tenant.tenant_id.is_none() && ws.config().tenant_names().len() > 1
+    {
+        let found = select::select(&*catalog, None, &req.target_spec)?;
+        tenant.tenant = Some(found.resource.tenant);
+    }
+    let resolved = ws.tenant(&tenant)?;
+    let key = resolved.key();
+    let found = select::select(&*catalog, Some(&key), &req.target_spec)?;
+    let graph = ws.graph(&resolved)?;
+    let repo = ws.repo()?;
+    Ok(Prepared {
+        restorer: Restorer::new(&key, graph, repo, catalog).with_progress(progress),
+        selection: Selection {
+            resource: found.resource.name,
+            point: PointSel::Seq(found.point.seq),
+            paths: req.paths.clone(),
+        },
+        options: RestoreOptions {
+            target: req.target.clone(),
+            collision: req.collision,
+            concurrency: req.concurrency.max(1),
+        },
+        tenant: key,
+    })
+}
+
+impl Prepared {
+    /// Restores; one item's failure is reported and the rest go on.
+    pub async fn run(&self) -> Result<RestoreReport, RestoreError> {
+        self.restorer.run(&self.selection, &self.options).await
+    }
+
+    /// What a restore would do, item by item, without asking Graph.
+    pub fn plan(
+        &self,
+    ) -> anyhow::Result<impl Stream<Item = Result<Planned, RestoreError>> + Send + 'static> {
+        Ok(self.restorer.plan(&self.selection, &self.options)?)
+    }
+}
+
+/// [`prepare`] on a blocking thread (it opens the repository).
+pub async fn prepare_async(
+    ws: Arc<Workspace>,
+    tenant: TenantOverrides,
+    req: RestoreRequest,
+    progress: Arc<dyn cairn_restore::Progress>,
+) -> anyhow::Result<Prepared> {
+    tokio::task::spawn_blocking(move || prepare(&ws, &tenant, &req, progress)).await?
+}

@@ -1,0 +1,459 @@
+//! `cairn-config`: the configuration file, and how it combines with the environment and
+//! explicit overrides (command-line flags, an API request) into plain settings.
+//!
+//! A scheduled backup should need no flags at all: the file says where the repository is,
+//! which tenants there are and where their credentials live; `CAIRN_*` variables override it
+//! (for containers and CI), and overrides win over both. Secrets are never written to the
+//! file, only the paths of files that hold them. Every key is documented in
+//! docs/configuration.md.
+//!
+//! No clap and no terminal here: the environment is a value the caller passes
+//! ([`Environment`]), and where the repository password comes from is a
+//! [`PasswordSource`] the caller acts on (the command line prompts; a server refuses to).
+
+pub mod env;
+mod file;
+mod tenant;
+
+pub use env::Environment;
+pub use file::{absolute_location, edit_file, path_value};
+pub use tenant::{CredentialSource, ResolvedTenant, TenantOverrides};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Why settings could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The user's to fix: a bad configuration file, a missing setting, an unknown tenant.
+    #[error("{message}")]
+    User {
+        message: String,
+        hint: Option<String>,
+    },
+    /// A file the settings name could not be read.
+    #[error("reading the {what} {}: {source}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The configuration file could not be written.
+    #[error("{doing} {}: {source}", path.display())]
+    Write {
+        doing: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Graph(#[from] cairn_graph::GraphError),
+    #[error(transparent)]
+    Repo(#[from] cairn_repo::RepoError),
+}
+
+impl ConfigError {
+    pub fn user(message: impl Into<String>) -> Self {
+        ConfigError::User {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The same error with a hint (only user errors carry one of their own).
+    pub fn with_hint(self, h: impl Into<String>) -> Self {
+        match self {
+            ConfigError::User { message, .. } => ConfigError::User {
+                message,
+                hint: Some(h.into()),
+            },
+            other => other,
+        }
+    }
+
+    /// The user's to fix (exit 2), not an outage or a bug.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            ConfigError::User { .. } => true,
+            // A credential or password file that is not there is a mistake in the settings.
+            ConfigError::Read { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ),
+            ConfigError::Write { .. } => false,
+            ConfigError::Graph(g) => matches!(
+                g,
+                cairn_graph::GraphError::Auth { .. } | cairn_graph::GraphError::Config(_)
+            ),
+            ConfigError::Repo(r) => r.is_user_error(),
+        }
+    }
+
+    /// What to do next.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::User { hint, .. } => hint.clone(),
+            ConfigError::Read { .. } => {
+                Some("check the path in the configuration file or the flag that names it".into())
+            }
+            ConfigError::Write { .. } => None,
+            ConfigError::Graph(g) => g.hint().map(str::to_string),
+            ConfigError::Repo(r) => r.hint().map(str::to_string),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ConfigError>;
+
+/// The configuration file as written (see docs/configuration.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    /// Repository location, as `--repo` takes it.
+    pub repository: Option<String>,
+    /// File holding the repository password.
+    pub password_file: Option<PathBuf>,
+    /// Where the local catalog and spool live.
+    pub cache_dir: Option<PathBuf>,
+    /// Tenants by the name commands know them by (`--tenant NAME`).
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantEntry>,
+}
+
+/// One `[tenants.NAME]` table: how to reach and sign in to a tenant. It holds no secret,
+/// only the paths of files that do.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TenantEntry {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret_file: Option<PathBuf>,
+    pub certificate: Option<PathBuf>,
+    pub certificate_password_file: Option<PathBuf>,
+    pub graph_url: Option<String>,
+    pub login_url: Option<String>,
+}
+
+/// Where the repository is and how to unlock it, given explicitly (flags, a request);
+/// unset fields fall back to the environment, then the file.
+#[derive(Clone, Debug, Default)]
+pub struct RepoOverrides {
+    pub repository: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Where the local catalog and spool live.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The configuration file, read (an absent file reads as empty), with relative paths
+/// already made relative to the file's directory, and the environment it is resolved with.
+pub struct Config {
+    path: PathBuf,
+    exists: bool,
+    file: FileConfig,
+    env: Environment,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("path", &self.path)
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the repository password comes from, by precedence. The caller acts on it: reads
+/// it ([`PasswordSource::read`]), or prompts for [`PasswordSource::Prompt`] where a person
+/// is there to answer. (No `Debug`: it may hold the password.)
+pub enum PasswordSource {
+    File(PathBuf),
+    Value(String),
+    /// Nothing configured it.
+    Prompt,
+}
+
+impl PasswordSource {
+    /// The password, `None` for [`PasswordSource::Prompt`].
+    pub fn read(&self) -> Result<Option<String>> {
+        match self {
+            PasswordSource::File(f) => {
+                let p = std::fs::read_to_string(f).map_err(|source| ConfigError::Read {
+                    what: "password file",
+                    path: f.clone(),
+                    source,
+                })?;
+                Ok(Some(p.trim_end_matches(['\n', '\r']).to_string()))
+            }
+            PasswordSource::Value(p) => Ok(Some(p.clone())),
+            PasswordSource::Prompt => Ok(None),
+        }
+    }
+}
+
+/// The repository's settings after precedence: what a workspace is built from.
+pub struct RepoSettings {
+    /// The configuration file these settings were read from (for messages).
+    pub config_path: PathBuf,
+    /// Repository location as given (for messages and the local state's key).
+    pub repository: String,
+    /// Where the local catalog and spool live (not created here).
+    pub cache_dir: PathBuf,
+    pub password: PasswordSource,
+    /// S3 credentials and region (from `AWS_*`), handed to the repository explicitly.
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub s3_region: Option<String>,
+}
+
+impl RepoSettings {
+    /// Location, credentials and `password`, ready for `Repo::open`/`Repo::init`.
+    pub fn repo_options(&self, password: &str) -> Result<cairn_repo::RepoOptions> {
+        let mut o = cairn_repo::RepoOptions::new(&self.repository, password)?;
+        o.s3_access_key_id = self.s3_access_key_id.clone();
+        o.s3_secret_access_key = self.s3_secret_access_key.clone();
+        o.s3_region = self.s3_region.clone();
+        Ok(o)
+    }
+
+    /// The hint for a missing password.
+    pub fn no_password(&self) -> ConfigError {
+        ConfigError::user("no repository password").with_hint(format!(
+            "set {} or {}, or password-file in {}",
+            env::CAIRN_PASSWORD_FILE,
+            env::CAIRN_PASSWORD,
+            self.config_path.display()
+        ))
+    }
+}
+
+impl Config {
+    /// Reads the configuration file: `explicit` (from `--config`), else `CAIRN_CONFIG`, else
+    /// `$XDG_CONFIG_HOME/cairn/config.toml`, else `$HOME/.config/cairn/config.toml`. A file
+    /// that does not exist is an empty configuration; one with an unknown key or a bad value
+    /// is an error naming both.
+    pub fn load(explicit: Option<&Path>, env: Environment) -> Result<Config> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => match env.get(env::CAIRN_CONFIG) {
+                Some(p) => PathBuf::from(p),
+                None => default_config_path(&env)?,
+            },
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&path, &text, env),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config {
+                path,
+                exists: false,
+                file: FileConfig::default(),
+                env,
+            }),
+            Err(source) => Err(ConfigError::Read {
+                what: "configuration file",
+                path,
+                source,
+            }),
+        }
+    }
+
+    pub(crate) fn parse(path: &Path, text: &str, env: Environment) -> Result<Config> {
+        let mut file: FileConfig = toml_edit::de::from_str(text).map_err(|e| {
+            ConfigError::user(format!(
+                "the configuration file {} is not valid: {}",
+                path.display(),
+                e.to_string().trim_end()
+            ))
+            .with_hint("every key is described in docs/configuration.md (keys are kebab-case)")
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &mut PathBuf| *p = resolve_path(base, p, &env);
+        file.password_file.as_mut().map(resolve);
+        file.cache_dir.as_mut().map(resolve);
+        if let Some(repo) = &mut file.repository {
+            *repo = resolve_location(base, repo, &env);
+        }
+        for (name, t) in &mut file.tenants {
+            let where_ = || format!("tenant {name} in {}", path.display());
+            match (&t.client_secret_file, &t.certificate) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::user(format!(
+                        "{} has both client-secret-file and certificate",
+                        where_()
+                    ))
+                    .with_hint("keep one credential per tenant"));
+                }
+                (None, None) => {
+                    return Err(ConfigError::user(format!("{} has no credential", where_()))
+                        .with_hint("add client-secret-file or certificate (secrets themselves never go into the file)"));
+                }
+                _ => {}
+            }
+            if t.certificate_password_file.is_some() && t.certificate.is_none() {
+                return Err(ConfigError::user(format!(
+                    "{} has certificate-password-file without certificate",
+                    where_()
+                )));
+            }
+            t.client_secret_file.as_mut().map(resolve);
+            t.certificate.as_mut().map(resolve);
+            t.certificate_password_file.as_mut().map(resolve);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            exists: true,
+            file,
+            env,
+        })
+    }
+
+    /// Where the file is (or would be created).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the file says.
+    pub fn file(&self) -> &FileConfig {
+        &self.file
+    }
+
+    /// The environment these settings are resolved with.
+    pub fn env(&self) -> &Environment {
+        &self.env
+    }
+
+    /// The names of the configured tenants, sorted.
+    pub fn tenant_names(&self) -> Vec<&str> {
+        self.file.tenants.keys().map(String::as_str).collect()
+    }
+
+    /// The repository location: the override, else `CAIRN_REPOSITORY`, else the file's
+    /// `repository`; an error with a hint when none says.
+    pub fn repository(&self, o: &RepoOverrides) -> Result<String> {
+        if let Some(r) = o
+            .repository
+            .clone()
+            .or_else(|| self.env.get(env::CAIRN_REPOSITORY))
+        {
+            return Ok(r);
+        }
+        if let Some(r) = &self.file.repository {
+            return Ok(r.clone());
+        }
+        let whence = if self.exists {
+            format!("{} has no `repository`", self.path.display())
+        } else {
+            format!("there is no configuration file at {}", self.path.display())
+        };
+        Err(ConfigError::user(format!("no repository given ({whence})")).with_hint(format!(
+            "give --repo, set {}, or run `cairn init --repo …` (which records it in the configuration file)",
+            env::CAIRN_REPOSITORY
+        )))
+    }
+
+    /// Where the repository password comes from: the override's password file, else
+    /// `CAIRN_PASSWORD_FILE`, else `CAIRN_PASSWORD`, else the file's `password-file`, else
+    /// nothing ([`PasswordSource::Prompt`]).
+    pub fn password_source(&self, o: &RepoOverrides) -> PasswordSource {
+        if let Some(f) = o
+            .password_file
+            .clone()
+            .or_else(|| self.env.get(env::CAIRN_PASSWORD_FILE).map(PathBuf::from))
+        {
+            PasswordSource::File(f)
+        } else if let Some(p) = self.env.get(env::CAIRN_PASSWORD) {
+            PasswordSource::Value(p)
+        } else if let Some(f) = &self.file.password_file {
+            PasswordSource::File(f.clone())
+        } else {
+            PasswordSource::Prompt
+        }
+    }
+
+    /// Where the local catalog and spool live: the override, else `CAIRN_CACHE_DIR`, else
+    /// the file's `cache-dir`, else `$XDG_CACHE_HOME/cairn`, else `$HOME/.cache/cairn`. Not
+    /// created here.
+    pub fn cache_dir(&self, o: &RepoOverrides) -> Result<PathBuf> {
+        if let Some(f) = &o.cache_dir {
+            return Ok(f.clone());
+        }
+        if let Some(d) = self.env.get(env::CAIRN_CACHE_DIR) {
+            return Ok(PathBuf::from(d));
+        }
+        if let Some(d) = &self.file.cache_dir {
+            return Ok(d.clone());
+        }
+        xdg_dir(env::XDG_CACHE_HOME, ".cache", &self.env)
+            .map(|d| d.join("cairn"))
+            .ok_or_else(|| {
+                ConfigError::user("no cache directory: neither XDG_CACHE_HOME nor HOME is set")
+                    .with_hint(format!(
+                        "set {} or cache-dir in {}",
+                        env::CAIRN_CACHE_DIR,
+                        self.path.display()
+                    ))
+            })
+    }
+
+    /// Repository location, password source, cache directory and storage credentials.
+    pub fn repo_settings(&self, o: &RepoOverrides) -> Result<RepoSettings> {
+        Ok(RepoSettings {
+            config_path: self.path.clone(),
+            repository: self.repository(o)?,
+            cache_dir: self.cache_dir(o)?,
+            password: self.password_source(o),
+            s3_access_key_id: self.env.get(env::AWS_ACCESS_KEY_ID),
+            s3_secret_access_key: self.env.get(env::AWS_SECRET_ACCESS_KEY),
+            s3_region: self
+                .env
+                .get(env::AWS_DEFAULT_REGION)
+                .or_else(|| self.env.get(env::AWS_REGION)),
+        })
+    }
+}
+
+/// `$XDG_CONFIG_HOME/cairn/config.toml`, else `$HOME/.config/cairn/config.toml`.
+fn default_config_path(env: &Environment) -> Result<PathBuf> {
+    xdg_dir(env::XDG_CONFIG_HOME, ".config", env)
+        .map(|d| d.join("cairn").join("config.toml"))
+        .ok_or_else(|| {
+            ConfigError::user("no configuration directory: neither XDG_CONFIG_HOME nor HOME is set")
+                .with_hint(format!("give --config FILE or set {}", env::CAIRN_CONFIG))
+        })
+}
+
+/// An XDG base directory: the variable when it holds an absolute path (the specification
+/// says to ignore relative ones), else `$HOME/<fallback>`.
+fn xdg_dir(var: &str, fallback: &str, env: &Environment) -> Option<PathBuf> {
+    env.get(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| env.get(env::HOME).map(|h| PathBuf::from(h).join(fallback)))
+}
+
+/// A path of the file: `~/` is the home, a relative path is relative to the file's directory
+/// (as in Cargo's configuration), so the file means the same from any working directory.
+fn resolve_path(base: &Path, p: &Path, env: &Environment) -> PathBuf {
+    if let Ok(rest) = p.strip_prefix("~")
+        && let Some(home) = env.get(env::HOME)
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// A repository location of the file: local paths resolved like other paths, URLs as they are.
+fn resolve_location(base: &Path, location: &str, env: &Environment) -> String {
+    if location.starts_with("s3:") {
+        return location.to_string();
+    }
+    let path = location.strip_prefix("local:").unwrap_or(location);
+    resolve_path(base, Path::new(path), env)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,304 @@
+//! Precedence of the file, the environment and the overrides.
+
+use super::*;
+use cairn_graph::client::{DEFAULT_GRAPH_URL, DEFAULT_LOGIN_URL};
+
+fn lookup(vars: &[(&str, &str)]) -> Environment {
+    Environment::from_pairs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+/// The file as read with `env` (the home is /home/ann when `env` has none).
+fn parse_with(text: &str, env: Environment) -> Result<Config> {
+    Config::parse(Path::new("/etc/cairn/config.toml"), text, env)
+}
+
+fn parse(text: &str) -> Result<Config> {
+    parse_with(text, lookup(&[("HOME", "/home/ann")]))
+}
+
+/// The user error's hint.
+fn hint_of(e: &ConfigError) -> String {
+    assert!(e.is_user_error(), "{e}");
+    e.hint().unwrap_or_default()
+}
+
+const TWO: &str = r#"
+repository = "repo"
+password-file = "~/pw"
+cache-dir = "/var/cache/cairn"
+
+[tenants.contoso]
+tenant-id = "contoso-id"
+client-id = "contoso-app"
+client-secret-file = "secrets/contoso"
+
+[tenants.fabrikam]
+tenant-id = "fabrikam-id"
+client-id = "fabrikam-app"
+certificate = "/certs/fabrikam.pfx"
+certificate-password-file = "certs/pw"
+graph-url = "http://127.0.0.1:9/"
+"#;
+
+fn repo_args(repo: Option<&str>, pw: Option<&str>) -> RepoOverrides {
+    RepoOverrides {
+        repository: repo.map(str::to_string),
+        password_file: pw.map(PathBuf::from),
+        cache_dir: None,
+    }
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_file() {
+    let cfg = parse(TWO).unwrap();
+    let f = cfg.file();
+    assert_eq!(f.repository.as_deref(), Some("/etc/cairn/repo"));
+    assert_eq!(f.password_file.as_deref(), Some(Path::new("/home/ann/pw")));
+    let c = &f.tenants["contoso"];
+    assert_eq!(
+        c.client_secret_file.as_deref(),
+        Some(Path::new("/etc/cairn/secrets/contoso"))
+    );
+    let fab = &f.tenants["fabrikam"];
+    assert_eq!(
+        fab.certificate.as_deref(),
+        Some(Path::new("/certs/fabrikam.pfx"))
+    );
+    assert_eq!(
+        fab.certificate_password_file.as_deref(),
+        Some(Path::new("/etc/cairn/certs/pw"))
+    );
+    let s3 = parse(r#"repository = "s3:https://h/b/p""#).unwrap();
+    assert_eq!(s3.file().repository.as_deref(), Some("s3:https://h/b/p"));
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name_and_the_file() {
+    let err = parse("repository = \"/r\"\npasword-file = \"/p\"\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("pasword-file"), "{msg}");
+    assert!(msg.contains("/etc/cairn/config.toml"), "{msg}");
+    assert!(hint_of(&err).contains("docs/configuration.md"));
+    let err = parse("[tenants.a]\ntenant-id = \"t\"\nclient-id = \"c\"\nclient-secret = \"x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("client-secret"), "{err}");
+    // snake_case is not the spelling.
+    assert!(parse("cache_dir = \"/c\"").is_err());
+}
+
+#[test]
+fn a_tenant_needs_exactly_one_credential() {
+    let none = parse("[tenants.a]\ntenant-id = \"t\"\nclient-id = \"c\"\n").unwrap_err();
+    assert!(none.to_string().contains("tenant a"), "{none}");
+    let both = parse(
+        "[tenants.a]\ntenant-id = \"t\"\nclient-id = \"c\"\nclient-secret-file = \"s\"\ncertificate = \"c.pem\"\n",
+    )
+    .unwrap_err();
+    assert!(both.to_string().contains("both"), "{both}");
+}
+
+#[test]
+fn repository_flag_or_env_over_file_and_an_error_when_nowhere() {
+    let cfg = parse(TWO).unwrap();
+    assert_eq!(
+        cfg.repository(&repo_args(None, None)).unwrap(),
+        "/etc/cairn/repo"
+    );
+    assert_eq!(cfg.repository(&repo_args(Some("/x"), None)).unwrap(), "/x");
+    let empty = parse("").unwrap();
+    let err = empty.repository(&repo_args(None, None)).unwrap_err();
+    assert!(hint_of(&err).contains("cairn init --repo"));
+    assert!(err.to_string().contains("/etc/cairn/config.toml"));
+}
+
+#[test]
+fn password_file_flag_then_env_password_then_file_then_prompt() {
+    let env_pw = parse_with(
+        TWO,
+        lookup(&[("CAIRN_PASSWORD", "from-env"), ("HOME", "/home/ann")]),
+    )
+    .unwrap();
+    let none = parse(TWO).unwrap();
+    let src = |cfg: &Config, args: &RepoOverrides| match cfg.password_source(args) {
+        PasswordSource::File(f) => format!("file {}", f.display()),
+        PasswordSource::Value(v) => format!("value {v}"),
+        PasswordSource::Prompt => "prompt".into(),
+    };
+    assert_eq!(src(&env_pw, &repo_args(None, Some("/f"))), "file /f");
+    assert_eq!(src(&env_pw, &repo_args(None, None)), "value from-env");
+    assert_eq!(src(&none, &repo_args(None, None)), "file /home/ann/pw");
+    let empty = parse("").unwrap();
+    assert!(matches!(
+        empty.password_source(&repo_args(None, None)),
+        PasswordSource::Prompt
+    ));
+}
+
+#[test]
+fn cache_dir_flag_env_file_xdg_home() {
+    let all = lookup(&[
+        ("CAIRN_CACHE_DIR", "/env-cache"),
+        ("XDG_CACHE_HOME", "/xdg"),
+        ("HOME", "/home/ann"),
+    ]);
+    let at = |text: &str, flag: Option<&str>, env: Environment| {
+        let o = RepoOverrides {
+            cache_dir: flag.map(PathBuf::from),
+            ..RepoOverrides::default()
+        };
+        parse_with(text, env).unwrap().cache_dir(&o)
+    };
+    assert_eq!(
+        at(TWO, Some("/flag"), all.clone()).unwrap(),
+        Path::new("/flag")
+    );
+    assert_eq!(at(TWO, None, all).unwrap(), Path::new("/env-cache"));
+    assert_eq!(
+        at(TWO, None, lookup(&[("XDG_CACHE_HOME", "/xdg")])).unwrap(),
+        Path::new("/var/cache/cairn")
+    );
+    assert_eq!(
+        at(
+            "",
+            None,
+            lookup(&[("XDG_CACHE_HOME", "/xdg"), ("HOME", "/h")])
+        )
+        .unwrap(),
+        Path::new("/xdg/cairn")
+    );
+    // A relative XDG variable is ignored, as the specification says.
+    assert_eq!(
+        at(
+            "",
+            None,
+            lookup(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/h")])
+        )
+        .unwrap(),
+        Path::new("/h/.cache/cairn")
+    );
+    assert!(at("", None, lookup(&[])).is_err());
+}
+
+#[test]
+fn default_config_path_follows_xdg() {
+    assert_eq!(
+        default_config_path(&lookup(&[("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")])).unwrap(),
+        Path::new("/x/cairn/config.toml")
+    );
+    assert_eq!(
+        default_config_path(&lookup(&[("HOME", "/h")])).unwrap(),
+        Path::new("/h/.config/cairn/config.toml")
+    );
+    assert!(default_config_path(&lookup(&[])).is_err());
+}
+
+fn flags() -> TenantOverrides {
+    TenantOverrides::default()
+}
+
+fn named(n: &str) -> TenantOverrides {
+    TenantOverrides {
+        tenant: Some(n.into()),
+        ..flags()
+    }
+}
+
+fn credential(t: &ResolvedTenant) -> String {
+    match &t.credential {
+        CredentialSource::Secret(_) => "secret".into(),
+        CredentialSource::SecretFile(f) => format!("secret file {}", f.display()),
+        CredentialSource::Certificate {
+            path,
+            password_file,
+            ..
+        } => format!(
+            "certificate {} {}",
+            path.display(),
+            password_file.as_deref().unwrap_or(Path::new("-")).display()
+        ),
+    }
+}
+
+#[test]
+fn the_only_tenant_is_the_default_and_several_need_a_name() {
+    let one = parse(
+        "[tenants.solo]\ntenant-id = \"t\"\nclient-id = \"c\"\nclient-secret-file = \"/s\"\n",
+    )
+    .unwrap();
+    let t = one.tenant(&flags()).unwrap();
+    assert_eq!(t.name.as_deref(), Some("solo"));
+    assert_eq!(t.graph_url, DEFAULT_GRAPH_URL);
+    assert_eq!(t.login_url, DEFAULT_LOGIN_URL);
+    let two = parse(TWO).unwrap();
+    let err = two.tenant(&flags()).err().unwrap();
+    let msg = err.to_string();
+    assert!(msg.contains("contoso, fabrikam"), "{msg}");
+    let hint = hint_of(&err);
+    assert!(hint.contains("--tenant NAME"), "{hint}");
+    let fab = two.tenant(&named("fabrikam")).unwrap();
+    assert_eq!(fab.tenant_id, "fabrikam-id");
+    assert_eq!(fab.graph_url, "http://127.0.0.1:9/");
+    assert_eq!(
+        credential(&fab),
+        "certificate /certs/fabrikam.pfx /etc/cairn/certs/pw"
+    );
+    let unknown = two.tenant(&named("northwind")).err().unwrap().to_string();
+    assert!(
+        unknown.contains("northwind") && unknown.contains("contoso, fabrikam"),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn flags_override_the_file_field_by_field() {
+    let two = parse(TWO).unwrap();
+    let f = TenantOverrides {
+        client_id: Some("other-app".into()),
+        login_url: Some("http://login.test".into()),
+        ..named("contoso")
+    };
+    let t = two.tenant(&f).unwrap();
+    assert_eq!(t.tenant_id, "contoso-id", "not overridden: from the file");
+    assert_eq!(t.client_id, "other-app");
+    assert_eq!(t.login_url, "http://login.test");
+    assert_eq!(credential(&t), "secret file /etc/cairn/secrets/contoso");
+    // A secret from the environment replaces the file's credential.
+    let s = TenantOverrides {
+        client_secret: Some("s".into()),
+        ..named("contoso")
+    };
+    assert_eq!(credential(&two.tenant(&s).unwrap()), "secret");
+    // The environment counts as a flag.
+    let env_secret = parse_with(TWO, lookup(&[("CAIRN_CLIENT_SECRET", "s")])).unwrap();
+    assert_eq!(
+        credential(&env_secret.tenant(&named("contoso")).unwrap()),
+        "secret"
+    );
+    // Two credentials in the flags are refused.
+    let both = TenantOverrides {
+        client_secret: Some("s".into()),
+        certificate: Some("/c.pem".into()),
+        ..named("contoso")
+    };
+    assert!(two.tenant(&both).is_err());
+}
+
+#[test]
+fn flags_alone_describe_a_tenant() {
+    let f = TenantOverrides {
+        tenant_id: Some("t".into()),
+        client_id: Some("c".into()),
+        client_secret: Some("s".into()),
+        ..flags()
+    };
+    let t = parse("").unwrap().tenant(&f).unwrap();
+    assert_eq!((t.name, t.tenant_id.as_str()), (None, "t"));
+    // With several tenants in the file, complete flags need no name.
+    let t = parse(TWO).unwrap().tenant(&f).unwrap();
+    assert_eq!(t.name, None);
+    assert_eq!(t.client_id, "c");
+    let err = parse("").unwrap().tenant(&flags()).err().unwrap();
+    let hint = hint_of(&err);
+    assert!(hint.contains("cairn tenant add"), "{hint}");
+}
