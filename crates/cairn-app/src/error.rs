@@ -106,6 +106,13 @@ fn known(e: &(dyn std::error::Error + 'static)) -> Option<(Class, Option<String>
             r => Some((user(r.is_user_error()), r.hint())),
         };
     }
+    if let Some(b) = e.downcast_ref::<cairn_backup::BackupError>() {
+        return match b {
+            cairn_backup::BackupError::Graph(g) => Some(graph(g)),
+            cairn_backup::BackupError::Repo(r) => Some(repo(r)),
+            b => Some((user(b.is_user_error()), b.hint())),
+        };
+    }
     if let Some(g) = e.downcast_ref::<cairn_graph::GraphError>() {
         return Some(graph(g));
     }
@@ -184,6 +191,15 @@ mod tests {
         let c = classify(&select);
         assert_eq!(c.class, Class::User);
         assert!(c.hint.unwrap().contains("2026-03-01"));
+
+        let unknown = anyhow::Error::from(cairn_backup::BackupError::UnknownResource {
+            kind: "user",
+            name: "zed@x".into(),
+            tenant: "contoso".into(),
+        });
+        let c = classify(&unknown);
+        assert_eq!(c.class, Class::User);
+        assert!(c.hint.unwrap().contains("/users"));
 
         let untyped = anyhow::anyhow!("something odd");
         assert_eq!(classify(&untyped).class, Class::Internal);

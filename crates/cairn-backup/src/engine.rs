@@ -1,6 +1,7 @@
 //! A backup run: which resources, in what parallelism, and the life of one resource's
 //! restore point (stage changes, archive, commit).
 
+use crate::error::BackupError;
 use crate::report::{JobReport, Progress, ResourceReport, Skipped};
 use crate::spool::Spool;
 use cairn_catalog::Catalog;
@@ -190,7 +191,7 @@ impl Engine {
     }
 
     /// Users of the tenant; `only` (user principal names or ids) narrows the list.
-    pub async fn users(&self, only: &[String]) -> anyhow::Result<Vec<Target>> {
+    pub async fn users(&self, only: &[String]) -> Result<Vec<Target>, BackupError> {
         let mut out = Vec::new();
         let mut s = Box::pin(
             self.graph
@@ -217,17 +218,18 @@ impl Engine {
                 .iter()
                 .any(|t| t.name.eq_ignore_ascii_case(o) || t.id == *o)
             {
-                anyhow::bail!(
-                    "no user '{o}' in tenant {}\nhint: `cairn graph get /users` lists the users",
-                    self.tenant
-                );
+                return Err(BackupError::UnknownResource {
+                    kind: "user",
+                    name: o.clone(),
+                    tenant: self.tenant.clone(),
+                });
             }
         }
         Ok(out)
     }
 
     /// Microsoft 365 groups; `only` (names or ids) narrows the list.
-    pub async fn groups(&self, only: &[String]) -> anyhow::Result<Vec<Target>> {
+    pub async fn groups(&self, only: &[String]) -> Result<Vec<Target>, BackupError> {
         let mut out = Vec::new();
         let mut s = Box::pin(
             self.graph
@@ -260,7 +262,7 @@ impl Engine {
     }
 
     /// Sites and their subsites; `only` (URLs or ids) narrows the list.
-    pub async fn sites(&self, only: &[String]) -> anyhow::Result<Vec<Target>> {
+    pub async fn sites(&self, only: &[String]) -> Result<Vec<Target>, BackupError> {
         let mut out = Vec::new();
         let mut queue: Vec<String> = Vec::new();
         let mut s = Box::pin(self.graph.items("/sites/getAllSites?$select=id,webUrl"));
@@ -383,7 +385,10 @@ impl Engine {
                 run.spool.clear();
             }
             Ok(None) => {}
-            Err(e) => report.error = Some(format!("{e:#}")),
+            Err(e) => {
+                report.transient = crate::error::is_transient(&e);
+                report.error = Some(format!("{e:#}"));
+            }
         }
         report.skipped =
             std::mem::take(&mut *run.skipped.lock().unwrap_or_else(|e| e.into_inner()));

@@ -10,6 +10,7 @@
 mod archive;
 mod conversations;
 mod engine;
+mod error;
 mod files;
 mod mail;
 mod pim;
@@ -20,5 +21,6 @@ mod spool;
 
 pub use cairn_catalog::sort_key;
 pub use engine::{BackupOptions, Engine, Service, Target, TargetKind};
+pub use error::{BackupError, is_transient};
 pub use rebuild::{REBUILT_ID, RebuildProgress, RebuildReport, RebuiltResource, rebuild};
 pub use report::{JobReport, Progress, ResourceReport, Silent};

@@ -97,7 +97,7 @@ pub fn rebuild(
     catalog: &dyn Catalog,
     tenant: Option<&str>,
     progress: &dyn RebuildProgress,
-) -> anyhow::Result<RebuildReport> {
+) -> Result<RebuildReport, crate::BackupError> {
     let start = Instant::now();
     let mut report = RebuildReport::default();
     // Restore points are few (one per resource and run) and small: held as a list.

@@ -43,6 +43,8 @@ pub struct ResourceReport {
     pub skipped: Vec<Skipped>,
     /// Why the resource has no restore point from this run.
     pub error: Option<String>,
+    /// The failure may go away by itself (throttling, an outage): retry later.
+    pub transient: bool,
     pub seconds: f64,
 }
 

@@ -264,3 +264,22 @@ fn repository_commands_work_end_to_end() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&bad.stderr).contains("Wr0ng-pass"));
 }
+
+#[test]
+fn errors_name_the_repository_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-repo-here");
+    let out = cairn()
+        .args(["snapshots", "--repo", missing.to_str().unwrap()])
+        .env("CAIRN_PASSWORD", "pw")
+        .env("CAIRN_CONFIG", dir.path().join("config.toml"))
+        .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    assert!(!err.contains("Local(") && !err.contains("\"/"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+}

@@ -126,6 +126,17 @@ fn commands_given_a_tenant_touch_only_that_tenant() {
     let b_deleted = rt.block_on(messages(&b, &id));
     assert!(b_deleted.values().sum::<usize>() < b_before.values().sum::<usize>());
 
+    // A user the tenant does not have is the user's mistake.
+    let nobody = home.run(&[
+        "backup",
+        "--tenant",
+        "zeta",
+        "--users",
+        "nobody@nowhere.example",
+    ]);
+    assert_eq!(nobody.status.code(), Some(2), "{}", stderr(&nobody));
+    assert!(stderr(&nobody).contains("hint:"), "{}", stderr(&nobody));
+
     // The tables say whose restore point is whose.
     let table = stdout(&home.run(&["snapshots"]));
     let rows: Vec<&str> = table.lines().filter(|l| l.contains(&upn)).collect();
