@@ -918,4 +918,48 @@ mod tests {
         assert_eq!(staged.spool.as_deref(), Some("/spool/a"));
         assert_eq!(c.token(res, "mail:i").unwrap().as_deref(), Some("l"));
     }
+
+    #[test]
+    fn a_catalog_written_before_kinds_were_stored_gets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE resources (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL,
+                   name TEXT NOT NULL, UNIQUE (tenant, name));
+                 INSERT INTO resources (tenant, name) VALUES
+                   ('t', 'ann@x.example'), ('t', 'group:sales'),
+                   ('t', 'https://x.sharepoint.com/sites/hr');",
+            )
+            .unwrap();
+        }
+        let c = SqliteCatalog::open(&path).unwrap();
+        let kinds: Vec<(String, ResourceKind)> = c
+            .resources()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.name, r.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("ann@x.example".to_string(), ResourceKind::User),
+                ("group:sales".to_string(), ResourceKind::Group),
+                (
+                    "https://x.sharepoint.com/sites/hr".to_string(),
+                    ResourceKind::Site
+                ),
+            ]
+        );
+        // A kind the backup registers stands from then on.
+        let r = c.resource("t", ResourceKind::Group, "new-team").unwrap();
+        assert_eq!(r.kind, ResourceKind::Group);
+        assert_eq!(
+            c.resource("t", ResourceKind::User, "new-team")
+                .unwrap()
+                .kind,
+            ResourceKind::Group
+        );
+    }
 }

@@ -95,15 +95,19 @@ impl Setup {
         r
     }
 
-    /// The message sidecars of a restore point by internetMessageId: what a restore must
-    /// bring back besides the MIME.
-    fn mail_state(&self, user: &str, seq: i64) -> BTreeMap<String, Value> {
-        let res = self
-            .ws
+    /// The catalog's id of a user backed up from the tenant.
+    fn resource_id(&self, user: &str) -> i64 {
+        self.ws
             .catalog
             .resource("contoso", cairn_catalog::ResourceKind::User, user)
             .unwrap()
-            .id;
+            .id
+    }
+
+    /// The message sidecars of a restore point by internetMessageId: what a restore must
+    /// bring back besides the MIME.
+    fn mail_state(&self, user: &str, seq: i64) -> BTreeMap<String, Value> {
+        let res = self.resource_id(user);
         let mut out = BTreeMap::new();
         self.ws
             .catalog
@@ -126,12 +130,7 @@ impl Setup {
     }
 
     fn points(&self, user: &str) -> i64 {
-        let res = self
-            .ws
-            .catalog
-            .resource("contoso", cairn_catalog::ResourceKind::User, user)
-            .unwrap()
-            .id;
+        let res = self.resource_id(user);
         self.ws.catalog.points(res).unwrap().len() as i64
     }
 }
