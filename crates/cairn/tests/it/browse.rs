@@ -761,3 +761,43 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
         assert!(err.trim().is_empty(), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_repair_keeps_the_catalog_on_the_rewritten_restore_points() {
+    let f = Fixture::new(23, false);
+    // Lose the largest pack: the restore point refers to data that is gone.
+    let mut packs: Vec<(u64, PathBuf)> = Vec::new();
+    let mut dirs = vec![f.ws.path().join("repo/data")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                packs.push((std::fs::metadata(&p).unwrap().len(), p));
+            }
+        }
+    }
+    packs.sort();
+    let (_, lost) = packs.pop().expect("a pack");
+    std::fs::remove_file(&lost).unwrap();
+    let before: Value = f.json(&["snapshots", "--json"]);
+    let old = before[0]["snapshot"].as_str().unwrap().to_string();
+
+    f.ok(&["repair", "index"]);
+    let out = f.ok(&["repair", "snapshots"]);
+    assert!(
+        out.contains("1 restore points now read from their repaired snapshot"),
+        "{out}"
+    );
+    // The catalog names the snapshot the repository now has, and browsing goes on.
+    let after: Value = f.json(&["snapshots", "--json"]);
+    let rows = after.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{after}");
+    let new = rows[0]["snapshot"].as_str().unwrap();
+    assert_ne!(new, old, "{after}");
+    assert_eq!(rows[0]["in_repository"], true, "{after}");
+    let listed: Value = f.json(&["snapshots", "--json", "--no-catalog"]);
+    assert_eq!(listed[0]["id"].as_str(), Some(new), "{listed}");
+    f.ok(&["ls", &f.user]);
+}
