@@ -118,6 +118,83 @@ pub struct FileConfig {
     /// Tenants by the name commands know them by (`--tenant NAME`).
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantEntry>,
+    /// Backup jobs `cairn serve` runs on their schedules (`[jobs.NAME]`).
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobEntry>,
+    /// `cairn serve`'s own settings (`[server]`).
+    pub server: Option<ServerEntry>,
+}
+
+/// One `[jobs.NAME]` table: what to back up, when, and how long to keep it. Scope keys are
+/// named like `cairn backup`'s flags, retention keys like `cairn forget`'s.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobEntry {
+    /// A tenant of `[tenants]`.
+    pub tenant: String,
+    /// Five-field cron expression (`30 2 * * *`), in `timezone`.
+    pub schedule: Option<String>,
+    /// Or an interval: `10m`, `6h`, `1d`.
+    pub every: Option<String>,
+    /// IANA time zone of `schedule` [default: UTC].
+    pub timezone: Option<String>,
+    /// `all`, `none` or user principal names (comma-separated) [default: all].
+    pub users: Option<String>,
+    /// `all`, `none` or group names [default: all].
+    pub groups: Option<String>,
+    /// `all`, `none` or site URLs [default: all].
+    pub sites: Option<String>,
+    /// mail, calendar, contacts, onedrive, sharepoint [default: all].
+    pub services: Option<Vec<String>>,
+    /// Resources left out; `*` matches any run of characters.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    pub keep_last: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub keep_within_days: Option<u32>,
+    /// [default: true]
+    pub enabled: Option<bool>,
+    /// Where this job's alerts go, instead of `[server.alerts]`.
+    pub alerts: Option<AlertsEntry>,
+}
+
+/// `[server]`: the listener, state kept by the server, alerts.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerEntry {
+    /// Address to listen on [default: 127.0.0.1:8470].
+    pub listen: Option<String>,
+    /// How long a filed request for a destructive action waits for a second admin, in
+    /// hours [default: 72].
+    pub approval_hours: Option<u32>,
+    /// Where alerts go for jobs that name none.
+    pub alerts: Option<AlertsEntry>,
+}
+
+/// Where alerts go: a webhook, e-mail, or both.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AlertsEntry {
+    /// URL the alert is POSTed to as JSON.
+    pub webhook_url: Option<String>,
+    /// File holding the key of the `X-Cairn-Signature` HMAC-SHA256 header.
+    #[schema(value_type = Option<String>)]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// SMTP server: `smtp://host:port` (STARTTLS when offered), `smtps://host:port`
+    /// (TLS), or `smtp+plain://host:port` (no TLS: a relay on localhost only).
+    pub smtp_url: Option<String>,
+    pub smtp_username: Option<String>,
+    /// File holding the SMTP password.
+    #[schema(value_type = Option<String>)]
+    pub smtp_password_file: Option<PathBuf>,
+    /// Sender address.
+    pub email_from: Option<String>,
+    /// Recipients.
+    #[serde(default)]
+    pub email_to: Vec<String>,
 }
 
 /// One `[tenants.NAME]` table: how to reach and sign in to a tenant. It holds no secret,

@@ -1,0 +1,1 @@
+//! Alerts (being written).
