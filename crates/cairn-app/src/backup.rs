@@ -138,6 +138,7 @@ pub async fn backup(
     let services = services(req.services.as_deref())?;
     let tenant = ws.tenant(tenant)?;
     let graph = ws.graph(&tenant)?;
+    ws.ensure_writer()?;
     let local = ws.local();
     let _lock = local.lock_for_backup()?;
     let (repo, catalog) = {

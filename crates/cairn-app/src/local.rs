@@ -47,6 +47,60 @@ impl LocalState {
         }
     }
 
+    /// Marks this repository's local state as owned by a running `cairn serve` listening
+    /// at `address`, for as long as the returned file is held (or the process lives).
+    pub fn lock_for_serving(&self, address: &str) -> anyhow::Result<std::fs::File> {
+        self.private_dir()?;
+        let path = self.catalog.with_extension("serve");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        match f.try_lock() {
+            Ok(()) => {
+                use std::io::Write;
+                f.set_len(0)?;
+                f.write_all(address.as_bytes())?;
+                f.flush()?;
+                Ok(f)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(self.served_elsewhere(&path).into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+
+    /// An error when a `cairn serve` owns this repository's catalog: it is then its only
+    /// writer, and changes go through its API.
+    pub fn ensure_not_served(&self) -> anyhow::Result<()> {
+        let path = self.catalog.with_extension("serve");
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        else {
+            return Ok(());
+        };
+        match f.try_lock() {
+            Ok(()) => Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => Err(self.served_elsewhere(&path).into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+
+    fn served_elsewhere(&self, path: &Path) -> crate::error::UserError {
+        let address = std::fs::read_to_string(path).unwrap_or_default();
+        crate::error::UserError::new(format!(
+            "`cairn serve` at {} owns this repository's catalog: it is its only writer while it runs",
+            if address.is_empty() { "?" } else { address.trim() }
+        ))
+        .hint(format!(
+            "use its API (http://{}/api/v1), or stop the server first",
+            address.trim()
+        ))
+    }
+
     /// Opens (creating) the catalog.
     pub fn open_catalog(&self) -> anyhow::Result<cairn_catalog::SqliteCatalog> {
         self.private_dir()?;

@@ -45,6 +45,7 @@ pub fn legal_hold(h: &str) -> LegalHold {
 /// Applies the rule; the catalog forgets what the repository removed.
 pub async fn forget(ws: Arc<Workspace>, mut req: ForgetRequest) -> anyhow::Result<ForgetOutcome> {
     tokio::task::spawn_blocking(move || {
+        ws.ensure_writer()?;
         // A resource is named as everywhere else: through the catalog's resolver, which
         // knows its tenant (and refuses a name several tenants have).
         if let Some(name) = req.rule.only_resource.clone()
@@ -80,7 +81,11 @@ pub async fn forget(ws: Arc<Workspace>, mut req: ForgetRequest) -> anyhow::Resul
 
 /// Removes data no restore point needs. Returns the packs deleted.
 pub async fn prune(ws: Arc<Workspace>) -> anyhow::Result<u64> {
-    tokio::task::spawn_blocking(move || Ok(ws.repo()?.prune()?)).await?
+    tokio::task::spawn_blocking(move || {
+        ws.ensure_writer()?;
+        Ok(ws.repo()?.prune()?)
+    })
+    .await?
 }
 
 /// Verifies the repository's structure, and with `read_data` (`all`, `10%`, `1/5`,
@@ -137,6 +142,7 @@ pub async fn repair(
     dry_run: bool,
 ) -> anyhow::Result<RepairOutcome> {
     tokio::task::spawn_blocking(move || {
+        ws.ensure_writer()?;
         let repo = ws.repo()?;
         if what == Repair::Index {
             repo.repair_index(dry_run)?;
@@ -188,6 +194,7 @@ pub fn rebuild_catalog(
     force: bool,
     progress: &dyn cairn_backup::RebuildProgress,
 ) -> anyhow::Result<Rebuilt> {
+    ws.ensure_writer()?;
     let local = ws.local();
     let _lock = local.lock_for_backup()?;
     let repo = ws.repo()?;

@@ -25,6 +25,8 @@ pub struct Workspace {
     repo: OnceLock<Arc<Repo>>,
     catalog: OnceLock<Arc<SqliteCatalog>>,
     graphs: Mutex<HashMap<String, Arc<GraphClient>>>,
+    /// This workspace is `cairn serve`'s: it is the catalog's writer.
+    serving: bool,
 }
 
 impl Workspace {
@@ -42,6 +44,7 @@ impl Workspace {
             repo: OnceLock::new(),
             catalog: OnceLock::new(),
             graphs: Mutex::new(HashMap::new()),
+            serving: false,
         })
     }
 
@@ -51,6 +54,22 @@ impl Workspace {
     pub fn with_prompt(mut self, prompt: Prompt) -> Self {
         self.prompt = Some(prompt);
         self
+    }
+
+    /// The server's workspace: it writes while it holds the serve lock
+    /// ([`LocalState::lock_for_serving`]).
+    pub fn serving(mut self) -> Self {
+        self.serving = true;
+        self
+    }
+
+    /// Before changing the repository or the catalog: an error when a `cairn serve` owns
+    /// them and this is not it.
+    pub fn ensure_writer(&self) -> anyhow::Result<()> {
+        if self.serving {
+            return Ok(());
+        }
+        self.local.ensure_not_served()
     }
 
     pub fn config(&self) -> &Config {

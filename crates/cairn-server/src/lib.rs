@@ -3,9 +3,341 @@
 //! destroys backups, a tamper-evident audit log, alerts and metrics. A front end of
 //! `cairn-app`, as the command line is: every operation is the same code.
 //!
-//! The server is `app(state) -> Router`, tested without a socket; `cairn serve` wraps it
-//! in a listener and a scheduler.
+//! The server is [`app`]`(state) -> Router`, tested without a socket; [`serve`] wraps it in
+//! a listener and the scheduler, and stops both gracefully on a signal.
 
 pub mod alerts;
+mod api;
 pub mod audit;
+pub mod auth;
+pub mod jobs;
+pub mod metrics;
 pub mod store;
+
+pub use api::{ApiDoc, app};
+
+use cairn_app::Workspace;
+use cairn_config::{AlertsEntry, TenantOverrides};
+use jobs::{Job, Outcome, Status};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the API and the scheduler share.
+pub struct State {
+    pub ws: Arc<Workspace>,
+    pub store: Arc<store::Store>,
+    pub audit: Arc<audit::AuditLog>,
+    pub running: Arc<jobs::Running>,
+    pub metrics: metrics::Metrics,
+    /// One writer of the repository at a time: runs, retention and approved requests
+    /// queue here rather than fail on the backup lock.
+    pub writer: tokio::sync::Mutex<()>,
+    /// How long a filed request waits for a second admin.
+    pub approval: chrono::Duration,
+    /// Alerts of jobs that name none.
+    pub alerts: Option<AlertsEntry>,
+    /// Backoff before retrying resources that failed for a transient reason (tests
+    /// shorten it).
+    pub retry_backoff: Duration,
+}
+
+impl State {
+    /// The state of `ws` (a serving workspace: [`Workspace::serving`]).
+    pub fn new(ws: Arc<Workspace>) -> anyhow::Result<Arc<State>> {
+        let path = ws.local().catalog.clone();
+        // The catalog first: it creates the file with the settings SQLite needs.
+        ws.catalog_for_backup()?;
+        let store = Arc::new(store::Store::open(&path)?);
+        let audit = Arc::new(audit::AuditLog::open(&path)?);
+        let server = ws.config().file().server.clone().unwrap_or_default();
+        Ok(Arc::new(State {
+            ws,
+            store,
+            audit,
+            running: Arc::default(),
+            metrics: metrics::Metrics::new(),
+            writer: tokio::sync::Mutex::new(()),
+            approval: chrono::Duration::hours(server.approval_hours.unwrap_or(72) as i64),
+            alerts: server.alerts,
+            retry_backoff: Duration::from_secs(30),
+        }))
+    }
+
+    /// Every job, from the configuration file and the API.
+    pub fn jobs(&self) -> anyhow::Result<Vec<Job>> {
+        jobs::all(&self.ws.config().file().jobs, &self.store)
+    }
+
+    pub fn job(&self, name: &str) -> anyhow::Result<Option<Job>> {
+        Ok(self.jobs()?.into_iter().find(|j| j.name == name))
+    }
+}
+
+/// Starts a run of `job` in the background; `None` when one is under way. Returns the
+/// run's id.
+pub fn start(state: &Arc<State>, job: Job, trigger: &str) -> anyhow::Result<Option<i64>> {
+    let Some(slot) = state.running.claim(&job.name) else {
+        return Ok(None);
+    };
+    let id = jobs::begin(&state.store, &job.name, &job.spec.tenant, trigger)?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        let outcome = execute(&state, &job).await;
+        if let Err(e) = jobs::finish(&state.store, id, &outcome) {
+            tracing::error!(job = %job.name, run = id, "recording the run: {e:#}");
+        }
+        state.metrics.run(
+            &job.name,
+            &job.spec.tenant,
+            status_name(outcome.status),
+            outcome.report.as_ref(),
+        );
+        tracing::info!(job = %job.name, run = id, status = status_name(outcome.status), "run ended");
+        alert(&state, &job, id, &outcome).await;
+    });
+    Ok(Some(id))
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Running => "running",
+        Status::Succeeded => "succeeded",
+        Status::Partial => "partial",
+        Status::Failed => "failed",
+    }
+}
+
+/// One run: back up, retry what failed for a transient reason, apply retention.
+async fn execute(state: &Arc<State>, job: &Job) -> Outcome {
+    let _writer = state.writer.lock().await;
+    let tenant = TenantOverrides {
+        tenant: Some(job.spec.tenant.clone()),
+        ..TenantOverrides::default()
+    };
+    let progress = Arc::new(jobs::Quiet);
+    let mut report = match cairn_app::backup::backup(
+        state.ws.clone(),
+        &tenant,
+        &job.request(),
+        progress.clone(),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let c = cairn_app::classify(&e);
+            return Outcome {
+                status: Status::Failed,
+                report: None,
+                attempts: Default::default(),
+                forgotten: 0,
+                error: Some(match c.hint {
+                    Some(h) => format!("{} (hint: {h})", c.message),
+                    None => c.message,
+                }),
+            };
+        }
+    };
+    let mut attempts: std::collections::BTreeMap<String, u32> = report
+        .resources
+        .iter()
+        .map(|r| (r.resource.clone(), 1))
+        .collect();
+    let mut backoff = state.retry_backoff;
+    for _ in 0..2 {
+        let Some(retry) = jobs::retry_request(job, &report) else {
+            break;
+        };
+        tokio::time::sleep(backoff).await;
+        backoff *= 2;
+        match cairn_app::backup::backup(state.ws.clone(), &tenant, &retry, progress.clone()).await {
+            Ok(again) => {
+                for r in &again.resources {
+                    *attempts.entry(r.resource.clone()).or_default() += 1;
+                }
+                jobs::merge(&mut report, again);
+            }
+            Err(e) => tracing::warn!(job = %job.name, "retry: {e:#}"),
+        }
+    }
+    let status = jobs::status_of(&report);
+    let mut forgotten = 0;
+    let mut error = None;
+    // Retention after each successful run only: a run that failed leaves every point.
+    if status == Status::Succeeded
+        && let Some(rule) = job.retention()
+    {
+        let req = cairn_app::maintenance::ForgetRequest {
+            rule,
+            ..Default::default()
+        };
+        match cairn_app::maintenance::forget(state.ws.clone(), req).await {
+            Ok(out) => forgotten = out.report.removed.len() as u64,
+            Err(e) => error = Some(format!("retention: {e:#}")),
+        }
+    }
+    Outcome {
+        status,
+        report: Some(report),
+        attempts,
+        forgotten,
+        error,
+    }
+}
+
+/// Alerts for a run that failed or partly failed.
+async fn alert(state: &Arc<State>, job: &Job, run: i64, o: &Outcome) {
+    let kind = match o.status {
+        Status::Failed => alerts::AlertKind::RunFailed,
+        Status::Partial => alerts::AlertKind::RunPartial,
+        _ => return,
+    };
+    let Some(settings) = job.spec.alerts.as_ref().or(state.alerts.as_ref()) else {
+        return;
+    };
+    let details: Vec<String> = match &o.report {
+        Some(r) => r
+            .resources
+            .iter()
+            .filter_map(|x| x.error.as_ref().map(|e| format!("{}: {e}", x.resource)))
+            .collect(),
+        None => o.error.iter().cloned().collect(),
+    };
+    let summary = match &o.report {
+        Some(r) => format!(
+            "backup job {} {}: {} of {} resources failed",
+            job.name,
+            status_name(o.status),
+            r.failed(),
+            r.resources.len()
+        ),
+        None => format!(
+            "backup job {} failed: {}",
+            job.name,
+            o.error.as_deref().unwrap_or("?")
+        ),
+    };
+    let alert = alerts::Alert {
+        kind,
+        job: Some(job.name.clone()),
+        tenant: Some(job.spec.tenant.clone()),
+        run: Some(run),
+        summary,
+        details,
+        at: chrono::Utc::now(),
+    };
+    match alerts::Alerter::new(settings) {
+        Ok(a) => {
+            let d = a.send(&alert).await;
+            tracing::info!(job = %job.name, run, "alert: {d:?}");
+        }
+        Err(e) => tracing::error!(job = %job.name, "alerts are not configured right: {e:#}"),
+    }
+}
+
+/// The scheduler: starts each enabled job at its slots; a job whose slot passed while the
+/// server was down (or whose last run was interrupted) runs once at start-up.
+pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let started = chrono::Utc::now();
+    let mut next: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
+        Default::default();
+    let mut first = true;
+    loop {
+        let now = chrono::Utc::now();
+        let jobs = match state.jobs() {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!("listing jobs: {e:#}");
+                Vec::new()
+            }
+        };
+        for job in jobs.into_iter().filter(Job::enabled) {
+            let sched = match job.schedule() {
+                Ok(s) => s,
+                Err(e) => {
+                    if first {
+                        tracing::error!("{e}");
+                    }
+                    continue;
+                }
+            };
+            let due = match next.get(&job.name) {
+                Some(t) => *t,
+                None => {
+                    let last = jobs::last_started(&state.store, &job.name).ok().flatten();
+                    match last.and_then(|l| sched.next_after(l)) {
+                        // Missed while the server was down: once now.
+                        Some(t) if t <= started => started,
+                        Some(t) => t,
+                        None => match sched.next_after(now) {
+                            Some(t) => t,
+                            None => continue,
+                        },
+                    }
+                }
+            };
+            if due <= now {
+                let trigger = if first && due == started {
+                    "startup"
+                } else {
+                    "schedule"
+                };
+                match start(&state, job.clone(), trigger) {
+                    Ok(Some(id)) => tracing::info!(job = %job.name, run = id, "run started"),
+                    Ok(None) => {
+                        tracing::warn!(job = %job.name, "slot skipped: the previous run is still going")
+                    }
+                    Err(e) => tracing::error!(job = %job.name, "starting a run: {e:#}"),
+                }
+                next.insert(
+                    job.name.clone(),
+                    sched
+                        .next_after(now)
+                        .unwrap_or(now + chrono::Duration::days(365)),
+                );
+            } else {
+                next.insert(job.name.clone(), due);
+            }
+        }
+        first = false;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Runs the server on `listener` until `stop` fires: the API, the scheduler, and on stop a
+/// graceful end (running jobs are abandoned at their next await: what they staged is
+/// durable, and their job runs again at the next start).
+pub async fn serve(
+    state: Arc<State>,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let closed = jobs::close_interrupted(&state.store)?;
+    if closed > 0 {
+        tracing::warn!(
+            "{closed} runs were interrupted when the server last stopped; their jobs run again now"
+        );
+    }
+    let scheduler = tokio::spawn(schedule(state.clone(), rx.clone()));
+    let mut api_stop = rx.clone();
+    let router = app(state.clone());
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = api_stop.changed().await;
+    });
+    let handle = tokio::spawn(async move { server.await });
+    stop.await;
+    tracing::info!("stopping: no new runs; runs under way resume at the next start");
+    let _ = tx.send(true);
+    let _ = scheduler.await;
+    handle.await??;
+    Ok(())
+}

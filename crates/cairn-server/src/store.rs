@@ -107,7 +107,10 @@ impl Store {
     }
 
     /// Runs `f` with the connection.
-    pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> anyhow::Result<T> {
         let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         Ok(f(&mut c)?)
     }
@@ -152,7 +155,10 @@ mod tests {
         drop(s);
         let s = Store::open(&p).unwrap();
         let spec: Option<String> = s
-            .one("SELECT spec FROM server_jobs WHERE name=?1", params!["nightly"])
+            .one(
+                "SELECT spec FROM server_jobs WHERE name=?1",
+                params!["nightly"],
+            )
             .unwrap();
         assert_eq!(spec.as_deref(), Some("{}"));
     }

@@ -21,6 +21,7 @@ mod graph;
 mod progress;
 mod repo_cmd;
 mod restore_cmd;
+mod serve_cmd;
 mod sim;
 mod tenant_cmd;
 
@@ -35,6 +36,10 @@ struct Cli {
     /// ~/.config/cairn/config.toml].
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
+    /// Log lines on stderr as text or as JSON objects (for `cairn serve` under a log
+    /// collector); the filter is CAIRN_LOG.
+    #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,21 +80,28 @@ enum Command {
     Tenant(tenant_cmd::TenantArgs),
     /// Throughput benchmarks against the simulator.
     Bench(bench::BenchArgs),
+    /// Run the server: scheduled backup jobs, the REST API, alerts, metrics.
+    Serve(serve_cmd::ServeArgs),
+    /// API tokens of the server: create (printed once), list, revoke.
+    Token(serve_cmd::TokenArgs),
     /// Show Cairn at work on a simulated tenant, on embedded defaults.
     Demo,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env(cairn_config::env::CAIRN_LOG)
-                .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("info,rustic_core=warn,rustic_backend=warn")
-                }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env(cairn_config::env::CAIRN_LOG)
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,rustic_core=warn,rustic_backend=warn")
+        });
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let config = cli.config.as_deref();
     let result = match cli.command {
         Command::Sim(args) => sim::run(args),
@@ -109,6 +121,8 @@ fn main() -> std::process::ExitCode {
         Command::Copy(a) => repo_cmd::copy(a, config),
         Command::Repair(a) => repo_cmd::repair(a, config),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(a) => serve_cmd::serve(a, config),
+        Command::Token(a) => serve_cmd::token(a, config),
         Command::Demo => demo::demo(),
     };
     match result {

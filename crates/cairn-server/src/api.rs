@@ -1,0 +1,1241 @@
+//! The REST API under `/api/v1`, its OpenAPI document (generated from these handlers by
+//! utoipa), `/metrics`, `/healthz` and `/readyz`.
+//!
+//! One middleware authenticates every `/api/v1` call, checks the caller's role against the
+//! action of the route (`route_action`, the one table of which route is which action) and
+//! appends state-changing calls and reads of item content to the audit log. Errors have
+//! one shape, `{"error": {"code", "message", "hint"}}`, with the status the error
+//! classification gives.
+
+use crate::State;
+use crate::auth::{self, Action, Caller, Role};
+use crate::jobs::{self, Job, Run, RunDetail};
+use axum::Json;
+use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State as Axum};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cairn_config::JobEntry;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+type Shared = Arc<State>;
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+/// The one error shape of the API.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `bad-request`, `unauthorized`, `forbidden`, `not-found`,
+    /// `conflict`, `unavailable`, `internal`.
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    hint: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, h: impl Into<String>) -> Self {
+        self.hint = Some(h.into());
+        self
+    }
+
+    fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", what)
+    }
+
+    fn forbidden(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", what)
+    }
+
+    fn conflict(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", what)
+    }
+
+    fn bad(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", what)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        let c = cairn_app::classify(&e);
+        let (status, code) = match c.class {
+            cairn_app::Class::User => (StatusCode::BAD_REQUEST, "bad-request"),
+            cairn_app::Class::Transient => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            cairn_app::Class::Internal => {
+                tracing::error!("internal error: {}", c.message);
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        Self {
+            status,
+            code,
+            message: c.message,
+            hint: c.hint,
+        }
+    }
+}
+
+impl From<cairn_app::UserError> for ApiError {
+    fn from(e: cairn_app::UserError) -> Self {
+        anyhow::Error::from(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code: self.code.into(),
+                    message: self.message,
+                    hint: self.hint,
+                },
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
+        r
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs blocking work (the catalog, the repository) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => Err(anyhow::anyhow!("a task failed: {e}").into()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Authorisation and audit: one place
+
+/// Which action a route is: the one table the middleware checks roles against. `None`:
+/// no token needed.
+pub fn route_action(method: &Method, path: &str) -> Option<Action> {
+    use Action::*;
+    let m = method.as_str();
+    Some(match (m, path) {
+        (_, "/api/v1/openapi.json") => return None,
+        ("GET", "/api/v1/jobs/{name}/runs" | "/api/v1/runs/{id}" | "/api/v1/jobs/{name}")
+        | ("GET", "/api/v1/jobs" | "/api/v1/tenants" | "/api/v1/restore-points")
+        | ("GET", "/api/v1/approvals" | "/api/v1/metrics") => ReadStatus,
+        ("POST", "/api/v1/jobs" | "/api/v1/jobs/{name}/run")
+        | ("PUT" | "DELETE", "/api/v1/jobs/{name}") => ManageJobs,
+        ("GET", "/api/v1/ls" | "/api/v1/find") => Browse,
+        ("GET", "/api/v1/audit") => ReadAudit,
+        ("GET" | "POST", "/api/v1/tokens") | ("DELETE", "/api/v1/tokens/{name}") => ManageTokens,
+        ("POST", "/api/v1/forget" | "/api/v1/prune" | "/api/v1/approvals/{id}/approve") => Destroy,
+        _ => Destroy,
+    })
+}
+
+/// The bearer token of a request.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+async fn authorize(Axum(state): Axum<Shared>, mut req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let method = req.method().clone();
+    let Some(action) = route_action(&method, &path) else {
+        return next.run(req).await;
+    };
+    let caller = match bearer(req.headers()) {
+        None => None,
+        Some(t) => {
+            let store = state.store.clone();
+            let t = t.to_string();
+            match blocking(move || auth::authenticate(&store, &t)).await {
+                Ok(c) => c,
+                Err(e) => return e.into_response(),
+            }
+        }
+    };
+    let Some(caller) = caller else {
+        let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API token is needed")
+            .hint("send `Authorization: Bearer TOKEN`; `cairn token create --name NAME --role ROLE` makes one on the server's machine")
+            .into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    };
+    if !auth::allowed(caller.role, action) {
+        return ApiError::forbidden(format!(
+            "the {} role may not {} {path}",
+            caller.role.as_str(),
+            method.as_str()
+        ))
+        .hint("docs/server.md lists what each role may do")
+        .into_response();
+    }
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string());
+    req.extensions_mut().insert(caller.clone());
+    let uri = req.uri().to_string();
+    let response = next.run(req).await;
+    let changes = method != Method::GET;
+    if changes || action == Action::ReadContent {
+        let entry = crate::audit::AuditEntry {
+            actor: caller.name.clone(),
+            role: caller.role.as_str().to_string(),
+            source,
+            action: format!("{} {path}", method.as_str()),
+            target: uri,
+            outcome: response.status().as_u16().to_string(),
+        };
+        let audit = state.audit.clone();
+        if let Err(e) = blocking(move || audit.append(&entry).map(|_| ())).await {
+            tracing::error!("appending to the audit log: {e:?}");
+        }
+    }
+    response
+}
+
+// ---------------------------------------------------------------------------------------
+// The router
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cairn", description = "Backup and recovery for Microsoft 365: the server's API"),
+    paths(
+        tenants, list_jobs, create_job, get_job, update_job, delete_job, run_job, job_runs,
+        get_run, restore_points, ls, find, forget, prune, approvals, approve, audit_log,
+        list_tokens, create_token, revoke_token, metrics_json
+    ),
+    components(schemas(ErrorBody, ErrorDetail, Job, JobEntry, Run, RunDetail, jobs::RunResource, jobs::Status, jobs::Source, Role, auth::TokenInfo, JobView, NewJob, Started, TenantView, PointView, Approval, NewToken, CreatedToken, ForgetBody, Filed, LsView, FindView, AuditRecordView)),
+    modifiers(&Bearer),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The server's routes over `state`.
+pub fn app(state: Shared) -> axum::Router {
+    let api = axum::Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/tenants", get(tenants))
+        .route("/api/v1/jobs", get(list_jobs).post(create_job))
+        .route(
+            "/api/v1/jobs/{name}",
+            get(get_job).put(update_job).delete(delete_job),
+        )
+        .route("/api/v1/jobs/{name}/run", post(run_job))
+        .route("/api/v1/jobs/{name}/runs", get(job_runs))
+        .route("/api/v1/runs/{id}", get(get_run))
+        .route("/api/v1/restore-points", get(restore_points))
+        .route("/api/v1/ls", get(ls))
+        .route("/api/v1/find", get(find))
+        .route("/api/v1/forget", post(forget))
+        .route("/api/v1/prune", post(prune))
+        .route("/api/v1/approvals", get(approvals))
+        .route("/api/v1/approvals/{id}/approve", post(approve))
+        .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{name}", axum::routing::delete(revoke_token))
+        .route("/api/v1/metrics", get(metrics_json))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ));
+    let metrics = axum::Router::new()
+        .route("/metrics", get(metrics_text))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize_metrics,
+        ));
+    axum::Router::new()
+        .merge(api)
+        .merge(metrics)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async {
+            ApiError::not_found("no such endpoint")
+                .hint("the API is described at /api/v1/openapi.json")
+        })
+        .with_state(state)
+}
+
+/// `/metrics` takes the same token as the API (any role).
+async fn authorize_metrics(Axum(state): Axum<Shared>, req: Request, next: Next) -> Response {
+    let ok = match bearer(req.headers()) {
+        Some(t) => {
+            let (store, t) = (state.store.clone(), t.to_string());
+            matches!(
+                blocking(move || auth::authenticate(&store, &t)).await,
+                Ok(Some(_))
+            )
+        }
+        None => false,
+    };
+    if !ok {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API token is needed",
+        )
+        .hint("Prometheus: `authorization: {credentials: TOKEN}` in the scrape configuration")
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the catalog and the repository can be read.
+async fn readyz(Axum(state): Axum<Shared>) -> ApiResult<&'static str> {
+    let ws = state.ws.clone();
+    blocking(move || {
+        ws.catalog_for_backup()?;
+        ws.repo()?.snapshots()?;
+        Ok("ready")
+    })
+    .await
+    .map_err(|e| ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "unavailable",
+        ..e
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Tenants and jobs
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantView {
+    pub name: String,
+    pub tenant_id: String,
+}
+
+/// The tenants of the configuration.
+#[utoipa::path(get, path = "/api/v1/tenants", responses((status = 200, body = [TenantView]), (status = 401, body = ErrorBody)))]
+async fn tenants(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Json<Vec<TenantView>> {
+    Json(
+        state
+            .ws
+            .config()
+            .file()
+            .tenants
+            .iter()
+            .filter(|(n, _)| caller.sees(n))
+            .map(|(n, t)| TenantView {
+                name: n.clone(),
+                tenant_id: t.tenant_id.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// A job with how it is doing.
+#[derive(Serialize, ToSchema)]
+pub struct JobView {
+    #[serde(flatten)]
+    pub job: Job,
+    pub running: bool,
+    pub last_run: Option<Run>,
+    /// The resource's last successful backup by this job.
+    pub last_success: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
+    /// Resources not backed up within about two of the job's intervals.
+    pub unprotected: Vec<String>,
+}
+
+fn view(state: &State, job: Job) -> anyhow::Result<JobView> {
+    let last_run = jobs::runs(&state.store, &job.name, 1)?.into_iter().next();
+    let last_success = jobs::last_success(&state.store, &job.name)?;
+    let now = chrono::Utc::now();
+    let unprotected = match job.schedule() {
+        Ok(s) => {
+            let limit = s.interval(now) * 2 + chrono::Duration::minutes(5);
+            last_success
+                .iter()
+                .filter(|(_, t)| now - **t > limit)
+                .map(|(r, _)| r.clone())
+                .collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    Ok(JobView {
+        running: state.running.is_running(&job.name),
+        job,
+        last_run,
+        last_success,
+        unprotected,
+    })
+}
+
+/// Every job, with its last run and unprotected resources.
+#[utoipa::path(get, path = "/api/v1/jobs", responses((status = 200, body = [JobView]), (status = 401, body = ErrorBody)))]
+async fn list_jobs(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> ApiResult<Json<Vec<JobView>>> {
+    let s = state.clone();
+    blocking(move || {
+        s.jobs()?
+            .into_iter()
+            .filter(|j| caller.sees(&j.spec.tenant))
+            .map(|j| view(&s, j))
+            .collect()
+    })
+    .await
+    .map(Json)
+}
+
+/// A job to create: a name and what `[jobs.NAME]` says.
+#[derive(Deserialize, ToSchema)]
+pub struct NewJob {
+    pub name: String,
+    #[serde(flatten)]
+    pub spec: JobEntry,
+}
+
+fn check_job(state: &State, caller: &Caller, name: &str, spec: &JobEntry) -> ApiResult<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::bad(format!("{name:?} is not a job name"))
+            .hint("use letters, digits, `-`, `_` and `.`"));
+    }
+    if !caller.sees(&spec.tenant) {
+        return Err(ApiError::forbidden(format!(
+            "the token is limited to another tenant than {}",
+            spec.tenant
+        )));
+    }
+    if !state.ws.config().file().tenants.contains_key(&spec.tenant) {
+        return Err(ApiError::bad(format!("no tenant named {}", spec.tenant))
+            .hint("GET /api/v1/tenants lists them; tenants are added in the configuration file"));
+    }
+    jobs::Schedule::of(name, spec)?;
+    cairn_app::backup::services(spec.services.as_deref())?;
+    Ok(())
+}
+
+/// Creates a job (kept by the server; jobs of the configuration file are changed there).
+#[utoipa::path(post, path = "/api/v1/jobs", request_body = NewJob, responses((status = 201, body = Job), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_job(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Json(body): Json<NewJob>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    check_job(&state, &caller, &body.name, &body.spec)?;
+    if state.job(&body.name)?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "a job named {} exists",
+            body.name
+        )));
+    }
+    let spec = serde_json::to_string(&body.spec).map_err(anyhow::Error::from)?;
+    let name = body.name.clone();
+    state.store.with(|c| {
+        c.execute(
+            "INSERT INTO server_jobs (name, spec) VALUES (?1, ?2)",
+            params![name, spec],
+        )
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Job {
+            name: body.name,
+            source: jobs::Source::Api,
+            spec: body.spec,
+        }),
+    ))
+}
+
+fn job_or_404(state: &State, name: &str, caller: &Caller) -> ApiResult<Job> {
+    match state.job(name)? {
+        Some(j) if caller.sees(&j.spec.tenant) => Ok(j),
+        _ => {
+            Err(ApiError::not_found(format!("no job named {name}"))
+                .hint("GET /api/v1/jobs lists them"))
+        }
+    }
+}
+
+/// One job, with its last run and unprotected resources.
+#[utoipa::path(get, path = "/api/v1/jobs/{name}", params(("name" = String, Path)), responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+async fn get_job(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    let job = job_or_404(&state, &name, &caller)?;
+    Ok(Json(view(&state, job)?))
+}
+
+/// Changes a job created through the API. Shortening its retention keeps fewer restore
+/// points: that is filed as a request a second admin approves.
+#[utoipa::path(put, path = "/api/v1/jobs/{name}", params(("name" = String, Path)), request_body = JobEntry, responses((status = 200, body = Job), (status = 202, body = Filed), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn update_job(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(name): Path<String>,
+    Json(spec): Json<JobEntry>,
+) -> ApiResult<Response> {
+    let old = job_or_404(&state, &name, &caller)?;
+    if old.source == jobs::Source::File {
+        return Err(
+            ApiError::conflict(format!("job {name} is defined in the configuration file"))
+                .hint("change it there and restart the server"),
+        );
+    }
+    check_job(&state, &caller, &name, &spec)?;
+    let body = serde_json::json!({"name": name, "spec": spec});
+    if jobs::shortens_retention(&old.spec, &spec) {
+        if !auth::allowed(caller.role, Action::Destroy) {
+            return Err(
+                ApiError::forbidden("shortening a job's retention needs an admin")
+                    .hint("an admin files it, a second admin approves it"),
+            );
+        }
+        let id = file(&state, "update-job", &body, &caller)?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(Filed {
+                id,
+                status: "pending".into(),
+            }),
+        )
+            .into_response());
+    }
+    apply_job_update(&state, &name, &spec)?;
+    Ok(Json(Job {
+        name,
+        source: jobs::Source::Api,
+        spec,
+    })
+    .into_response())
+}
+
+fn apply_job_update(state: &State, name: &str, spec: &JobEntry) -> anyhow::Result<()> {
+    let text = serde_json::to_string(spec)?;
+    state.store.with(|c| {
+        c.execute(
+            "UPDATE server_jobs SET spec=?2 WHERE name=?1",
+            params![name, text],
+        )
+    })?;
+    Ok(())
+}
+
+/// Deletes a job created through the API (its restore points stay).
+#[utoipa::path(delete, path = "/api/v1/jobs/{name}", params(("name" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_job(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let job = job_or_404(&state, &name, &caller)?;
+    if job.source == jobs::Source::File {
+        return Err(
+            ApiError::conflict(format!("job {name} is defined in the configuration file"))
+                .hint("remove it there and restart the server"),
+        );
+    }
+    state
+        .store
+        .with(|c| c.execute("DELETE FROM server_jobs WHERE name=?1", params![name]))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A run started.
+#[derive(Serialize, ToSchema)]
+pub struct Started {
+    pub id: i64,
+}
+
+/// Runs a job now (202 with the run's id; 409 while a run of it is under way).
+#[utoipa::path(post, path = "/api/v1/jobs/{name}/run", params(("name" = String, Path)), responses((status = 202, body = Started), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn run_job(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, Json<Started>)> {
+    let job = job_or_404(&state, &name, &caller)?;
+    match crate::start(&state, job, "api")? {
+        Some(id) => Ok((StatusCode::ACCEPTED, Json(Started { id }))),
+        None => Err(ApiError::conflict(format!("a run of {name} is under way"))
+            .hint("GET /api/v1/jobs/{name}/runs shows it")),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct Limit {
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
+/// The job's runs, newest first.
+#[utoipa::path(get, path = "/api/v1/jobs/{name}/runs", params(("name" = String, Path), Limit), responses((status = 200, body = [Run]), (status = 404, body = ErrorBody)))]
+async fn job_runs(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<Vec<Run>>> {
+    job_or_404(&state, &name, &caller)?;
+    Ok(Json(jobs::runs(
+        &state.store,
+        &name,
+        q.limit.unwrap_or(100).min(10_000),
+    )?))
+}
+
+/// One run with every resource's outcome.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = i64, Path)), responses((status = 200, body = RunDetail), (status = 404, body = ErrorBody)))]
+async fn get_run(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<RunDetail>> {
+    match jobs::run(&state.store, id)? {
+        Some(r) if caller.sees(&r.run.tenant) => Ok(Json(r)),
+        _ => Err(ApiError::not_found(format!("no run {id}"))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Restore points, browsing, search
+
+#[derive(Deserialize, IntoParams)]
+pub struct PointsQuery {
+    pub tenant: Option<String>,
+    pub resource: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PointView {
+    pub tenant: String,
+    pub resource: String,
+    pub point: i64,
+    pub snapshot: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub items: u64,
+    pub size: u64,
+    pub kinds: BTreeMap<String, u64>,
+}
+
+/// Restore points per resource, from the catalog.
+#[utoipa::path(get, path = "/api/v1/restore-points", params(PointsQuery), responses((status = 200, body = [PointView]), (status = 403, body = ErrorBody)))]
+async fn restore_points(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Query(q): Query<PointsQuery>,
+) -> ApiResult<Json<Vec<PointView>>> {
+    let tenant = scoped(&caller, q.tenant)?;
+    let ws = state.ws.clone();
+    let rows = blocking(move || {
+        let cat = ws.catalog_for_backup()?;
+        let filter = cairn_app::browse::SnapshotFilter {
+            tenant,
+            resource: q.resource,
+            since: None,
+            until: None,
+        };
+        Ok(cairn_app::browse::snapshots(&*cat, &filter, None)?.rows)
+    })
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| PointView {
+                tenant: r.tenant,
+                resource: r.resource,
+                point: r.point,
+                snapshot: r.snapshot,
+                time: r.time,
+                items: r.items,
+                size: r.size,
+                kinds: r.kinds,
+            })
+            .collect(),
+    ))
+}
+
+/// The tenant a call may look at: the token's own when it is limited to one.
+fn scoped(caller: &Caller, asked: Option<String>) -> ApiResult<Option<String>> {
+    match (&caller.tenant, asked) {
+        (None, a) => Ok(a),
+        (Some(t), None) => Ok(Some(t.clone())),
+        (Some(t), Some(a)) if *t == a => Ok(Some(a)),
+        (Some(_), Some(a)) => Err(ApiError::forbidden(format!(
+            "the token is limited to another tenant than {a}"
+        ))),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct LsQuery {
+    /// `RESOURCE[@POINT]`.
+    pub target: String,
+    pub tenant: Option<String>,
+    /// A folder of the restore point; default its root.
+    pub path: Option<String>,
+    pub recursive: Option<bool>,
+    /// At most this many items (default 1000).
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LsView {
+    pub tenant: String,
+    pub resource: String,
+    pub point: i64,
+    pub snapshot: String,
+    pub path: String,
+    pub folders: Vec<serde_json::Value>,
+    pub items: Vec<serde_json::Value>,
+    /// More items than `limit`.
+    pub truncated: bool,
+}
+
+fn item_json(row: &cairn_catalog::ItemRow) -> serde_json::Value {
+    serde_json::json!({
+        "path": row.path, "kind": row.kind, "id": row.item, "size": row.size,
+        "mtime": row.mtime, "date": row.date, "subject": row.subject, "from": row.sender,
+        "to": row.recipients, "name": row.name,
+    })
+}
+
+/// What a restore point holds under a path.
+#[utoipa::path(get, path = "/api/v1/ls", params(LsQuery), responses((status = 200, body = LsView), (status = 400, body = ErrorBody)))]
+async fn ls(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Query(q): Query<LsQuery>,
+) -> ApiResult<Json<LsView>> {
+    let tenant = scoped(&caller, q.tenant)?;
+    let ws = state.ws.clone();
+    blocking(move || {
+        let cat = ws.catalog_for_backup()?;
+        let sel = cairn_catalog::select::select(&*cat, tenant.as_deref(), &q.target)?;
+        let listing = cairn_app::browse::list(
+            &*cat,
+            sel,
+            q.path.as_deref().unwrap_or(""),
+            q.recursive.unwrap_or(false),
+        )?;
+        let limit = q.limit.unwrap_or(1000) as usize;
+        let mut items = Vec::new();
+        let mut truncated = false;
+        listing.for_each_item(&*cat, &mut |row| {
+            if items.len() == limit {
+                truncated = true;
+                return false;
+            }
+            items.push(item_json(&row));
+            true
+        })?;
+        Ok(Json(LsView {
+            tenant: listing.selected.resource.tenant.clone(),
+            resource: listing.selected.resource.name.clone(),
+            point: listing.selected.point.seq,
+            snapshot: listing.selected.point.snapshot.clone(),
+            path: listing.dir.clone(),
+            folders: listing
+                .folders
+                .iter()
+                .map(|f| serde_json::json!(f))
+                .collect(),
+            items,
+            truncated,
+        }))
+    })
+    .await
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct FindQuery {
+    pub q: Option<String>,
+    pub tenant: Option<String>,
+    pub resource: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub kind: Option<String>,
+    pub limit: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FindView {
+    pub hits: Vec<serde_json::Value>,
+    pub more: bool,
+}
+
+/// Items across restore points.
+#[utoipa::path(get, path = "/api/v1/find", params(FindQuery), responses((status = 200, body = FindView), (status = 400, body = ErrorBody)))]
+async fn find(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Query(q): Query<FindQuery>,
+) -> ApiResult<Json<FindView>> {
+    let tenant = scoped(&caller, q.tenant)?;
+    let ws = state.ws.clone();
+    blocking(move || {
+        let cat = ws.catalog_for_backup()?;
+        let req = cairn_app::browse::FindRequest {
+            text: q.q,
+            resources: q.resource.into_iter().collect(),
+            tenant,
+            from: q.from,
+            to: q.to,
+            kind: q.kind,
+            limit: q.limit.unwrap_or(100).min(10_000),
+            ..Default::default()
+        };
+        let r = cairn_app::browse::find(&*cat, &req)?;
+        let hits = r
+            .found
+            .iter()
+            .map(|f| {
+                let mut v = item_json(&f.hit.row);
+                v["tenant"] = serde_json::json!(f.hit.resource.tenant);
+                v["resource"] = serde_json::json!(f.hit.resource.name);
+                v["first"] = serde_json::json!(f.hit.first.seq);
+                v["last"] = serde_json::json!(f.last_seq);
+                v
+            })
+            .collect();
+        Ok(Json(FindView { hits, more: r.more }))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Destruction: requests a second admin approves
+
+/// A filed request.
+#[derive(Serialize, ToSchema)]
+pub struct Filed {
+    pub id: i64,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Approval {
+    pub id: i64,
+    /// `forget`, `prune`, `update-job`.
+    pub action: String,
+    pub body: serde_json::Value,
+    pub filed_by: String,
+    pub filed: chrono::DateTime<chrono::Utc>,
+    pub expires: chrono::DateTime<chrono::Utc>,
+    pub approved_by: Option<String>,
+    /// `pending`, `done`, `failed`, `expired`.
+    pub status: String,
+    pub outcome: Option<String>,
+}
+
+fn file(
+    state: &State,
+    action: &str,
+    body: &serde_json::Value,
+    caller: &Caller,
+) -> anyhow::Result<i64> {
+    let now = crate::store::now();
+    let expires = now + state.approval.num_seconds();
+    let body = body.to_string();
+    state.store.with(|c| {
+        c.execute(
+            "INSERT INTO server_approvals (action, body, filed_by, filed, expires, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
+            params![action, body, caller.name, now, expires],
+        )?;
+        Ok(c.last_insert_rowid())
+    })
+}
+
+/// A forget to file: the retention rule, narrowed to a tenant or a resource.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct ForgetBody {
+    pub tenant: Option<String>,
+    pub resource: Option<String>,
+    pub keep_last: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub keep_within_days: Option<u32>,
+    #[serde(default)]
+    pub hold: Vec<String>,
+    #[serde(default)]
+    pub prune: bool,
+}
+
+/// Files a forget; it runs once a second admin approves it.
+#[utoipa::path(post, path = "/api/v1/forget", request_body = ForgetBody, responses((status = 202, body = Filed), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn forget(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Json(body): Json<ForgetBody>,
+) -> ApiResult<(StatusCode, Json<Filed>)> {
+    let none = [
+        body.keep_last,
+        body.keep_daily,
+        body.keep_weekly,
+        body.keep_monthly,
+        body.keep_yearly,
+        body.keep_within_days,
+    ]
+    .iter()
+    .all(Option::is_none);
+    if none {
+        return Err(ApiError::bad(
+            "a forget needs a rule: keep-last, keep-daily, keep-weekly, keep-monthly, keep-yearly or keep-within-days",
+        ));
+    }
+    scoped(&caller, body.tenant.clone())?;
+    let id = file(&state, "forget", &serde_json::json!(body), &caller)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Filed {
+            id,
+            status: "pending".into(),
+        }),
+    ))
+}
+
+/// Files a prune; it runs once a second admin approves it.
+#[utoipa::path(post, path = "/api/v1/prune", responses((status = 202, body = Filed), (status = 403, body = ErrorBody)))]
+async fn prune(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> ApiResult<(StatusCode, Json<Filed>)> {
+    let id = file(&state, "prune", &serde_json::json!({}), &caller)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Filed {
+            id,
+            status: "pending".into(),
+        }),
+    ))
+}
+
+fn approval_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
+    use crate::store::time;
+    Ok(Approval {
+        id: r.get(0)?,
+        action: r.get(1)?,
+        body: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+        filed_by: r.get(3)?,
+        filed: time(r.get(4)?),
+        expires: time(r.get(5)?),
+        approved_by: r.get(6)?,
+        status: r.get(7)?,
+        outcome: r.get(8)?,
+    })
+}
+
+const APPROVAL_COLS: &str =
+    "id, action, body, filed_by, filed, expires, approved_by, status, outcome";
+
+/// Requests, newest first (expired ones marked).
+#[utoipa::path(get, path = "/api/v1/approvals", responses((status = 200, body = [Approval])))]
+async fn approvals(Axum(state): Axum<Shared>) -> ApiResult<Json<Vec<Approval>>> {
+    state
+        .store
+        .with(|c| {
+            c.execute(
+            "UPDATE server_approvals SET status='expired' WHERE status='pending' AND expires <= ?1",
+            params![crate::store::now()],
+        )?;
+            let mut st = c.prepare(&format!(
+                "SELECT {APPROVAL_COLS} FROM server_approvals ORDER BY id DESC"
+            ))?;
+            let rows = st.query_map([], approval_at)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// Approves a request filed by another admin: it runs now, and the answer says how it went.
+#[utoipa::path(post, path = "/api/v1/approvals/{id}/approve", params(("id" = i64, Path)), responses((status = 200, body = Approval), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn approve(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Approval>> {
+    let a = state
+        .store
+        .with(|c| {
+            c.query_row(
+                &format!("SELECT {APPROVAL_COLS} FROM server_approvals WHERE id=?1"),
+                params![id],
+                approval_at,
+            )
+            .optional()
+        })?
+        .ok_or_else(|| ApiError::not_found(format!("no request {id}")))?;
+    if a.filed_by == caller.name {
+        return Err(ApiError::forbidden(
+            "a request is approved by another admin than the one who filed it",
+        )
+        .hint("four eyes: a second admin token approves it"));
+    }
+    if a.status != "pending" {
+        return Err(ApiError::conflict(format!("request {id} is {}", a.status)));
+    }
+    if a.expires <= chrono::Utc::now() {
+        state.store.with(|c| {
+            c.execute(
+                "UPDATE server_approvals SET status='expired' WHERE id=?1",
+                params![id],
+            )
+        })?;
+        return Err(ApiError::conflict(format!("request {id} expired")).hint("file it again"));
+    }
+    // Claim it: two approvals at once run it once.
+    let claimed = state.store.with(|c| {
+        c.execute(
+            "UPDATE server_approvals SET status='running', approved_by=?2, decided=?3 WHERE id=?1 AND status='pending'",
+            params![id, caller.name, crate::store::now()],
+        )
+    })?;
+    if claimed == 0 {
+        return Err(ApiError::conflict(format!(
+            "request {id} was decided meanwhile"
+        )));
+    }
+    let result = carry_out(&state, &a).await;
+    let (status, outcome) = match &result {
+        Ok(o) => ("done", o.clone()),
+        Err(e) => ("failed", format!("{e:#}")),
+    };
+    state.store.with(|c| {
+        c.execute(
+            "UPDATE server_approvals SET status=?2, outcome=?3 WHERE id=?1",
+            params![id, status, outcome],
+        )
+    })?;
+    Ok(Json(Approval {
+        status: status.into(),
+        outcome: Some(outcome),
+        approved_by: Some(caller.name),
+        ..a
+    }))
+}
+
+/// Runs an approved request.
+async fn carry_out(state: &Shared, a: &Approval) -> anyhow::Result<String> {
+    let _writer = state.writer.lock().await;
+    match a.action.as_str() {
+        "forget" => {
+            let b: ForgetBody = serde_json::from_value(a.body.clone())?;
+            let req = cairn_app::maintenance::ForgetRequest {
+                rule: cairn_repo::ForgetRule {
+                    keep_last: b.keep_last,
+                    keep_daily: b.keep_daily,
+                    keep_weekly: b.keep_weekly,
+                    keep_monthly: b.keep_monthly,
+                    keep_yearly: b.keep_yearly,
+                    keep_within: b.keep_within_days.map(|d| chrono::Duration::days(d as i64)),
+                    only_tenant: b.tenant,
+                    only_resource: b.resource,
+                },
+                holds: b.hold,
+                dry_run: false,
+                prune: b.prune,
+            };
+            let out = cairn_app::maintenance::forget(state.ws.clone(), req).await?;
+            Ok(format!(
+                "{} restore points removed, {} held, {} kept",
+                out.report.removed.len(),
+                out.report.held.len(),
+                out.report.kept.len()
+            ))
+        }
+        "prune" => {
+            let n = cairn_app::maintenance::prune(state.ws.clone()).await?;
+            Ok(format!("{n} packs deleted"))
+        }
+        "update-job" => {
+            let name = a.body["name"].as_str().unwrap_or_default().to_string();
+            let spec: JobEntry = serde_json::from_value(a.body["spec"].clone())?;
+            apply_job_update(state, &name, &spec)?;
+            Ok(format!("job {name} changed"))
+        }
+        other => anyhow::bail!("unknown request {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Audit, tokens, metrics
+
+#[derive(Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// RFC 3339; default: the last 24 hours.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub limit: Option<u32>,
+}
+
+/// An audit log entry (`crate::audit::AuditRecord`).
+#[derive(Serialize, ToSchema)]
+#[schema(value_type = Object)]
+pub struct AuditRecordView(serde_json::Value);
+
+/// The audit log since a time.
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = [AuditRecordView])))]
+async fn audit_log(
+    Axum(state): Axum<Shared>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let since = q
+        .since
+        .unwrap_or_else(|| chrono::Utc::now() - chrono::Duration::days(1));
+    let limit = q.limit.unwrap_or(1000) as usize;
+    let audit = state.audit.clone();
+    blocking(move || {
+        let mut out = Vec::new();
+        audit.since(since, &mut |r| {
+            out.push(serde_json::json!(r));
+            out.len() < limit
+        })?;
+        Ok(Json(out))
+    })
+    .await
+}
+
+/// Every token (never the secret).
+#[utoipa::path(get, path = "/api/v1/tokens", responses((status = 200, body = [auth::TokenInfo])))]
+async fn list_tokens(Axum(state): Axum<Shared>) -> ApiResult<Json<Vec<auth::TokenInfo>>> {
+    Ok(Json(auth::list(&state.store)?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewToken {
+    pub name: String,
+    pub role: Role,
+    pub tenant: Option<String>,
+    /// `90d`, `12h`; default: no expiry.
+    pub expires: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedToken {
+    pub name: String,
+    /// Shown this once.
+    pub token: String,
+}
+
+/// Creates a token; the answer is the only time it is shown.
+#[utoipa::path(post, path = "/api/v1/tokens", request_body = NewToken, responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody)))]
+async fn create_token(
+    Axum(state): Axum<Shared>,
+    Json(b): Json<NewToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let expires = match &b.expires {
+        None => None,
+        Some(e) => Some(auth::parse_duration(e).ok_or_else(|| {
+            ApiError::bad(format!("expires = {e:?} is not a duration")).hint("90d, 12h, 30m")
+        })?),
+    };
+    let token = auth::create(&state.store, &b.name, b.role, b.tenant.as_deref(), expires)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            name: b.name,
+            token,
+        }),
+    ))
+}
+
+/// Revokes a token.
+#[utoipa::path(delete, path = "/api/v1/tokens/{name}", params(("name" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn revoke_token(
+    Axum(state): Axum<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    if auth::revoke(&state.store, &name)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no live token named {name}")))
+    }
+}
+
+/// The metrics, as text (also at /metrics for Prometheus).
+#[utoipa::path(get, path = "/api/v1/metrics", responses((status = 200, body = String, content_type = "text/plain")))]
+async fn metrics_json(Axum(state): Axum<Shared>) -> Response {
+    metrics_text(Axum(state)).await
+}
+
+async fn metrics_text(Axum(state): Axum<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,312 @@
+//! API tokens and roles. A token is shown once, at creation; the server keeps only its
+//! SHA-256. What each role may do is one table ([`allowed`]), consulted by one middleware
+//! for every route: no handler checks roles itself.
+
+use crate::store::{Store, now, time};
+use base64::Engine as _;
+use rusqlite::{OptionalExtension, params};
+use sha2::Digest;
+
+/// What a token may do.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Everything (destruction only with a second admin's approval).
+    Admin,
+    /// Jobs and runs: create, change, run now. Never forget, prune, shorten retention,
+    /// release holds or delete.
+    BackupOperator,
+    /// Browse, find, restore and export, within its tenant.
+    RestoreOperator,
+    /// Read everything, the audit log and run history included; no item content.
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::Admin,
+        Role::BackupOperator,
+        Role::RestoreOperator,
+        Role::Auditor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::BackupOperator => "backup-operator",
+            Role::RestoreOperator => "restore-operator",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Everything the API lets a caller do, by what it risks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Tenants, jobs, runs, restore points, metrics: what is protected and how well.
+    ReadStatus,
+    /// Create or change a job (not shortening its retention), run one now.
+    ManageJobs,
+    /// What a restore point holds: names, subjects, sizes (not content).
+    Browse,
+    /// Item content leaves the repository: restore, export, download.
+    ReadContent,
+    /// The audit log.
+    ReadAudit,
+    /// Create, list, revoke tokens.
+    ManageTokens,
+    /// File a request that destroys or weakens backups (forget, prune, shorter retention,
+    /// deleting a job's restore points, releasing a legal hold), or approve one.
+    Destroy,
+}
+
+/// The role × action table (docs/server.md shows it).
+pub fn allowed(role: Role, action: Action) -> bool {
+    use Action::*;
+    match role {
+        Role::Admin => true,
+        Role::BackupOperator => matches!(action, ReadStatus | ManageJobs),
+        Role::RestoreOperator => matches!(action, ReadStatus | Browse | ReadContent),
+        Role::Auditor => matches!(action, ReadStatus | Browse | ReadAudit),
+    }
+}
+
+/// Who is calling.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Caller {
+    /// The token's name.
+    pub name: String,
+    pub role: Role,
+    /// A token limited to one tenant sees and touches that tenant only.
+    pub tenant: Option<String>,
+}
+
+impl Caller {
+    /// Whether the caller may see `tenant`'s data.
+    pub fn sees(&self, tenant: &str) -> bool {
+        self.tenant.as_deref().is_none_or(|t| t == tenant)
+    }
+}
+
+/// A token as listed (never the secret, never its hash).
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: Role,
+    pub tenant: Option<String>,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub expires: Option<chrono::DateTime<chrono::Utc>>,
+    pub revoked: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Prefix of every token, so a leaked one is recognised by secret scanners.
+pub const TOKEN_PREFIX: &str = "cairn_";
+
+fn hash(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Creates a token and returns it: the only time it is seen.
+pub fn create(
+    store: &Store,
+    name: &str,
+    role: Role,
+    tenant: Option<&str>,
+    expires: Option<chrono::Duration>,
+) -> anyhow::Result<String> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
+        return Err(
+            cairn_app::UserError::new(format!("{name:?} is not a token name"))
+                .hint("use letters, digits, `-`, `_`, `.` and `@` (at most 64)")
+                .into(),
+        );
+    }
+    let mut raw = [0u8; 32];
+    rand::fill(&mut raw);
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    );
+    let created = now();
+    let inserted = store.with(|c| {
+        c.execute(
+            "INSERT OR IGNORE INTO server_tokens (name, hash, role, tenant, created, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                name,
+                hash(&token),
+                role.as_str(),
+                tenant,
+                created,
+                expires.map(|d| created + d.num_seconds())
+            ],
+        )
+    })?;
+    if inserted == 0 {
+        return Err(
+            cairn_app::UserError::new(format!("a token named {name} exists"))
+                .hint("choose another name, or revoke that one first")
+                .into(),
+        );
+    }
+    Ok(token)
+}
+
+/// The caller a bearer token stands for: `None` when unknown, revoked or expired.
+pub fn authenticate(store: &Store, token: &str) -> anyhow::Result<Option<Caller>> {
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let row = store.with(|c| {
+        c.query_row(
+            "SELECT name, role, tenant, expires, revoked FROM server_tokens WHERE hash=?1",
+            params![hash(token)],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            },
+        )
+        .optional()
+    })?;
+    Ok(row.and_then(|(name, role, tenant, expires, revoked)| {
+        let live = revoked.is_none() && expires.is_none_or(|e| e > now());
+        let role = Role::parse(&role)?;
+        live.then_some(Caller { name, role, tenant })
+    }))
+}
+
+/// Every token, newest first.
+pub fn list(store: &Store) -> anyhow::Result<Vec<TokenInfo>> {
+    store.with(|c| {
+        let mut st = c.prepare(
+            "SELECT name, role, tenant, created, expires, revoked FROM server_tokens ORDER BY id DESC",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(TokenInfo {
+                name: r.get(0)?,
+                role: Role::parse(&r.get::<_, String>(1)?).unwrap_or(Role::Auditor),
+                tenant: r.get(2)?,
+                created: time(r.get(3)?),
+                expires: r.get::<_, Option<i64>>(4)?.map(time),
+                revoked: r.get::<_, Option<i64>>(5)?.map(time),
+            })
+        })?;
+        rows.collect()
+    })
+}
+
+/// Revokes the token `name`; false when there is none (or it was revoked already).
+pub fn revoke(store: &Store, name: &str) -> anyhow::Result<bool> {
+    let n = store.with(|c| {
+        c.execute(
+            "UPDATE server_tokens SET revoked=?2 WHERE name=?1 AND revoked IS NULL",
+            params![name, now()],
+        )
+    })?;
+    Ok(n > 0)
+}
+
+/// How many admin tokens are live (the server refuses to start an API nobody can use).
+pub fn admins(store: &Store) -> anyhow::Result<u64> {
+    let n: Option<i64> = store.one(
+        "SELECT count(*) FROM server_tokens WHERE role='admin' AND revoked IS NULL
+           AND (expires IS NULL OR expires > ?1)",
+        params![now()],
+    )?;
+    Ok(n.unwrap_or(0) as u64)
+}
+
+/// `90d`, `12h`, `30m`, `45s` (also used for `every` of jobs).
+pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = n.parse().ok()?;
+    match unit.trim() {
+        "s" => Some(chrono::Duration::seconds(n)),
+        "m" | "min" => Some(chrono::Duration::minutes(n)),
+        "h" => Some(chrono::Duration::hours(n)),
+        "d" => Some(chrono::Duration::days(n)),
+        "w" => Some(chrono::Duration::weeks(n)),
+        _ => None,
+    }
+    .filter(|d| *d > chrono::Duration::zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_kept_as_a_hash_and_can_be_revoked_or_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("c.db")).unwrap();
+        let t = create(&s, "ops", Role::BackupOperator, Some("contoso"), None).unwrap();
+        assert!(t.starts_with(TOKEN_PREFIX) && t.len() > 40);
+        let stored: String = s
+            .one("SELECT hash FROM server_tokens WHERE name='ops'", [])
+            .unwrap()
+            .unwrap();
+        assert!(!stored.contains(&t[TOKEN_PREFIX.len()..]));
+        let c = authenticate(&s, &t).unwrap().unwrap();
+        assert_eq!((c.name.as_str(), c.role), ("ops", Role::BackupOperator));
+        assert!(c.sees("contoso") && !c.sees("fabrikam"));
+        assert!(authenticate(&s, "cairn_nope").unwrap().is_none());
+        assert!(
+            create(&s, "ops", Role::Admin, None, None).is_err(),
+            "names are unique"
+        );
+        assert!(revoke(&s, "ops").unwrap());
+        assert!(authenticate(&s, &t).unwrap().is_none());
+        let old = create(
+            &s,
+            "old",
+            Role::Admin,
+            None,
+            Some(chrono::Duration::seconds(1)),
+        )
+        .unwrap();
+        s.with(|c| c.execute("UPDATE server_tokens SET expires=1 WHERE name='old'", []))
+            .unwrap();
+        assert!(authenticate(&s, &old).unwrap().is_none());
+        assert_eq!(admins(&s).unwrap(), 0);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90d"), Some(chrono::Duration::days(90)));
+        assert_eq!(parse_duration("10m"), Some(chrono::Duration::minutes(10)));
+        assert_eq!(parse_duration("3s"), Some(chrono::Duration::seconds(3)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("5y"), None);
+    }
+
+    #[test]
+    fn only_admins_destroy_and_only_content_roles_read_content() {
+        for r in Role::ALL {
+            assert_eq!(allowed(r, Action::Destroy), r == Role::Admin, "{r:?}");
+            assert_eq!(
+                allowed(r, Action::ReadContent),
+                matches!(r, Role::Admin | Role::RestoreOperator),
+                "{r:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,670 @@
+//! Backup jobs: what to back up, when, how long to keep it — and their runs.
+//!
+//! A job comes from the configuration file (`[jobs.NAME]`, changed by editing the file) or
+//! from the API (kept in the server's tables). A run backs up the job's scope through
+//! `cairn_app::backup` (the same code as `cairn backup`), retries resources that failed for
+//! a transient reason with backoff, records every resource's outcome, then applies the
+//! job's retention. Never two runs of one job at once. A run the server missed while it was
+//! down runs once at start-up, not once per missed slot.
+
+use crate::store::{Store, now, time};
+use cairn_app::UserError;
+use cairn_app::backup::{BackupProgress, BackupRequest, Scope};
+use cairn_backup::{JobReport, ResourceReport};
+use cairn_config::JobEntry;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// When a job runs.
+#[derive(Clone, Debug)]
+pub enum Schedule {
+    /// A five-field cron expression in a time zone.
+    Cron {
+        cron: Box<croner::Cron>,
+        tz: chrono_tz::Tz,
+    },
+    /// Every so often, counted from the previous slot.
+    Every(chrono::Duration),
+}
+
+impl Schedule {
+    /// The schedule of `[jobs.NAME]`: `schedule` (cron, with `timezone`) or `every`.
+    pub fn of(name: &str, spec: &JobEntry) -> Result<Schedule, UserError> {
+        match (&spec.schedule, &spec.every) {
+            (Some(expr), None) => {
+                if expr.split_whitespace().count() != 5 {
+                    return Err(UserError::new(format!(
+                        "job {name}: schedule {expr:?} is not a five-field cron expression"
+                    ))
+                    .hint("minute hour day-of-month month day-of-week, e.g. \"30 2 * * *\" for 02:30 every day"));
+                }
+                let cron = croner::Cron::new(expr).parse().map_err(|e| {
+                    UserError::new(format!("job {name}: schedule {expr:?}: {e}"))
+                        .hint("minute hour day-of-month month day-of-week, e.g. \"30 2 * * *\"")
+                })?;
+                let tz = match &spec.timezone {
+                    None => chrono_tz::UTC,
+                    Some(z) => z.parse().map_err(|_| {
+                        UserError::new(format!("job {name}: {z:?} is not a time zone"))
+                            .hint("use an IANA name such as Europe/Berlin or America/New_York")
+                    })?,
+                };
+                Ok(Schedule::Cron {
+                    cron: Box::new(cron),
+                    tz,
+                })
+            }
+            (None, Some(every)) => crate::auth::parse_duration(every)
+                .map(Schedule::Every)
+                .ok_or_else(|| {
+                    UserError::new(format!("job {name}: every = {every:?} is not an interval"))
+                        .hint("write it as 45s, 10m, 6h or 1d")
+                }),
+            (Some(_), Some(_)) => Err(UserError::new(format!(
+                "job {name} has both schedule and every"
+            ))
+            .hint("keep one of them")),
+            (None, None) => Err(UserError::new(format!("job {name} has no schedule"))
+                .hint("add schedule = \"30 2 * * *\" (cron) or every = \"6h\"")),
+        }
+    }
+
+    /// The first slot after `t`.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Schedule::Every(d) => Some(t + *d),
+            Schedule::Cron { cron, tz } => cron
+                .find_next_occurrence(&t.with_timezone(tz), false)
+                .ok()
+                .map(|n| n.with_timezone(&Utc)),
+        }
+    }
+
+    /// How often the job runs (the gap after the next slot): a resource not backed up
+    /// within about two of these is unprotected.
+    pub fn interval(&self, at: DateTime<Utc>) -> chrono::Duration {
+        match self {
+            Schedule::Every(d) => *d,
+            Schedule::Cron { .. } => match self
+                .next_after(at)
+                .and_then(|n| self.next_after(n).map(|m| m - n))
+            {
+                Some(d) => d,
+                None => chrono::Duration::days(1),
+            },
+        }
+    }
+}
+
+/// Where a job is defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// `[jobs.NAME]` of the configuration file: changed by editing the file.
+    File,
+    /// Created through the API.
+    Api,
+}
+
+/// A job as the API shows it.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Job {
+    pub name: String,
+    pub source: Source,
+    #[serde(flatten)]
+    pub spec: JobEntry,
+}
+
+impl Job {
+    pub fn enabled(&self) -> bool {
+        self.spec.enabled.unwrap_or(true)
+    }
+
+    pub fn schedule(&self) -> Result<Schedule, UserError> {
+        Schedule::of(&self.name, &self.spec)
+    }
+
+    /// The backup this job asks for.
+    pub fn request(&self) -> BackupRequest {
+        let scope = |v: &Option<String>| v.as_deref().map(Scope::parse).unwrap_or(Scope::All);
+        BackupRequest {
+            users: scope(&self.spec.users),
+            groups: scope(&self.spec.groups),
+            sites: scope(&self.spec.sites),
+            services: self.spec.services.clone(),
+            exclude: self.spec.exclude.clone(),
+            ..BackupRequest::default()
+        }
+    }
+
+    /// The job's retention as a forget rule on its tenant, `None` when it keeps everything.
+    pub fn retention(&self) -> Option<cairn_repo::ForgetRule> {
+        let s = &self.spec;
+        let any = s.keep_last.is_some()
+            || s.keep_daily.is_some()
+            || s.keep_weekly.is_some()
+            || s.keep_monthly.is_some()
+            || s.keep_yearly.is_some()
+            || s.keep_within_days.is_some();
+        any.then(|| cairn_repo::ForgetRule {
+            keep_last: s.keep_last,
+            keep_daily: s.keep_daily,
+            keep_weekly: s.keep_weekly,
+            keep_monthly: s.keep_monthly,
+            keep_yearly: s.keep_yearly,
+            keep_within: s.keep_within_days.map(|d| chrono::Duration::days(d as i64)),
+            only_tenant: Some(s.tenant.clone()),
+            only_resource: None,
+        })
+    }
+}
+
+/// Whether `new` keeps less than `old` (a shorter retention: four-eyes, as forget).
+pub fn shortens_retention(old: &JobEntry, new: &JobEntry) -> bool {
+    let less = |a: Option<u32>, b: Option<u32>| match (a, b) {
+        (None, None) => false,
+        // Starting to thin a count that kept everything, or dropping a count that was
+        // kept: both keep less only when the other counts do not make up for it, which
+        // is not worth guessing: treat as shorter.
+        (None, Some(_)) => true,
+        (Some(_), None) => false,
+        (Some(x), Some(y)) => y < x,
+    };
+    let counts = |e: &JobEntry| {
+        [
+            e.keep_last,
+            e.keep_daily,
+            e.keep_weekly,
+            e.keep_monthly,
+            e.keep_yearly,
+            e.keep_within_days,
+        ]
+    };
+    let (o, n) = (counts(old), counts(new));
+    let any_old = o.iter().any(Option::is_some);
+    // A rule where there was none keeps less than keeping everything.
+    if !any_old {
+        return n.iter().any(Option::is_some);
+    }
+    o.iter()
+        .zip(n.iter())
+        .any(|(a, b)| less(*a, *b) || (a.is_some() && b.is_none() && n.iter().any(Option::is_some)))
+}
+
+/// The jobs of the configuration file and of the API, by name.
+pub fn all(file: &BTreeMap<String, JobEntry>, store: &Store) -> anyhow::Result<Vec<Job>> {
+    let mut jobs: Vec<Job> = file
+        .iter()
+        .map(|(name, spec)| Job {
+            name: name.clone(),
+            source: Source::File,
+            spec: spec.clone(),
+        })
+        .collect();
+    let api: Vec<(String, String)> = store.with(|c| {
+        let mut st = c.prepare("SELECT name, spec FROM server_jobs ORDER BY name")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    })?;
+    for (name, spec) in api {
+        if file.contains_key(&name) {
+            continue;
+        }
+        jobs.push(Job {
+            name,
+            source: Source::Api,
+            spec: serde_json::from_str(&spec)?,
+        });
+    }
+    jobs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(jobs)
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Running,
+    /// Every resource has a new restore point.
+    Succeeded,
+    /// Some resources have one, some do not.
+    Partial,
+    /// No resource has one (or the run could not start).
+    Failed,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Partial => "partial",
+            Status::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "running" => Status::Running,
+            "succeeded" => Status::Succeeded,
+            "partial" => Status::Partial,
+            _ => Status::Failed,
+        }
+    }
+}
+
+/// A run as listed.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Run {
+    pub id: i64,
+    pub job: String,
+    pub tenant: String,
+    pub status: Status,
+    /// `schedule`, `startup` (missed while the server was down) or `api`.
+    pub trigger: String,
+    pub started: DateTime<Utc>,
+    pub finished: Option<DateTime<Utc>>,
+    pub resources: u64,
+    pub failed: u64,
+    pub items: u64,
+    pub fetched: u64,
+    pub bytes: u64,
+    pub requests: u64,
+    pub throttled: u64,
+    /// Restore points removed by the job's retention after the run.
+    pub forgotten: u64,
+    pub error: Option<String>,
+}
+
+/// One resource's outcome in a run.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RunResource {
+    pub resource: String,
+    pub kind: String,
+    pub ok: bool,
+    pub snapshot: Option<String>,
+    pub items: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    pub fetched: u64,
+    pub bytes: u64,
+    pub skipped: u64,
+    pub warnings: Vec<String>,
+    pub error: Option<String>,
+    /// Attempts within the run (failed for a transient reason: retried with backoff).
+    pub attempts: u32,
+    pub seconds: f64,
+}
+
+/// A run with its resources.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: Run,
+    pub results: Vec<RunResource>,
+}
+
+const RUN_COLS: &str = "id, job, tenant, status, trigger, started, finished, resources, failed, items, fetched, bytes, requests, throttled, forgotten, error";
+
+fn run_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: r.get(0)?,
+        job: r.get(1)?,
+        tenant: r.get(2)?,
+        status: Status::parse(&r.get::<_, String>(3)?),
+        trigger: r.get(4)?,
+        started: time(r.get(5)?),
+        finished: r.get::<_, Option<i64>>(6)?.map(time),
+        resources: r.get::<_, i64>(7)? as u64,
+        failed: r.get::<_, i64>(8)? as u64,
+        items: r.get::<_, i64>(9)? as u64,
+        fetched: r.get::<_, i64>(10)? as u64,
+        bytes: r.get::<_, i64>(11)? as u64,
+        requests: r.get::<_, i64>(12)? as u64,
+        throttled: r.get::<_, i64>(13)? as u64,
+        forgotten: r.get::<_, i64>(14)? as u64,
+        error: r.get(15)?,
+    })
+}
+
+/// Runs of a job, newest first.
+pub fn runs(store: &Store, job: &str, limit: u32) -> anyhow::Result<Vec<Run>> {
+    store.with(|c| {
+        let mut st = c.prepare(&format!(
+            "SELECT {RUN_COLS} FROM server_runs WHERE job=?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![job, limit], run_at)?;
+        rows.collect()
+    })
+}
+
+/// One run with its resources.
+pub fn run(store: &Store, id: i64) -> anyhow::Result<Option<RunDetail>> {
+    store.with(|c| {
+        let Some(run) = c
+            .query_row(
+                &format!("SELECT {RUN_COLS} FROM server_runs WHERE id=?1"),
+                params![id],
+                run_at,
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut st = c.prepare(
+            "SELECT resource, kind, ok, snapshot, items, added, changed, removed, fetched, bytes,
+                    skipped, warnings, error, attempts, seconds
+             FROM server_run_resources WHERE run=?1 ORDER BY resource",
+        )?;
+        let results = st
+            .query_map(params![id], |r| {
+                Ok(RunResource {
+                    resource: r.get(0)?,
+                    kind: r.get(1)?,
+                    ok: r.get(2)?,
+                    snapshot: r.get(3)?,
+                    items: r.get::<_, i64>(4)? as u64,
+                    added: r.get::<_, i64>(5)? as u64,
+                    changed: r.get::<_, i64>(6)? as u64,
+                    removed: r.get::<_, i64>(7)? as u64,
+                    fetched: r.get::<_, i64>(8)? as u64,
+                    bytes: r.get::<_, i64>(9)? as u64,
+                    skipped: r.get::<_, i64>(10)? as u64,
+                    warnings: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+                    error: r.get(12)?,
+                    attempts: r.get(13)?,
+                    seconds: r.get(14)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(RunDetail { run, results }))
+    })
+}
+
+/// The last time each resource of a job was backed up successfully.
+pub fn last_success(store: &Store, job: &str) -> anyhow::Result<BTreeMap<String, DateTime<Utc>>> {
+    store.with(|c| {
+        let mut st = c.prepare(
+            "SELECT rr.resource, max(r.started) FROM server_run_resources rr
+               JOIN server_runs r ON r.id = rr.run
+             WHERE r.job=?1 AND rr.ok=1 GROUP BY rr.resource",
+        )?;
+        let rows = st.query_map(params![job], |r| Ok((r.get(0)?, time(r.get(1)?))))?;
+        rows.collect()
+    })
+}
+
+/// The slot the last run of a job was for (its start), if any.
+pub fn last_started(store: &Store, job: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    Ok(store
+        .one::<i64>(
+            "SELECT started FROM server_runs WHERE job=?1 ORDER BY id DESC LIMIT 1",
+            params![job],
+        )?
+        .map(time))
+}
+
+/// Runs that were under way when the server stopped (killed, or stopped mid-run): failed,
+/// and their job runs again at start-up, resuming from what the interrupted run staged.
+pub fn close_interrupted(store: &Store) -> anyhow::Result<u64> {
+    let n = store.with(|c| {
+        c.execute(
+            "UPDATE server_runs SET status='failed', finished=?1,
+               error='interrupted: the server stopped during the run; the next run resumes from what it had fetched'
+             WHERE status='running'",
+            params![now()],
+        )
+    })?;
+    Ok(n as u64)
+}
+
+/// Records that a run of `job` began.
+pub fn begin(store: &Store, job: &str, tenant: &str, trigger: &str) -> anyhow::Result<i64> {
+    store.with(|c| {
+        c.execute(
+            "INSERT INTO server_runs (job, tenant, status, trigger, started) VALUES (?1, ?2, 'running', ?3, ?4)",
+            params![job, tenant, trigger, now()],
+        )?;
+        Ok(c.last_insert_rowid())
+    })
+}
+
+/// A run's outcome, from the engine's reports (one per attempt of each resource).
+pub struct Outcome {
+    pub status: Status,
+    pub report: Option<JobReport>,
+    pub attempts: BTreeMap<String, u32>,
+    pub forgotten: u64,
+    pub error: Option<String>,
+}
+
+/// Records how a run ended.
+pub fn finish(store: &Store, id: i64, o: &Outcome) -> anyhow::Result<()> {
+    store.with(|c| {
+        let tx = c.transaction()?;
+        let r = o.report.as_ref();
+        let sum = |f: &dyn Fn(&ResourceReport) -> u64| -> i64 {
+            r.map(|r| r.resources.iter().map(f).sum::<u64>())
+                .unwrap_or(0) as i64
+        };
+        tx.execute(
+            "UPDATE server_runs SET status=?2, finished=?3, resources=?4, failed=?5, items=?6,
+               fetched=?7, bytes=?8, requests=?9, throttled=?10, forgotten=?11, error=?12
+             WHERE id=?1",
+            params![
+                id,
+                o.status.as_str(),
+                now(),
+                r.map(|r| r.resources.len()).unwrap_or(0) as i64,
+                r.map(|r| r.failed()).unwrap_or(0) as i64,
+                sum(&|x| x.items),
+                sum(&|x| x.fetched),
+                sum(&|x| x.fetched_bytes),
+                r.map(|r| r.requests).unwrap_or(0) as i64,
+                r.map(|r| r.throttled).unwrap_or(0) as i64,
+                o.forgotten as i64,
+                o.error,
+            ],
+        )?;
+        for res in r.map(|r| r.resources.as_slice()).unwrap_or_default() {
+            let warnings: Vec<String> = res
+                .skipped
+                .iter()
+                .map(|s| format!("{}: {}", s.object, s.reason))
+                .collect();
+            tx.execute(
+                "INSERT OR REPLACE INTO server_run_resources (run, resource, kind, ok, snapshot,
+                   items, added, changed, removed, fetched, bytes, skipped, warnings, error,
+                   attempts, seconds)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                params![
+                    id,
+                    res.resource,
+                    res.kind,
+                    res.ok(),
+                    res.snapshot,
+                    res.items as i64,
+                    res.added as i64,
+                    res.changed as i64,
+                    res.removed as i64,
+                    res.fetched as i64,
+                    res.fetched_bytes as i64,
+                    res.skipped.len() as i64,
+                    serde_json::to_string(&warnings).unwrap_or_default(),
+                    res.error,
+                    o.attempts.get(&res.resource).copied().unwrap_or(1),
+                    res.seconds,
+                ],
+            )?;
+        }
+        tx.commit()
+    })
+}
+
+/// Which jobs are running now: one run per job at a time.
+#[derive(Default)]
+pub struct Running {
+    names: Mutex<HashSet<String>>,
+}
+
+/// A job's run slot; the job is free again when it is dropped.
+pub struct Slot {
+    running: Arc<Running>,
+    name: String,
+}
+
+impl Running {
+    /// The job's slot, `None` when a run of it is under way.
+    pub fn claim(self: &Arc<Self>, name: &str) -> Option<Slot> {
+        let mut n = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        n.insert(name.to_string()).then(|| Slot {
+            running: self.clone(),
+            name: name.to_string(),
+        })
+    }
+
+    pub fn is_running(&self, name: &str) -> bool {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.running
+            .names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.name);
+    }
+}
+
+/// A run's backup progress: nothing to draw, the report says it all.
+pub struct Quiet;
+
+impl cairn_backup::Progress for Quiet {}
+impl BackupProgress for Quiet {}
+
+/// The status a set of resource reports amounts to.
+pub fn status_of(report: &JobReport) -> Status {
+    match (report.failed(), report.resources.len()) {
+        (_, 0) => Status::Failed,
+        (0, _) => Status::Succeeded,
+        (f, n) if f == n => Status::Failed,
+        _ => Status::Partial,
+    }
+}
+
+/// Merges a retry's reports into the run's: a resource's latest attempt stands.
+pub fn merge(into: &mut JobReport, retry: JobReport) {
+    for r in retry.resources {
+        match into.resources.iter_mut().find(|x| x.resource == r.resource) {
+            Some(slot) => *slot = r,
+            None => into.resources.push(r),
+        }
+    }
+    into.requests += retry.requests;
+    into.throttled += retry.throttled;
+    into.seconds += retry.seconds;
+}
+
+/// The resources to retry: those that failed for a transient reason, as a request.
+pub fn retry_request(job: &Job, report: &JobReport) -> Option<BackupRequest> {
+    let failed: Vec<&ResourceReport> = report
+        .resources
+        .iter()
+        .filter(|r| !r.ok() && r.transient)
+        .collect();
+    if failed.is_empty() {
+        return None;
+    }
+    let of = |kind: &str| -> Scope {
+        let names: Vec<String> = failed
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| match kind {
+                "group" => r.resource.trim_start_matches("group:").to_string(),
+                _ => r.resource.clone(),
+            })
+            .collect();
+        if names.is_empty() {
+            Scope::None
+        } else {
+            Scope::Only(names)
+        }
+    };
+    Some(BackupRequest {
+        users: of("user"),
+        groups: of("group"),
+        sites: of("site"),
+        exclude: Vec::new(),
+        ..job.request()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn spec(schedule: Option<&str>, every: Option<&str>) -> JobEntry {
+        JobEntry {
+            tenant: "contoso".into(),
+            schedule: schedule.map(str::to_string),
+            every: every.map(str::to_string),
+            ..JobEntry::default()
+        }
+    }
+
+    #[test]
+    fn cron_in_a_time_zone_and_intervals() {
+        let mut s = spec(Some("30 2 * * *"), None);
+        s.timezone = Some("Europe/Berlin".into());
+        let sched = Schedule::of("n", &s).unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap();
+        // 02:30 in Berlin (summer time) is 00:30 UTC.
+        assert_eq!(
+            sched.next_after(t).unwrap(),
+            Utc.with_ymd_and_hms(2026, 7, 1, 0, 30, 0).unwrap()
+        );
+        assert_eq!(sched.interval(t), chrono::Duration::days(1));
+        let every = Schedule::of("n", &spec(None, Some("10m"))).unwrap();
+        assert_eq!(
+            every.next_after(t).unwrap(),
+            t + chrono::Duration::minutes(10)
+        );
+        for bad in [
+            spec(Some("* * *"), None),
+            spec(Some("61 * * * *"), None),
+            spec(None, Some("often")),
+            spec(None, None),
+            spec(Some("* * * * *"), Some("1m")),
+        ] {
+            let e = Schedule::of("n", &bad).unwrap_err();
+            assert!(e.hint_text().is_some(), "{e}");
+        }
+    }
+
+    #[test]
+    fn fewer_kept_points_is_a_shorter_retention() {
+        let mut a = spec(None, Some("1d"));
+        a.keep_daily = Some(7);
+        let mut b = a.clone();
+        assert!(!shortens_retention(&a, &b));
+        b.keep_daily = Some(30);
+        assert!(!shortens_retention(&a, &b), "longer");
+        b.keep_daily = Some(3);
+        assert!(shortens_retention(&a, &b));
+        let none = spec(None, Some("1d"));
+        assert!(
+            shortens_retention(&none, &a),
+            "a rule where everything was kept"
+        );
+        assert!(!shortens_retention(&a, &none), "keeping everything");
+    }
+}

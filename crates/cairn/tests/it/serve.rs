@@ -1,0 +1,328 @@
+//! `cairn serve` as an administrator runs it: a job in the configuration file runs on its
+//! own, retention follows each run, the API shows the runs; roles and four-eyes keep a
+//! single token from destroying backups; the CLI will not write behind the server's back;
+//! SIGTERM stops it.
+
+use super::config::s;
+use super::home;
+use cairn_sim::TenantSpec;
+use cairn_testkit::{Home, SimTenant, ok, stderr, stdout};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A `cairn serve` child, killed when the test ends however it ends.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(home: &Home) -> Server {
+    let mut child = home
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CAIRN_LOG", "info,cairn_server=debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut url = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            url = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+    }
+    // Keep draining: a full pipe would block the server.
+    std::thread::spawn(move || lines.for_each(drop));
+    Server {
+        child,
+        url: url.expect("the server says where it listens"),
+    }
+}
+
+struct Api<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Api<'_> {
+    fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        self.rt.block_on(async {
+            let mut req = self
+                .http
+                .request(method.parse().unwrap(), format!("{}{path}", self.url))
+                .bearer_auth(token);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            )
+        })
+    }
+
+    fn get(&self, path: &str, token: &str) -> Value {
+        let (status, v) = self.call("GET", path, token, None);
+        assert_eq!(status, 200, "GET {path}: {v}");
+        v
+    }
+}
+
+fn token(home: &Home, name: &str, role: &str) -> String {
+    let out = home
+        .cmd()
+        .args(["token", "create", "--name", name, "--role", role])
+        .output()
+        .unwrap();
+    ok(&out);
+    let t = stdout(&out).trim().to_string();
+    assert!(
+        t.starts_with("cairn_") && !t.contains(char::is_whitespace),
+        "{t}"
+    );
+    t
+}
+
+#[test]
+fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = TenantSpec {
+        seed: 31,
+        users: 2,
+        groups: 0,
+        sites: 0,
+        mail_per_mailbox: 20,
+        events_per_mailbox: 0,
+        contacts_per_mailbox: 0,
+        files_per_drive: 0,
+        items_per_list: 0,
+        max_item_size: 16 * 1024,
+        ..TenantSpec::default()
+    };
+    let sim = rt.block_on(SimTenant::start(spec));
+    let home = home();
+    let c = sim.config();
+    let secret = home.write("secrets/contoso", &c.client_secret);
+    let url = sim.url();
+    ok(&home
+        .cmd()
+        .args(["tenant", "add", "contoso", "--tenant-id", &c.tenant_id])
+        .args([
+            "--client-id",
+            &c.client_id,
+            "--client-secret-file",
+            s(&secret),
+        ])
+        .args(["--graph-url", &url, "--login-url", &url])
+        .output()
+        .unwrap());
+    let pw = home.write("secrets/repo", "served\n");
+    ok(&home
+        .cmd()
+        .args([
+            "init",
+            "--repo",
+            s(&home.path("repo")),
+            "--password-file",
+            s(&pw),
+        ])
+        .output()
+        .unwrap());
+    let users: Value = serde_json::from_str(&stdout(&home.run(&[
+        "graph",
+        "get",
+        "/users?$select=userPrincipalName",
+    ])))
+    .unwrap();
+    let upn = users["value"][0]["userPrincipalName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let config = std::fs::read_to_string(home.config()).unwrap();
+    std::fs::write(
+        home.config(),
+        format!(
+            "{config}\n[jobs.quick]\ntenant = \"contoso\"\nevery = \"4s\"\nusers = \"{upn}\"\ngroups = \"none\"\nsites = \"none\"\nservices = [\"mail\"]\nkeep-last = 1\n"
+        ),
+    )
+    .unwrap();
+    let admin = token(&home, "ann", "admin");
+    let admin2 = token(&home, "bob", "admin");
+    let operator = token(&home, "ops", "backup-operator");
+    let auditor = token(&home, "audit", "auditor");
+
+    let server = start(&home);
+    let api = Api {
+        rt: &rt,
+        http: reqwest::Client::new(),
+        url: server.url.clone(),
+    };
+
+    // Two runs on its own: a full one, then an incremental one that fetches nothing.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let runs = loop {
+        let runs = api.get("/api/v1/jobs/quick/runs", &auditor);
+        let done: Vec<&Value> = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] != "running")
+            .collect();
+        if done.len() >= 2 {
+            break runs;
+        }
+        assert!(Instant::now() < deadline, "no two runs in time: {runs}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let runs = runs.as_array().unwrap();
+    let finished: Vec<&Value> = runs.iter().filter(|r| r["status"] != "running").collect();
+    let (second, first) = (finished[0], finished[1]);
+    assert!(
+        second["id"].as_i64() > first["id"].as_i64(),
+        "newest first: {runs:?}"
+    );
+    for r in [first, second] {
+        assert_eq!(r["status"], "succeeded", "{r}");
+        assert!(r["started"].is_string() && r["finished"].is_string(), "{r}");
+    }
+    assert!(first["fetched"].as_u64().unwrap() > 0, "{first}");
+    assert_eq!(
+        second["fetched"], 0,
+        "the second run is incremental: {second}"
+    );
+    let detail = api.get(&format!("/api/v1/runs/{}", first["id"]), &auditor);
+    let results = detail["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{detail}");
+    assert_eq!(results[0]["resource"], upn.as_str());
+    assert_eq!(results[0]["ok"], true);
+    assert!(results[0]["items"].as_u64().unwrap() > 10, "{detail}");
+    // keep-last = 1, applied after each run.
+    let points = api.get(&format!("/api/v1/restore-points?resource={upn}"), &auditor);
+    assert_eq!(points.as_array().unwrap().len(), 1, "{points}");
+    assert!(second["forgotten"].as_u64().unwrap() >= 1, "{second}");
+
+    // The CLI does not write behind the server's back.
+    let behind = home.run(&[
+        "backup", "--users", &upn, "--groups", "none", "--sites", "none",
+    ]);
+    assert_eq!(behind.status.code(), Some(2), "{}", stderr(&behind));
+    assert!(
+        stderr(&behind).contains("cairn serve"),
+        "{}",
+        stderr(&behind)
+    );
+
+    // Roles: no token, a wrong one, and roles that may not.
+    let (status, body) = api.call("GET", "/api/v1/jobs", "cairn_wrong", None);
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"]["hint"].is_string(), "{body}");
+    let forget = json!({"tenant": "contoso", "keep-last": 1});
+    let (status, body) = api.call("POST", "/api/v1/forget", &operator, Some(forget.clone()));
+    assert_eq!(status, 403, "a backup operator cannot forget: {body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    let (status, _) = api.call("POST", "/api/v1/prune", &operator, None);
+    assert_eq!(status, 403);
+    let (status, _) = api.call("GET", "/api/v1/audit", &operator, None);
+    assert_eq!(status, 403);
+    let (status, _) = api.call("POST", "/api/v1/jobs/quick/run", &auditor, None);
+    assert_eq!(status, 403, "an auditor cannot run jobs");
+
+    // Four eyes: a forget filed by one admin does nothing until another approves it.
+    let (status, filed) = api.call(
+        "POST",
+        "/api/v1/forget",
+        &admin,
+        Some(json!({"tenant": "contoso", "keep-last": 1})),
+    );
+    assert_eq!(status, 202, "{filed}");
+    let id = filed["id"].as_i64().unwrap();
+    let pending = api.get("/api/v1/approvals", &admin);
+    assert_eq!(pending[0]["status"], "pending", "{pending}");
+    let (status, body) = api.call(
+        "POST",
+        &format!("/api/v1/approvals/{id}/approve"),
+        &admin,
+        None,
+    );
+    assert_eq!(status, 403, "the same admin cannot approve: {body}");
+    let (status, body) = api.call(
+        "POST",
+        &format!("/api/v1/approvals/{id}/approve"),
+        &admin2,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "done", "{body}");
+    assert_eq!(body["approved_by"], "bob");
+    let (status, _) = api.call(
+        "POST",
+        &format!("/api/v1/approvals/{id}/approve"),
+        &admin2,
+        None,
+    );
+    assert_eq!(status, 409, "done once");
+
+    // The audit log has the calls that changed something, with who made them.
+    let log = api.get("/api/v1/audit", &auditor);
+    let text = log.to_string();
+    assert!(
+        text.contains("/api/v1/forget") && text.contains("ann") && text.contains("bob"),
+        "{text}"
+    );
+
+    // Metrics, for Prometheus.
+    let metrics = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{}/metrics", server.url))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(metrics.contains("cairn_backup_runs_total{"), "{metrics}");
+    assert!(metrics.contains("job=\"quick\""), "{metrics}");
+
+    // SIGTERM: it stops, and says so.
+    let mut server = server;
+    let pid = server.child.id();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    rt.block_on(sim.stop());
+}
