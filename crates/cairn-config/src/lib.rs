@@ -374,6 +374,15 @@ impl Config {
             t.certificate.as_mut().map(resolve);
             t.certificate_password_file.as_mut().map(resolve);
         }
+        let alerts = file
+            .server
+            .iter_mut()
+            .filter_map(|s| s.alerts.as_mut())
+            .chain(file.jobs.values_mut().filter_map(|j| j.alerts.as_mut()));
+        for a in alerts {
+            a.webhook_secret_file.as_mut().map(resolve);
+            a.smtp_password_file.as_mut().map(resolve);
+        }
         Ok(Config {
             path: path.to_path_buf(),
             exists: true,

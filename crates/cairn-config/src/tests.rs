@@ -302,3 +302,43 @@ fn flags_alone_describe_a_tenant() {
     let hint = hint_of(&err);
     assert!(hint.contains("cairn tenant add"), "{hint}");
 }
+
+#[test]
+fn jobs_and_alerts_read_with_their_paths_relative_to_the_file() {
+    let cfg = parse(
+        r#"
+[server]
+listen = "0.0.0.0:8470"
+[server.alerts]
+webhook-url = "https://hooks.example/x"
+webhook-secret-file = "secrets/hook"
+
+[jobs.nightly]
+tenant = "contoso"
+schedule = "30 2 * * *"
+timezone = "Europe/Berlin"
+users = "all"
+exclude = ["*@contractors.example"]
+keep-daily = 14
+[jobs.nightly.alerts]
+smtp-url = "smtp://mail.example:587"
+smtp-password-file = "~/smtp"
+email-to = ["ops@example.com"]
+"#,
+    )
+    .unwrap();
+    let f = cfg.file();
+    let hook = f.server.as_ref().unwrap().alerts.as_ref().unwrap();
+    assert_eq!(
+        hook.webhook_secret_file.as_deref(),
+        Some(Path::new("/etc/cairn/secrets/hook"))
+    );
+    let job = &f.jobs["nightly"];
+    assert_eq!(job.keep_daily, Some(14));
+    assert_eq!(
+        job.alerts.as_ref().unwrap().smtp_password_file.as_deref(),
+        Some(Path::new("/home/ann/smtp"))
+    );
+    let err = parse("[jobs.x]\ntenant = \"t\"\nkeep_last = 1\n").unwrap_err();
+    assert!(err.to_string().contains("keep_last"), "{err}");
+}

@@ -618,3 +618,105 @@ fn settings_are_checked() {
         .is_configured()
     );
 }
+
+/// A job of `cairn serve` against a tenant whose secret is wrong: the run fails, and the
+/// job's alerts arrive signed by webhook and by e-mail, through the server's own run path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_alerts_by_webhook_and_email() {
+    let sim = cairn_testkit::SimTenant::start(cairn_sim::TenantSpec {
+        users: 1,
+        groups: 0,
+        sites: 0,
+        ..cairn_sim::TenantSpec::default()
+    })
+    .await;
+    let smtpd = Smtpd::start(Mode::Plain, None).await;
+    let (url, got) = receiver(vec![StatusCode::OK]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = secret_file(dir.path(), "tenant-secret", "not-the-secret");
+    let hook = secret_file(dir.path(), "hook", SECRET);
+    let c = sim.config();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+repository = "repo"
+cache-dir = "cache"
+[tenants.contoso]
+tenant-id = "{tenant}"
+client-id = "{client}"
+client-secret-file = "{wrong}"
+graph-url = "{url_sim}"
+login-url = "{url_sim}"
+[jobs.nightly]
+tenant = "contoso"
+every = "1d"
+[jobs.nightly.alerts]
+webhook-url = "{url}"
+webhook-secret-file = "{hook}"
+smtp-url = "smtp+plain://127.0.0.1:{port}"
+email-from = "Cairn <cairn@example.com>"
+email-to = ["ops@example.com"]
+"#,
+            tenant = c.tenant_id,
+            client = c.client_id,
+            wrong = wrong.display(),
+            url_sim = sim.url(),
+            hook = hook.display(),
+            port = smtpd.port,
+        ),
+    )
+    .unwrap();
+    let env = cairn_config::Environment::from_pairs([("CAIRN_PASSWORD", "pw")]);
+    let cfg = cairn_config::Config::load(Some(&config), env).unwrap();
+    let ws = cairn_app::Workspace::new(cfg, &Default::default())
+        .unwrap()
+        .serving();
+    cairn_repo::Repo::init(ws.repo_options().unwrap()).unwrap();
+    let state = cairn_server::State::new(Arc::new(ws)).unwrap();
+    let job = state.job("nightly").unwrap().unwrap();
+    let id = cairn_server::start(&state, job, "api").unwrap().unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        let r = cairn_server::jobs::run(&state.store, id).unwrap().unwrap();
+        if r.run.status != cairn_server::jobs::Status::Running
+            && !got.lock().unwrap().is_empty()
+            && !smtpd.received().is_empty()
+        {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no alerts in time: {:?}",
+            r.run
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(run.run.status, cairn_server::jobs::Status::Failed);
+    let error = run.run.error.unwrap();
+    assert!(error.contains("hint:"), "{error}");
+    assert!(!error.contains("not-the-secret"), "{error}");
+
+    let hooks = got.lock().unwrap().clone();
+    assert_eq!(hooks.len(), 1);
+    let (headers, body) = &hooks[0];
+    let signature = headers[SIGNATURE_HEADER].to_str().unwrap();
+    assert!(
+        verify(SECRET.as_bytes(), body, signature),
+        "the webhook is signed"
+    );
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(v["kind"], "run-failed", "{v}");
+    assert_eq!(v["job"], "nightly");
+    assert_eq!(v["run"], id);
+    let mail = smtpd.received();
+    assert_eq!(mail.len(), 1);
+    let subject = mail[0]["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("nightly") && subject.contains("failed"),
+        "{subject}"
+    );
+    assert!(!mail[0]["body"].as_str().unwrap().contains("not-the-secret"));
+}

@@ -87,7 +87,8 @@ fn open(at: &Location, config: Option<&Path>) -> anyhow::Result<(cairn_app::Work
 fn verify(a: VerifyArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let (ws, log) = open(&a.at, config)?;
     let v = if a.mirror {
-        log.verify_with_mirror(&ws.repo()?)?
+        let repo = ws.repo()?;
+        log.verify_with_mirror(&repo)?
     } else {
         log.verify()?
     };

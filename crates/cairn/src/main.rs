@@ -11,6 +11,7 @@ macro_rules! outln {
     }};
 }
 
+mod audit_cmd;
 mod backup_cmd;
 mod bench;
 mod browse;
@@ -84,6 +85,8 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// API tokens of the server: create (printed once), list, revoke.
     Token(serve_cmd::TokenArgs),
+    /// The server's audit log: verify its hash chain, export it.
+    Audit(audit_cmd::AuditArgs),
     /// Show Cairn at work on a simulated tenant, on embedded defaults.
     Demo,
 }
@@ -123,6 +126,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Serve(a) => serve_cmd::serve(a, config),
         Command::Token(a) => serve_cmd::token(a, config),
+        Command::Audit(a) => audit_cmd::run(a, config),
         Command::Demo => demo::demo(),
     };
     match result {
