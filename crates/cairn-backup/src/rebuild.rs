@@ -106,6 +106,10 @@ pub fn rebuild(
         if tenant.is_some_and(|t| t != s.hostname) {
             continue;
         }
+        // The server's audit log mirrored into the repository: not a resource.
+        if s.tags.iter().any(|t| t == "audit-log") {
+            continue;
+        }
         if s.label.is_empty() {
             report.ignored.push(Skipped {
                 object: format!("snapshot {}", s.id),

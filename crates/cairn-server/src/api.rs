@@ -87,6 +87,25 @@ impl ApiError {
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         let c = cairn_app::classify(&e);
+        // A resource or restore point that does not exist is not found, not a bad request.
+        let missing = e.chain().any(|x| {
+            matches!(
+                x.downcast_ref::<cairn_catalog::SelectError>(),
+                Some(
+                    cairn_catalog::SelectError::UnknownResource { .. }
+                        | cairn_catalog::SelectError::NoPoints { .. }
+                        | cairn_catalog::SelectError::UnknownPoint { .. }
+                )
+            )
+        });
+        if missing {
+            return Self {
+                status: StatusCode::NOT_FOUND,
+                code: "not-found",
+                message: c.message,
+                hint: c.hint,
+            };
+        }
         let (status, code) = match c.class {
             cairn_app::Class::User => (StatusCode::BAD_REQUEST, "bad-request"),
             cairn_app::Class::Transient => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -261,12 +280,95 @@ struct Bearer;
 impl utoipa::Modify for Bearer {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
         let c = openapi.components.get_or_insert_with(Default::default);
         c.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // Every operation may answer these, in the one error shape.
+        let error = |what: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(what)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        let common = [
+            (
+                "400",
+                "The request is the user's mistake (the hint says what to do)",
+            ),
+            ("401", "No valid API token"),
+            ("403", "The token's role may not do this"),
+            ("404", "No such object"),
+            ("405", "Method not allowed"),
+            ("409", "In conflict with the current state"),
+            ("413", "Request body too large"),
+            ("415", "The body is not JSON"),
+            ("422", "The body or a parameter does not fit the schema"),
+            ("500", "A bug or a damaged store"),
+            ("503", "Transient: retry after Retry-After"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (code, what) in common {
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| error(what));
+                }
+            }
+        }
     }
+}
+
+/// Rejections of axum's extractors (a body that is not JSON, a bad query) in the API's
+/// error shape, like every other error.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return resp;
+    }
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = String::from_utf8_lossy(&bytes).trim().to_string();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        s if s.is_server_error() => "internal",
+        _ => "bad-request",
+    };
+    ApiError {
+        status,
+        code,
+        message: if message.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            message
+        },
+        hint: Some("the API is described at /api/v1/openapi.json".into()),
+    }
+    .into_response()
 }
 
 /// The server's routes over `state`.
@@ -312,6 +414,7 @@ pub fn app(state: Shared) -> axum::Router {
             ApiError::not_found("no such endpoint")
                 .hint("the API is described at /api/v1/openapi.json")
         })
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }
 
@@ -449,11 +552,10 @@ async fn list_jobs(
     .map(Json)
 }
 
-/// A job to create: a name and what `[jobs.NAME]` says.
+/// A job to create: a name and what `[jobs.NAME]` would say.
 #[derive(Deserialize, ToSchema)]
 pub struct NewJob {
     pub name: String,
-    #[serde(flatten)]
     pub spec: JobEntry,
 }
 

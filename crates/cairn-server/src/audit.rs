@@ -21,25 +21,28 @@
 //! how it broke. A chain alone cannot resist someone who rewrites everything from some
 //! entry on, recomputing every hash and the head: nothing in the file is secret.
 //!
-//! **Why the mirror.** That is what the repository is for: [`AuditLog::mirror`] writes the
-//! entries not yet there into it as a restore point (hostname [`MIRROR_HOST`], label
-//! [`MIRROR_LABEL`]), encrypted and out of the server's reach when the repository is on other
-//! storage (S3 with Object Lock at best). A wiped server, a restored older catalog or a
-//! rewritten chain still leaves the entries as they were, and
-//! [`AuditLog::verify_with_mirror`] compares the log with every copy of every entry ever
-//! mirrored.
+//! **Why the mirror.** The repository keeps what the chain cannot: [`AuditLog::mirror`]
+//! writes the entries not yet there into it as a restore point (hostname [`MIRROR_HOST`],
+//! label [`MIRROR_LABEL`]), encrypted, usually on other storage. A wiped server, a catalog
+//! restored from an older copy or a chain rewritten with recomputed hashes still leaves
+//! the entries as they were written, and [`AuditLog::verify_with_mirror`] compares every
+//! copy of every entry in every restore point of the log with the log. The server can
+//! write to the repository, so against someone who controls it the copy is only as safe as
+//! the storage makes it: S3 Object Lock keeps even the server from deleting it.
 //!
 //! **Layout in the repository.** One group of restore points per log (paths
-//! `/audit-log/<log id>`, the log id being the start of the first entry's hash), so a new
-//! log after a wiped server never replaces an older one. Entries are JSON lines
-//! ([`AuditRecord`] as serde writes it), in segment files
-//! `audit-log/<log id>/<bucket>/<first>-<last>.jsonl` (numbers zero-padded to 12 digits,
-//! a bucket per 10 000 entries so no directory grows without bound); a mirror run adds one
-//! segment per bucket it touches. Every restore point holds all segments mirrored before
-//! (carried over unchanged from its parent, never re-read nor regenerated from the local
-//! log), so the latest one is the whole log up to its time: `restic dump latest` is enough,
-//! and retention keeping only the latest point loses nothing. What was mirrored, and in
-//! which restore point, is remembered in a table beside the log.
+//! `/audit-log/<log id>`, the log id being the start of its first entry's hash), so a
+//! log started afresh after a wiped server never replaces an older one. Entries are JSON
+//! lines ([`AuditRecord`] as serde writes it, one object per line) in segment files
+//! `audit-log/<log id>/<bucket>/<first>-<last>.jsonl` (numbers zero-padded to 12 digits, a
+//! bucket directory per 10 000 entries so no directory grows without bound); a mirror run
+//! adds one segment per bucket it touches and never changes one written before. Every
+//! restore point holds all segments mirrored before, carried over from its parent without
+//! being read, so the latest one is the whole log up to its time (`restic dump latest` is
+//! enough, and retention keeping only the latest point loses nothing). Which segments were
+//! mirrored (size, SHA-256, restore point) is kept in a table beside the log; when no
+//! parent holds one any more (its points forgotten, another repository), it is written
+//! again from the log only if the log still gives its very bytes, else the run fails.
 
 use anyhow::Context;
 use cairn_repo::{Entry, Repo, SnapshotInfo, SnapshotMeta};
@@ -93,6 +96,7 @@ CREATE TABLE IF NOT EXISTS server_audit_mirror (
     last INTEGER NOT NULL,
     entries INTEGER NOT NULL,
     size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
     mtime TEXT NOT NULL,
     snapshot TEXT NOT NULL
 );
@@ -326,8 +330,10 @@ fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
 /// A segment file of the repository's copy, as the mirror table remembers it.
 struct Segment {
     path: String,
+    first: i64,
     last: i64,
     size: u64,
+    sha256: String,
     mtime: DateTime<Utc>,
     snapshot: String,
 }
@@ -402,7 +408,7 @@ impl AuditLog {
             .query_row(
                 "SELECT seq, hash FROM server_audit_head WHERE id = 1",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, text(r, 1)?.unwrap_or_default())),
             )
             .optional()?;
         let last: Option<(i64, String)> = tx
@@ -542,19 +548,21 @@ impl AuditLog {
         };
         let done: Vec<Segment> = {
             let mut stmt = conn.prepare(
-                "SELECT path, last, size, mtime, snapshot FROM server_audit_mirror
+                "SELECT path, first, last, size, sha256, mtime, snapshot FROM server_audit_mirror
                  WHERE log = ?1 ORDER BY path",
             )?;
             let rows = stmt.query_map(params![log], |r| {
-                let mtime: String = r.get(3)?;
+                let mtime: String = r.get(5)?;
                 Ok(Segment {
                     path: r.get(0)?,
-                    last: r.get(1)?,
-                    size: r.get::<_, i64>(2)? as u64,
+                    first: r.get(1)?,
+                    last: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                    sha256: r.get(4)?,
                     mtime: DateTime::parse_from_rfc3339(&mtime)
                         .map(|t| t.with_timezone(&Utc))
                         .unwrap_or_default(),
-                    snapshot: r.get(4)?,
+                    snapshot: r.get(6)?,
                 })
             })?;
             rows.collect::<rusqlite::Result<_>>()?
@@ -597,6 +605,9 @@ impl AuditLog {
                 Slot::Old {
                     size: s.size,
                     mtime: s.mtime,
+                    first: s.first,
+                    last: s.last,
+                    sha256: s.sha256.clone(),
                 },
             );
         }
@@ -614,6 +625,7 @@ impl AuditLog {
         let sizes = Arc::new(Mutex::new(BTreeMap::new()));
         let entries = MirrorEntries {
             slots: slots.into_iter(),
+            db: self.path.clone(),
             conn: self.reader()?,
             now,
             failed: failed.clone(),
@@ -649,16 +661,16 @@ impl AuditLog {
                 why.join("; ")
             );
         }
-        let sizes = std::mem::take(&mut *sizes.lock().unwrap_or_else(|p| p.into_inner()));
+        let written_as = std::mem::take(&mut *sizes.lock().unwrap_or_else(|p| p.into_inner()));
         let mut count = 0;
         let mut conn = conn;
         let tx = conn.transaction()?;
         for (path, first, last, n) in written {
-            let size: u64 = sizes.get(&path).copied().unwrap_or_default();
+            let (size, sha256) = written_as.get(&path).cloned().unwrap_or_default();
             tx.execute(
                 "INSERT OR REPLACE INTO server_audit_mirror
-                 (path, log, first, last, entries, size, mtime, snapshot)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 (path, log, first, last, entries, size, sha256, mtime, snapshot)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     path,
                     log,
@@ -666,6 +678,7 @@ impl AuditLog {
                     last,
                     n as i64,
                     size as i64,
+                    sha256,
                     stamp(now),
                     report.snapshot.id
                 ],
@@ -990,10 +1003,16 @@ fn check_head(conn: &Connection, last: i64, last_hash: &str) -> anyhow::Result<O
 /// What goes where in a mirror's restore point.
 enum Slot {
     Dir,
-    /// A segment mirrored before: taken from the parent restore point unread.
+    /// A segment mirrored before: taken from the parent restore point unread. Only when
+    /// the repository lost it (its restore points forgotten, another repository) is it
+    /// written again from the log, and only if the log still gives the very bytes
+    /// mirrored then.
     Old {
         size: u64,
         mtime: DateTime<Utc>,
+        first: i64,
+        last: i64,
+        sha256: String,
     },
     /// A segment of new entries, written from the log.
     New {
@@ -1006,25 +1025,44 @@ enum Slot {
 /// read from the log one at a time, as the archiver asks for them.
 struct MirrorEntries {
     slots: std::collections::btree_map::IntoIter<PathBuf, Slot>,
+    /// The log's file, for a segment written again.
+    db: PathBuf,
     conn: Connection,
     now: DateTime<Utc>,
     failed: Arc<Mutex<Vec<String>>>,
-    sizes: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Size and SHA-256 of each new segment, by path.
+    sizes: Arc<Mutex<BTreeMap<String, (u64, String)>>>,
 }
 
-impl MirrorEntries {
-    fn segment(&self, first: i64, last: i64) -> anyhow::Result<Vec<u8>> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM server_audit WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq"
-        ))?;
-        let mut rows = stmt.query(params![first, last])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            serde_json::to_writer(&mut out, &Row::read(r)?.record())?;
-            out.push(b'\n');
-        }
-        Ok(out)
+/// Entries `first..=last` of the log as a segment file: JSON lines.
+fn segment(conn: &Connection, first: i64, last: i64) -> anyhow::Result<Vec<u8>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM server_audit WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq"
+    ))?;
+    let mut rows = stmt.query(params![first, last])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        serde_json::to_writer(&mut out, &Row::read(r)?.record())?;
+        out.push(b'\n');
     }
+    Ok(out)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A segment mirrored before, from the log again, if the log still gives its bytes.
+fn rewrite(db: &Path, first: i64, last: i64, sha256: &str, path: &str) -> std::io::Result<Vec<u8>> {
+    let bytes = connect(db)
+        .and_then(|c| segment(&c, first, last))
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    if sha256_hex(&bytes) != sha256 {
+        return Err(std::io::Error::other(format!(
+            "{path} is in no parent restore point, and the log no longer holds what was mirrored into it: `cairn audit verify --mirror`"
+        )));
+    }
+    Ok(bytes)
 }
 
 impl Iterator for MirrorEntries {
@@ -1036,20 +1074,26 @@ impl Iterator for MirrorEntries {
             let p = path.to_string_lossy().into_owned();
             match slot {
                 Slot::Dir => return Some(Entry::dir(p, self.now)),
-                Slot::Old { size, mtime } => {
-                    let what = p.clone();
+                Slot::Old {
+                    size,
+                    mtime,
+                    first,
+                    last,
+                    sha256,
+                } => {
+                    let (db, what) = (self.db.clone(), p.clone());
                     return Some(Entry::file(p, size, mtime, move || {
-                        Err(std::io::Error::other(format!(
-                            "{what} is not in the parent restore point any more"
-                        )))
+                        let bytes = rewrite(&db, first, last, &sha256, &what)?;
+                        tracing::warn!(segment = %what, "audit segment written again: no parent restore point holds it");
+                        Ok(Box::new(std::io::Cursor::new(bytes)))
                     }));
                 }
-                Slot::New { first, last } => match self.segment(first, last) {
+                Slot::New { first, last } => match segment(&self.conn, first, last) {
                     Ok(bytes) => {
                         self.sizes
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .insert(p.clone(), bytes.len() as u64);
+                            .insert(p.clone(), (bytes.len() as u64, sha256_hex(&bytes)));
                         return Some(Entry::file(p, bytes.len() as u64, self.now, move || {
                             Ok(Box::new(std::io::Cursor::new(bytes)))
                         }));

@@ -113,7 +113,7 @@ pub enum Source {
 pub struct Job {
     pub name: String,
     pub source: Source,
-    #[serde(flatten)]
+    /// What `[jobs.NAME]` says.
     pub spec: JobEntry,
 }
 

@@ -95,6 +95,7 @@ pub fn start(state: &Arc<State>, job: Job, trigger: &str) -> anyhow::Result<Opti
         );
         tracing::info!(job = %job.name, run = id, status = status_name(outcome.status), "run ended");
         alert(&state, &job, id, &outcome).await;
+        mirror_audit(&state).await;
     });
     Ok(Some(id))
 }
@@ -183,6 +184,19 @@ async fn execute(state: &Arc<State>, job: &Job) -> Outcome {
         attempts,
         forgotten,
         error,
+    }
+}
+
+/// Writes the audit entries not yet in the repository into it, after each run: a wiped or
+/// altered server still leaves the evidence where the backups are.
+pub async fn mirror_audit(state: &Arc<State>) {
+    let _writer = state.writer.lock().await;
+    let (ws, audit) = (state.ws.clone(), state.audit.clone());
+    match tokio::task::spawn_blocking(move || audit.mirror(&*ws.repo()?)).await {
+        Ok(Ok(n)) if n > 0 => tracing::info!("{n} audit entries mirrored into the repository"),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!("mirroring the audit log into the repository: {e:#}"),
+        Err(e) => tracing::error!("mirroring the audit log: {e}"),
     }
 }
 

@@ -347,3 +347,30 @@ fn the_mirror_holds_every_entry_and_shows_a_rewritten_history() {
     let b = v.broken.expect("the repository's copy differs");
     assert_eq!((b.seq, b.kind), (20, BreakKind::Altered), "{}", b.detail);
 }
+
+#[test]
+fn segments_a_repository_lost_are_written_again_only_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = |name: &str| {
+        Repo::init(RepoOptions::new(dir.path().join(name).to_str().unwrap(), "pw").unwrap())
+            .unwrap()
+    };
+    let log = log_of(dir.path(), 10);
+    assert_eq!(log.mirror(&repo("a")).unwrap(), 10);
+    log.append(&entry(10)).unwrap();
+    // Another repository (the first one's audit points forgotten, or a move): the
+    // segment mirrored before is in no parent, so it comes from the log, checked.
+    let b = repo("b");
+    assert_eq!(log.mirror(&b).unwrap(), 1);
+    let v = log.verify_with_mirror(&b).unwrap();
+    assert!(v.is_ok(), "{:?}", v.broken);
+    assert_eq!(v.mirror.unwrap().through, Some(11));
+
+    // Once the log was altered, it is not written again.
+    sql(&log)
+        .execute("UPDATE server_audit SET target = 'x' WHERE seq = 3", [])
+        .unwrap();
+    log.append(&entry(11)).unwrap();
+    let e = log.mirror(&repo("c")).unwrap_err();
+    assert!(format!("{e:#}").contains("no longer holds"), "{e:#}");
+}
