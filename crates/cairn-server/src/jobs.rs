@@ -407,6 +407,23 @@ pub fn last_started(store: &Store, job: &str) -> anyhow::Result<Option<DateTime<
         .map(time))
 }
 
+/// Whether the last run of `job` was cut short by the server stopping: it runs again at
+/// start-up, and resumes from what it had staged.
+pub fn last_interrupted(store: &Store, job: &str) -> anyhow::Result<bool> {
+    let e: Option<Option<String>> = store.with(|c| {
+        c.query_row(
+            "SELECT error FROM server_runs WHERE job=?1 ORDER BY id DESC LIMIT 1",
+            params![job],
+            |r| r.get(0),
+        )
+        .optional()
+    })?;
+    Ok(e.flatten().is_some_and(|e| e.starts_with(INTERRUPTED)))
+}
+
+/// How a run cut short by a stop is recorded.
+const INTERRUPTED: &str = "interrupted";
+
 /// Runs that were under way when the server stopped (killed, or stopped mid-run): failed,
 /// and their job runs again at start-up, resuming from what the interrupted run staged.
 pub fn close_interrupted(store: &Store) -> anyhow::Result<u64> {

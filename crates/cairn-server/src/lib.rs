@@ -278,6 +278,8 @@ pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<
             };
             let due = match next.get(&job.name) {
                 Some(t) => *t,
+                // Cut short when the server last stopped: again now, resuming.
+                None if jobs::last_interrupted(&state.store, &job.name).unwrap_or(false) => started,
                 None => {
                     let last = jobs::last_started(&state.store, &job.name).ok().flatten();
                     match last.and_then(|l| sched.next_after(l)) {
@@ -353,5 +355,8 @@ pub async fn serve(
     let _ = tx.send(true);
     let _ = scheduler.await;
     handle.await??;
+    // Runs still under way end here: recorded as interrupted, their jobs run again at the
+    // next start and resume from what they staged.
+    jobs::close_interrupted(&state.store)?;
     Ok(())
 }

@@ -434,3 +434,149 @@ fn schemathesis_finds_every_response_as_documented() {
     assert!(report.contains("passed"), "{report}");
     drop(server);
 }
+
+/// Files under a directory, recursively.
+fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() { files_under(&p) } else { 1 }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// SIGTERM in the middle of a run, then a restart: the interrupted run's job runs again at
+/// start-up, completes, and fetches again nothing that was already durable.
+#[test]
+fn a_run_stopped_by_sigterm_resumes_at_the_next_start() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = TenantSpec {
+        seed: 41,
+        users: 1,
+        groups: 0,
+        sites: 0,
+        mail_per_mailbox: 300,
+        events_per_mailbox: 0,
+        contacts_per_mailbox: 0,
+        files_per_drive: 0,
+        items_per_list: 0,
+        max_item_size: 16 * 1024,
+        ..TenantSpec::default()
+    };
+    // Slow enough to be caught half-way.
+    let sim = rt.block_on(SimTenant::start_with(spec, |c| {
+        c.latency = Duration::from_millis(15);
+    }));
+    let home = home();
+    let c = sim.config();
+    let secret = home.write("secrets/contoso", &c.client_secret);
+    let url = sim.url();
+    ok(&home
+        .cmd()
+        .args(["tenant", "add", "contoso", "--tenant-id", &c.tenant_id])
+        .args([
+            "--client-id",
+            &c.client_id,
+            "--client-secret-file",
+            s(&secret),
+        ])
+        .args(["--graph-url", &url, "--login-url", &url])
+        .output()
+        .unwrap());
+    let pw = home.write("secrets/repo", "resumed\n");
+    ok(&home
+        .cmd()
+        .args([
+            "init",
+            "--repo",
+            s(&home.path("repo")),
+            "--password-file",
+            s(&pw),
+        ])
+        .output()
+        .unwrap());
+    let config = std::fs::read_to_string(home.config()).unwrap();
+    std::fs::write(
+        home.config(),
+        format!("{config}\n[jobs.daily]\ntenant = \"contoso\"\nschedule = \"0 3 * * *\"\ngroups = \"none\"\nsites = \"none\"\nservices = [\"mail\"]\n"),
+    )
+    .unwrap();
+    let admin = token(&home, "ann", "admin");
+    let spool = home.path("xdg-cache/cairn/repositories");
+
+    let mut server = start(&home);
+    let api = Api {
+        rt: &rt,
+        http: reqwest::Client::new(),
+        url: server.url.clone(),
+    };
+    let (status, started) = api.call("POST", "/api/v1/jobs/daily/run", &admin, None);
+    assert_eq!(status, 202, "{started}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files_under(&spool) < 60 {
+        assert!(Instant::now() < deadline, "nothing spooled in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = server.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = server.child.wait().unwrap();
+    assert!(stopped.success(), "{stopped:?}");
+    drop(server);
+
+    let before = rt.block_on(sim.stats());
+    let server = start(&home);
+    let api = Api {
+        rt: &rt,
+        http: reqwest::Client::new(),
+        url: server.url.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let runs = loop {
+        let runs = api.get("/api/v1/jobs/daily/runs", &admin);
+        if runs[0]["status"] == "succeeded" {
+            break runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the interrupted run did not complete: {runs}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0]["trigger"], "startup", "{runs:?}");
+    assert_eq!(runs[1]["status"], "failed");
+    assert!(
+        runs[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{runs:?}"
+    );
+    let after = rt.block_on(sim.stats());
+    let label = "GET /users/{id}/messages/{id}/$value";
+    let count = |s: &Value| s["by_endpoint"][label].as_u64().unwrap_or(0);
+    let fetched_before = count(&before);
+    let refetched = count(&after) - fetched_before;
+    assert!(
+        refetched + fetched_before <= 300 + 5,
+        "{fetched_before} messages fetched before the stop, {refetched} after, 300 in all"
+    );
+    assert!(refetched < 300, "the second run resumed: {refetched}");
+    drop(server);
+    rt.block_on(sim.stop());
+}
