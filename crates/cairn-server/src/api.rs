@@ -178,6 +178,9 @@ pub fn route_action(method: &Method, path: &str) -> Option<Action> {
         ("POST", "/api/v1/jobs" | "/api/v1/jobs/{name}/run")
         | ("PUT" | "DELETE", "/api/v1/jobs/{name}") => ManageJobs,
         ("GET", "/api/v1/ls" | "/api/v1/find") => Browse,
+        ("POST", "/api/v1/restores" | "/api/v1/exports")
+        | ("GET", "/api/v1/tasks/{id}/download") => ReadContent,
+        ("GET", "/api/v1/tasks/{id}") => ReadStatus,
         ("GET", "/api/v1/audit") => ReadAudit,
         ("GET" | "POST", "/api/v1/tokens") | ("DELETE", "/api/v1/tokens/{name}") => ManageTokens,
         ("POST", "/api/v1/forget" | "/api/v1/prune" | "/api/v1/approvals/{id}/approve") => Destroy,
@@ -267,9 +270,10 @@ async fn authorize(Axum(state): Axum<Shared>, mut req: Request, next: Next) -> R
     paths(
         tenants, list_jobs, create_job, get_job, update_job, delete_job, run_job, job_runs,
         get_run, restore_points, ls, find, forget, prune, approvals, approve, audit_log,
-        list_tokens, create_token, revoke_token, metrics_json
+        list_tokens, create_token, revoke_token, metrics_json, start_restore, start_export,
+        get_task, download
     ),
-    components(schemas(ErrorBody, ErrorDetail, Job, JobEntry, Run, RunDetail, jobs::RunResource, jobs::Status, jobs::Source, Role, auth::TokenInfo, JobView, NewJob, Started, TenantView, PointView, Approval, NewToken, CreatedToken, ForgetBody, Filed, LsView, FindView, AuditRecordView)),
+    components(schemas(ErrorBody, ErrorDetail, Job, JobEntry, Run, RunDetail, jobs::RunResource, jobs::Status, jobs::Source, Role, auth::TokenInfo, JobView, NewJob, Started, TenantView, PointView, Approval, NewToken, CreatedToken, ForgetBody, Filed, LsView, FindView, AuditRecordView, RestoreBody, ExportBody, TaskStarted, crate::tasks::TaskView, crate::tasks::Kind, crate::tasks::TaskStatus)),
     modifiers(&Bearer),
     security(("bearer" = []))
 )]
@@ -395,6 +399,10 @@ pub fn app(state: Shared) -> axum::Router {
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{name}", axum::routing::delete(revoke_token))
         .route("/api/v1/metrics", get(metrics_json))
+        .route("/api/v1/restores", post(start_restore))
+        .route("/api/v1/exports", post(start_export))
+        .route("/api/v1/tasks/{id}", get(get_task))
+        .route("/api/v1/tasks/{id}/download", get(download))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
@@ -1340,4 +1348,253 @@ async fn metrics_text(Axum(state): Axum<Shared>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Restores and exports: tasks
+
+/// A restore to start.
+#[derive(Deserialize, ToSchema)]
+pub struct RestoreBody {
+    /// `RESOURCE[@POINT]`.
+    pub target: String,
+    /// The tenant, when several have a resource of that name (a token limited to a tenant
+    /// restores into that one only).
+    pub tenant: Option<String>,
+    /// Paths of the restore point (`mail/Inbox`); empty: everything.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// `original`, `folder`, `folder:NAME` or `user:UPN` [default: original].
+    pub to: Option<String>,
+    /// `skip`, `overwrite` or `keep-both` [default: skip].
+    pub collision: Option<String>,
+}
+
+/// An export to start; the result is one zip archive to download.
+#[derive(Deserialize, ToSchema)]
+pub struct ExportBody {
+    pub target: String,
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// `eml`, `ics` or `files` (mbox and vcf exports write a folder of files: use the
+    /// command line).
+    pub format: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskStarted {
+    pub id: u64,
+}
+
+/// Starts a restore into the resource's own tenant; progress at `GET /api/v1/tasks/{id}`.
+#[utoipa::path(post, path = "/api/v1/restores", request_body = RestoreBody, responses((status = 202, body = TaskStarted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn start_restore(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Json(b): Json<RestoreBody>,
+) -> ApiResult<(StatusCode, Json<TaskStarted>)> {
+    let tenant = scoped(&caller, b.tenant.clone())?;
+    let to = b.to.as_deref().unwrap_or("original");
+    let target = cairn_restore::RestoreTarget::parse(to).ok_or_else(|| {
+        ApiError::bad(format!("unknown restore target {to:?}"))
+            .hint("targets are original, folder, folder:NAME and user:UPN")
+    })?;
+    let c = b.collision.as_deref().unwrap_or("skip");
+    let collision = cairn_restore::Collision::parse(c).ok_or_else(|| {
+        ApiError::bad(format!("unknown collision policy {c:?}"))
+            .hint("skip, overwrite or keep-both")
+    })?;
+    let req = cairn_app::restore::RestoreRequest {
+        target_spec: b.target.clone(),
+        paths: b.paths.clone(),
+        target,
+        collision,
+        concurrency: 4,
+    };
+    let task = state
+        .tasks
+        .create(crate::tasks::Kind::Restore, &caller.name, tenant.clone());
+    let overrides = cairn_config::TenantOverrides {
+        tenant,
+        ..Default::default()
+    };
+    // Resolved before answering: a name that does not exist or is ambiguous is the
+    // caller's to fix now, not a failed task later.
+    let prepared =
+        match cairn_app::restore::prepare_async(state.ws.clone(), overrides, req, task.clone())
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                task.finish(
+                    crate::tasks::TaskStatus::Failed,
+                    None,
+                    Some(format!("{e:#}")),
+                );
+                return Err(e.into());
+            }
+        };
+    let id = task.snapshot().id;
+    state
+        .metrics
+        .tasks
+        .get_or_create(&crate::metrics::TaskLabels {
+            kind: "restore".into(),
+        })
+        .inc();
+    tokio::spawn(async move {
+        match prepared.run().await {
+            Ok(report) => {
+                let status = if report.failed_total == 0 {
+                    crate::tasks::TaskStatus::Succeeded
+                } else {
+                    crate::tasks::TaskStatus::Partial
+                };
+                task.finish(status, serde_json::to_value(&report).ok(), None);
+            }
+            Err(e) => task.finish(
+                crate::tasks::TaskStatus::Failed,
+                None,
+                Some(format!("{e:#}")),
+            ),
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(TaskStarted { id })))
+}
+
+/// Starts an export into one zip archive; download it when the task is done.
+#[utoipa::path(post, path = "/api/v1/exports", request_body = ExportBody, responses((status = 202, body = TaskStarted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn start_export(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Json(b): Json<ExportBody>,
+) -> ApiResult<(StatusCode, Json<TaskStarted>)> {
+    let tenant = scoped(&caller, b.tenant.clone())?;
+    let format = cairn_app::export::Format::parse(&b.format)
+        .filter(|f| {
+            matches!(
+                f,
+                cairn_app::export::Format::Eml
+                    | cairn_app::export::Format::Ics
+                    | cairn_app::export::Format::Files
+            )
+        })
+        .ok_or_else(|| {
+            ApiError::bad(format!("{:?} is not a format the API exports", b.format))
+                .hint("eml, ics or files (one zip archive); mbox and vcf with `cairn export`")
+        })?;
+    // Resolved before answering, as restores.
+    let ws = state.ws.clone();
+    let (spec, t) = (b.target.clone(), tenant.clone());
+    blocking(move || {
+        Ok(cairn_catalog::select::select(
+            &*ws.catalog_for_backup()?,
+            t.as_deref(),
+            &spec,
+        )?)
+    })
+    .await?;
+    let task = state
+        .tasks
+        .create(crate::tasks::Kind::Export, &caller.name, tenant.clone());
+    let id = task.snapshot().id;
+    let archive = state.exports.join(format!("task-{id}")).join("export.zip");
+    let req = cairn_app::export::ExportRequest {
+        target: b.target,
+        tenant,
+        paths: b.paths,
+        format,
+        output: archive.clone(),
+        zip: true,
+    };
+    state
+        .metrics
+        .tasks
+        .get_or_create(&crate::metrics::TaskLabels {
+            kind: "export".into(),
+        })
+        .inc();
+    let ws = state.ws.clone();
+    tokio::spawn(async move {
+        if let Some(dir) = archive.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match cairn_app::export::export(ws, req, task.clone()).await {
+            Ok(report) => {
+                *task.archive.lock().unwrap_or_else(|e| e.into_inner()) = Some(archive);
+                let status = if report.skipped.is_empty() {
+                    crate::tasks::TaskStatus::Succeeded
+                } else {
+                    crate::tasks::TaskStatus::Partial
+                };
+                task.finish(status, serde_json::to_value(&report).ok(), None);
+            }
+            Err(e) => task.finish(
+                crate::tasks::TaskStatus::Failed,
+                None,
+                Some(format!("{e:#}")),
+            ),
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(TaskStarted { id })))
+}
+
+fn task_of(state: &State, caller: &Caller, id: u64) -> ApiResult<Arc<crate::tasks::Task>> {
+    // A token limited to a tenant sees that tenant's tasks only.
+    state
+        .tasks
+        .get(id)
+        .filter(|t| caller.tenant.is_none() || t.snapshot().tenant == caller.tenant)
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
+}
+
+/// A task's progress, and its report when done.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", params(("id" = u64, Path)), responses((status = 200, body = crate::tasks::TaskView), (status = 404, body = ErrorBody)))]
+async fn get_task(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<crate::tasks::TaskView>> {
+    Ok(Json(task_of(&state, &caller, id)?.snapshot()))
+}
+
+/// The zip archive of a finished export.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/download", params(("id" = u64, Path)), responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn download(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<u64>,
+) -> ApiResult<Response> {
+    let task = task_of(&state, &caller, id)?;
+    let path = task
+        .archive
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let Some(path) = path else {
+        return Err(
+            ApiError::conflict(format!("task {id} has nothing to download (yet)"))
+                .hint("GET /api/v1/tasks/{id} says when an export is done"),
+        );
+    };
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&format!("attachment; filename=\"export-{id}.zip\""))
+                    .unwrap_or(HeaderValue::from_static("attachment")),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod jobs;
 pub mod metrics;
 pub mod store;
+pub mod tasks;
 
 pub use api::{ApiDoc, app};
 
@@ -39,6 +40,10 @@ pub struct State {
     /// Backoff before retrying resources that failed for a transient reason (tests
     /// shorten it).
     pub retry_backoff: Duration,
+    /// Restores and exports started through the API.
+    pub tasks: tasks::Tasks,
+    /// Where exports are written for download.
+    pub exports: std::path::PathBuf,
 }
 
 impl State {
@@ -60,6 +65,8 @@ impl State {
             approval: chrono::Duration::hours(server.approval_hours.unwrap_or(72) as i64),
             alerts: server.alerts,
             retry_backoff: Duration::from_secs(30),
+            tasks: tasks::Tasks::default(),
+            exports: path.with_file_name("exports"),
         }))
     }
 

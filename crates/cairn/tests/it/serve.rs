@@ -349,6 +349,79 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
         "{samples:?}"
     );
 
+    // Restores and exports are tasks; an export is downloaded as one zip archive.
+    let restorer = token(&home, "rita", "restore-operator");
+    let (status, v) = api.call(
+        "POST",
+        "/api/v1/exports",
+        &auditor,
+        Some(json!({"target": upn, "format": "eml"})),
+    );
+    assert_eq!(status, 403, "an auditor reads no content: {v}");
+    let (status, v) = api.call(
+        "POST",
+        "/api/v1/exports",
+        &restorer,
+        Some(json!({"target": "nobody@nowhere", "format": "eml"})),
+    );
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = api.call(
+        "POST",
+        "/api/v1/exports",
+        &restorer,
+        Some(json!({"target": upn, "paths": ["mail/"], "format": "eml"})),
+    );
+    assert_eq!(status, 202, "{v}");
+    let export = v["id"].as_u64().unwrap();
+    let (status, v) = api.call(
+        "POST",
+        "/api/v1/restores",
+        &restorer,
+        Some(json!({"target": upn, "paths": ["mail/Inbox"], "to": "folder:Restored by API"})),
+    );
+    assert_eq!(status, 202, "{v}");
+    let restore = v["id"].as_u64().unwrap();
+    let done = |id: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let t = api.get(&format!("/api/v1/tasks/{id}"), &restorer);
+            if t["status"] != "running" {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "task {id} did not end: {t}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let e = done(export);
+    assert_eq!(e["status"], "succeeded", "{e}");
+    assert_eq!(e["download"], true, "{e}");
+    let written = e["report"]["written"].as_u64().unwrap();
+    assert!(written > 10, "{e}");
+    let zip_bytes = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/tasks/{export}/download", server.url))
+            .bearer_auth(&restorer)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes.to_vec())).unwrap();
+    let emls = (0..zip.len())
+        .filter(|i| zip.by_index(*i).unwrap().name().unwrap().ends_with(".eml"))
+        .count() as u64;
+    assert_eq!(emls, written);
+    let r = done(restore);
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert!(r["report"]["restored"].as_u64().unwrap() > 0, "{r}");
+    let log = api.get("/api/v1/audit", &auditor).to_string();
+    assert!(
+        log.contains("/api/v1/tasks/{id}/download") && log.contains("rita"),
+        "{log}"
+    );
+
     // SIGTERM: it stops, and says so.
     let mut server = server;
     let pid = server.child.id();
