@@ -180,7 +180,9 @@ pub fn route_action(method: &Method, path: &str) -> Option<Action> {
         ("GET", "/api/v1/ls" | "/api/v1/find") => Browse,
         ("POST", "/api/v1/restores" | "/api/v1/exports")
         | ("GET", "/api/v1/tasks/{id}/download") => ReadContent,
-        ("GET", "/api/v1/tasks/{id}") => ReadStatus,
+        ("GET", "/api/v1/tasks/{id}" | "/api/v1/holds") => ReadStatus,
+        ("POST", "/api/v1/holds") => ManageJobs,
+        ("DELETE", "/api/v1/holds/{id}") => Destroy,
         ("GET", "/api/v1/audit") => ReadAudit,
         ("GET" | "POST", "/api/v1/tokens") | ("DELETE", "/api/v1/tokens/{name}") => ManageTokens,
         ("POST", "/api/v1/forget" | "/api/v1/prune" | "/api/v1/approvals/{id}/approve") => Destroy,
@@ -271,9 +273,9 @@ async fn authorize(Axum(state): Axum<Shared>, mut req: Request, next: Next) -> R
         tenants, list_jobs, create_job, get_job, update_job, delete_job, run_job, job_runs,
         get_run, restore_points, ls, find, forget, prune, approvals, approve, audit_log,
         list_tokens, create_token, revoke_token, metrics_json, start_restore, start_export,
-        get_task, download
+        get_task, download, list_holds, place_hold, release_hold
     ),
-    components(schemas(ErrorBody, ErrorDetail, Job, JobEntry, Run, RunDetail, jobs::RunResource, jobs::Status, jobs::Source, Role, auth::TokenInfo, JobView, NewJob, Started, TenantView, PointView, Approval, NewToken, CreatedToken, ForgetBody, Filed, LsView, FindView, AuditRecordView, RestoreBody, ExportBody, TaskStarted, crate::tasks::TaskView, crate::tasks::Kind, crate::tasks::TaskStatus)),
+    components(schemas(ErrorBody, ErrorDetail, Job, JobEntry, Run, RunDetail, jobs::RunResource, jobs::Status, jobs::Source, Role, auth::TokenInfo, JobView, NewJob, Started, TenantView, PointView, Approval, NewToken, CreatedToken, ForgetBody, Filed, LsView, FindView, AuditRecordView, RestoreBody, ExportBody, TaskStarted, crate::tasks::TaskView, crate::tasks::Kind, crate::tasks::TaskStatus, Hold, NewHold)),
     modifiers(&Bearer),
     security(("bearer" = []))
 )]
@@ -399,6 +401,8 @@ pub fn app(state: Shared) -> axum::Router {
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{name}", axum::routing::delete(revoke_token))
         .route("/api/v1/metrics", get(metrics_json))
+        .route("/api/v1/holds", get(list_holds).post(place_hold))
+        .route("/api/v1/holds/{id}", axum::routing::delete(release_hold))
         .route("/api/v1/restores", post(start_restore))
         .route("/api/v1/exports", post(start_export))
         .route("/api/v1/tasks/{id}", get(get_task))
@@ -518,7 +522,7 @@ pub struct JobView {
     pub unprotected: Vec<String>,
 }
 
-fn view(state: &State, job: Job) -> anyhow::Result<JobView> {
+pub(crate) fn view(state: &State, job: Job) -> anyhow::Result<JobView> {
     let last_run = jobs::runs(&state.store, &job.name, 1)?.into_iter().next();
     let last_success = jobs::last_success(&state.store, &job.name)?;
     let now = chrono::Utc::now();
@@ -1202,6 +1206,8 @@ async fn carry_out(state: &Shared, a: &Approval) -> anyhow::Result<String> {
     match a.action.as_str() {
         "forget" => {
             let b: ForgetBody = serde_json::from_value(a.body.clone())?;
+            let mut hold = b.hold;
+            hold.extend(holds(&state.store)?);
             let req = cairn_app::maintenance::ForgetRequest {
                 rule: cairn_repo::ForgetRule {
                     keep_last: b.keep_last,
@@ -1213,7 +1219,7 @@ async fn carry_out(state: &Shared, a: &Approval) -> anyhow::Result<String> {
                     only_tenant: b.tenant,
                     only_resource: b.resource,
                 },
-                holds: b.hold,
+                holds: hold,
                 dry_run: false,
                 prune: b.prune,
             };
@@ -1228,6 +1234,16 @@ async fn carry_out(state: &Shared, a: &Approval) -> anyhow::Result<String> {
         "prune" => {
             let n = cairn_app::maintenance::prune(state.ws.clone()).await?;
             Ok(format!("{n} packs deleted"))
+        }
+        "release-hold" => {
+            let id = a.body["id"].as_i64().unwrap_or_default();
+            state.store.with(|c| {
+                c.execute(
+                    "UPDATE server_holds SET released=?2 WHERE id=?1 AND released IS NULL",
+                    params![id, crate::store::now()],
+                )
+            })?;
+            Ok(format!("legal hold {id} released"))
         }
         "update-job" => {
             let name = a.body["name"].as_str().unwrap_or_default().to_string();
@@ -1597,4 +1613,133 @@ async fn download(
         body,
     )
         .into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// Legal holds
+
+/// A legal hold: restore points of a resource (or one restore point) that no retention
+/// and no forget removes while it stands.
+#[derive(Serialize, ToSchema)]
+pub struct Hold {
+    pub id: i64,
+    pub tenant: Option<String>,
+    /// A resource name (user principal name, group:NAME, site URL) or a snapshot id prefix.
+    pub target: String,
+    pub reason: String,
+    pub placed_by: String,
+    pub placed: chrono::DateTime<chrono::Utc>,
+    pub released: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewHold {
+    pub tenant: Option<String>,
+    pub target: String,
+    /// Why (a case number): kept with the hold and in the audit log.
+    pub reason: String,
+}
+
+/// The targets of the holds in force, as forget takes them.
+pub fn holds(store: &crate::store::Store) -> anyhow::Result<Vec<String>> {
+    store.with(|c| {
+        let mut st = c.prepare("SELECT target FROM server_holds WHERE released IS NULL")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        rows.collect()
+    })
+}
+
+/// Legal holds, in force and released.
+#[utoipa::path(get, path = "/api/v1/holds", responses((status = 200, body = [Hold])))]
+async fn list_holds(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> ApiResult<Json<Vec<Hold>>> {
+    let all: Vec<Hold> = state.store.with(|c| {
+        let mut st = c.prepare(
+            "SELECT id, tenant, target, reason, placed_by, placed, released FROM server_holds ORDER BY id DESC",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Hold {
+                id: r.get(0)?,
+                tenant: r.get(1)?,
+                target: r.get(2)?,
+                reason: r.get(3)?,
+                placed_by: r.get(4)?,
+                placed: crate::store::time(r.get(5)?),
+                released: r.get::<_, Option<i64>>(6)?.map(crate::store::time),
+            })
+        })?;
+        rows.collect()
+    })?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|h| h.tenant.as_deref().is_none_or(|t| caller.sees(t)))
+            .collect(),
+    ))
+}
+
+/// Places a legal hold (in force at once).
+#[utoipa::path(post, path = "/api/v1/holds", request_body = NewHold, responses((status = 201, body = Hold), (status = 400, body = ErrorBody)))]
+async fn place_hold(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Json(b): Json<NewHold>,
+) -> ApiResult<(StatusCode, Json<Hold>)> {
+    let tenant = scoped(&caller, b.tenant)?;
+    let target = b.target.trim().to_string();
+    if target.is_empty() || b.reason.trim().is_empty() {
+        return Err(ApiError::bad("a hold needs a target and a reason")
+            .hint("target: a resource name or a snapshot id prefix; reason: why (a case number)"));
+    }
+    let placed = crate::store::now();
+    let id = state.store.with(|c| {
+        c.execute(
+            "INSERT INTO server_holds (tenant, target, reason, placed_by, placed) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![tenant, target, b.reason, caller.name, placed],
+        )?;
+        Ok(c.last_insert_rowid())
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Hold {
+            id,
+            tenant,
+            target,
+            reason: b.reason,
+            placed_by: caller.name,
+            placed: crate::store::time(placed),
+            released: None,
+        }),
+    ))
+}
+
+/// Releasing a hold lets retention remove what it protected: a request a second admin
+/// approves.
+#[utoipa::path(delete, path = "/api/v1/holds/{id}", params(("id" = i64, Path)), responses((status = 202, body = Filed), (status = 404, body = ErrorBody)))]
+async fn release_hold(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<(StatusCode, Json<Filed>)> {
+    let live: Option<i64> = state.store.one(
+        "SELECT id FROM server_holds WHERE id=?1 AND released IS NULL",
+        params![id],
+    )?;
+    if live.is_none() {
+        return Err(ApiError::not_found(format!("no legal hold {id} in force")));
+    }
+    let filed = file(
+        &state,
+        "release-hold",
+        &serde_json::json!({"id": id}),
+        &caller,
+    )?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Filed {
+            id: filed,
+            status: "pending".into(),
+        }),
+    ))
 }

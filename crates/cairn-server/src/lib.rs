@@ -178,6 +178,7 @@ async fn execute(state: &Arc<State>, job: &Job) -> Outcome {
     {
         let req = cairn_app::maintenance::ForgetRequest {
             rule,
+            holds: api::holds(&state.store).unwrap_or_default(),
             ..Default::default()
         };
         match cairn_app::maintenance::forget(state.ws.clone(), req).await {
@@ -207,15 +208,45 @@ pub async fn mirror_audit(state: &Arc<State>) {
     }
 }
 
-/// Alerts for a run that failed or partly failed.
+/// Sends `alert` where `job`'s alerts go (or the server's), if anywhere.
+async fn send_alert(state: &Arc<State>, job: &Job, alert: alerts::Alert) {
+    let Some(settings) = job.spec.alerts.as_ref().or(state.alerts.as_ref()) else {
+        return;
+    };
+    match alerts::Alerter::new(settings) {
+        Ok(a) => {
+            let d = a.send(&alert).await;
+            tracing::info!(job = %job.name, "alert: {d:?}");
+        }
+        Err(e) => tracing::error!(job = %job.name, "alerts are not configured right: {e:#}"),
+    }
+}
+
+/// A run found Graph throttling it this much (a share of its requests): worth an alert.
+const THROTTLING_ALERT: f64 = 0.25;
+
+/// Alerts for a run that failed or partly failed, or was throttled heavily.
 async fn alert(state: &Arc<State>, job: &Job, run: i64, o: &Outcome) {
+    if let Some(r) = &o.report
+        && r.requests >= 100
+        && r.throttled as f64 >= THROTTLING_ALERT * r.requests as f64
+    {
+        let a = alerts::Alert::new(
+            alerts::AlertKind::Throttling,
+            format!(
+                "backup job {}: Graph throttled {} of {} requests",
+                job.name, r.throttled, r.requests
+            ),
+        )
+        .job(job.name.clone())
+        .tenant(job.spec.tenant.clone())
+        .run(run);
+        send_alert(state, job, a).await;
+    }
     let kind = match o.status {
         Status::Failed => alerts::AlertKind::RunFailed,
         Status::Partial => alerts::AlertKind::RunPartial,
         _ => return,
-    };
-    let Some(settings) = job.spec.alerts.as_ref().or(state.alerts.as_ref()) else {
-        return;
     };
     let details: Vec<String> = match &o.report {
         Some(r) => r
@@ -239,22 +270,65 @@ async fn alert(state: &Arc<State>, job: &Job, run: i64, o: &Outcome) {
             o.error.as_deref().unwrap_or("?")
         ),
     };
-    let alert = alerts::Alert {
-        kind,
-        job: Some(job.name.clone()),
-        tenant: Some(job.spec.tenant.clone()),
-        run: Some(run),
-        summary,
-        details,
-        at: chrono::Utc::now(),
-    };
-    match alerts::Alerter::new(settings) {
-        Ok(a) => {
-            let d = a.send(&alert).await;
-            tracing::info!(job = %job.name, run, "alert: {d:?}");
+    let a = alerts::Alert::new(kind, summary)
+        .job(job.name.clone())
+        .tenant(job.spec.tenant.clone())
+        .run(run)
+        .details(details);
+    send_alert(state, job, a).await;
+}
+
+/// Resources of a job not backed up within about two of its intervals: one alert when a
+/// resource becomes unprotected (again after it was protected in between).
+pub async fn watch_unprotected(
+    state: &Arc<State>,
+    alerted: &mut std::collections::HashSet<(String, String)>,
+) {
+    let s = state.clone();
+    let views = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<api::JobView>> {
+        s.jobs()?
+            .into_iter()
+            .filter(Job::enabled)
+            .map(|j| api::view(&s, j))
+            .collect()
+    })
+    .await;
+    let Ok(Ok(views)) = views else { return };
+    let mut now_unprotected = std::collections::HashSet::new();
+    for v in views {
+        let fresh: Vec<String> = v
+            .unprotected
+            .iter()
+            .filter(|r| !alerted.contains(&(v.job.name.clone(), (*r).clone())))
+            .cloned()
+            .collect();
+        for r in &v.unprotected {
+            now_unprotected.insert((v.job.name.clone(), r.clone()));
         }
-        Err(e) => tracing::error!(job = %job.name, "alerts are not configured right: {e:#}"),
+        if fresh.is_empty() {
+            continue;
+        }
+        let a = alerts::Alert::new(
+            alerts::AlertKind::Unprotected,
+            format!(
+                "backup job {}: {} resources not backed up within their interval",
+                v.job.name,
+                fresh.len()
+            ),
+        )
+        .job(v.job.name.clone())
+        .tenant(v.job.spec.tenant.clone())
+        .details(fresh.iter().map(|r| {
+            let last = v
+                .last_success
+                .get(r)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            format!("{r}: last backed up {last}")
+        }));
+        send_alert(state, &v.job, a).await;
     }
+    *alerted = now_unprotected;
 }
 
 /// The scheduler: starts each enabled job at its slots; a job whose slot passed while the
@@ -264,8 +338,14 @@ pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<
     let mut next: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
         Default::default();
     let mut first = true;
+    let mut alerted = std::collections::HashSet::new();
+    let mut watched = std::time::Instant::now();
     loop {
         let now = chrono::Utc::now();
+        if first || watched.elapsed() >= Duration::from_secs(60) {
+            watched = std::time::Instant::now();
+            watch_unprotected(&state, &mut alerted).await;
+        }
         let jobs = match state.jobs() {
             Ok(j) => j,
             Err(e) => {

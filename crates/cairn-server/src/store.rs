@@ -59,6 +59,15 @@ CREATE TABLE IF NOT EXISTS server_jobs (
     name TEXT PRIMARY KEY,
     spec TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS server_holds (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT,
+    target TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    placed_by TEXT NOT NULL,
+    placed INTEGER NOT NULL,
+    released INTEGER
+);
 CREATE TABLE IF NOT EXISTS server_approvals (
     id INTEGER PRIMARY KEY,
     action TEXT NOT NULL,

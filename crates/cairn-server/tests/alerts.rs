@@ -720,3 +720,75 @@ email-to = ["ops@example.com"]
     );
     assert!(!mail[0]["body"].as_str().unwrap().contains("not-the-secret"));
 }
+
+/// A resource its job has not backed up within about two intervals is reported once, not at
+/// every check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprotected_resource_is_alerted_once() {
+    let (url, got) = receiver(vec![StatusCode::OK]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), "tenant-secret", "s");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+repository = "repo"
+cache-dir = "cache"
+[tenants.contoso]
+tenant-id = "t"
+client-id = "c"
+client-secret-file = "{secret}"
+graph-url = "http://127.0.0.1:9"
+login-url = "http://127.0.0.1:9"
+[jobs.hourly]
+tenant = "contoso"
+every = "1h"
+[jobs.hourly.alerts]
+webhook-url = "{url}"
+"#,
+            secret = secret.display(),
+        ),
+    )
+    .unwrap();
+    let env = cairn_config::Environment::from_pairs([("CAIRN_PASSWORD", "pw")]);
+    let cfg = cairn_config::Config::load(Some(&config), env).unwrap();
+    let ws = cairn_app::Workspace::new(cfg, &Default::default())
+        .unwrap()
+        .serving();
+    cairn_repo::Repo::init(ws.repo_options().unwrap()).unwrap();
+    let state = cairn_server::State::new(Arc::new(ws)).unwrap();
+    // ann was last backed up a day ago, bob an hour ago.
+    let now = chrono::Utc::now().timestamp();
+    state
+        .store
+        .with(|c| {
+            for (run, resource, at) in [(1, "ann@x", now - 86_400), (2, "bob@x", now - 3_600)] {
+                c.execute(
+                    "INSERT INTO server_runs (id, job, tenant, status, trigger, started, finished)
+                     VALUES (?1, 'hourly', 'contoso', 'succeeded', 'schedule', ?2, ?2)",
+                    rusqlite::params![run, at],
+                )?;
+                c.execute(
+                    "INSERT INTO server_run_resources (run, resource, kind, ok, items, added, changed,
+                       removed, fetched, bytes, skipped, warnings, attempts, seconds)
+                     VALUES (?1, ?2, 'user', 1, 1, 0, 0, 0, 0, 0, 0, '[]', 1, 1.0)",
+                    rusqlite::params![run, resource],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let mut alerted = Default::default();
+    cairn_server::watch_unprotected(&state, &mut alerted).await;
+    cairn_server::watch_unprotected(&state, &mut alerted).await;
+    let hooks = got.lock().unwrap().clone();
+    assert_eq!(hooks.len(), 1, "once, not at every check");
+    let v: serde_json::Value = serde_json::from_slice(&hooks[0].1).unwrap();
+    assert_eq!(v["kind"], "unprotected", "{v}");
+    let details = v["details"].to_string();
+    assert!(
+        details.contains("ann@x") && !details.contains("bob@x"),
+        "{details}"
+    );
+}

@@ -282,6 +282,61 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
     );
     assert_eq!(status, 409, "done once");
 
+    // A legal hold keeps what retention would remove; releasing it takes two admins.
+    let (status, v) = api.call(
+        "POST",
+        "/api/v1/holds",
+        &auditor,
+        Some(json!({"target": upn, "reason": "case 7"})),
+    );
+    assert_eq!(status, 403, "{v}");
+    let (status, hold) = api.call(
+        "POST",
+        "/api/v1/holds",
+        &admin,
+        Some(json!({"target": upn, "tenant": "contoso", "reason": "case 7"})),
+    );
+    assert_eq!(status, 201, "{hold}");
+    let held_from = api.get("/api/v1/jobs/quick/runs", &auditor)[0]["id"]
+        .as_i64()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = api.get("/api/v1/jobs/quick/runs", &auditor);
+        let after: Vec<&Value> = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["id"].as_i64().unwrap() > held_from && r["status"] == "succeeded")
+            .collect();
+        if after.len() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no runs after the hold: {runs}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let points = api.get(&format!("/api/v1/restore-points?resource={upn}"), &auditor);
+    assert!(
+        points.as_array().unwrap().len() >= 3,
+        "held, keep-last = 1 removes nothing: {points}"
+    );
+    let (status, filed) = api.call(
+        "DELETE",
+        &format!("/api/v1/holds/{}", hold["id"]),
+        &admin,
+        None,
+    );
+    assert_eq!(status, 202, "{filed}");
+    let (status, v) = api.call(
+        "POST",
+        &format!("/api/v1/approvals/{}/approve", filed["id"]),
+        &admin2,
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    let holds = api.get("/api/v1/holds", &auditor);
+    assert!(holds[0]["released"].is_string(), "{holds}");
+
     // The audit log has the calls that changed something, with who made them.
     let log = api.get("/api/v1/audit", &auditor);
     let text = log.to_string();
