@@ -172,6 +172,9 @@ pub struct ServerEntry {
     pub approval_hours: Option<u32>,
     /// Where alerts go for jobs that name none.
     pub alerts: Option<AlertsEntry>,
+    /// Send a summary of the last day's runs to `alerts` every day at this time (UTC,
+    /// `HH:MM`).
+    pub daily_summary: Option<String>,
 }
 
 /// Where alerts go: a webhook, e-mail, or both.

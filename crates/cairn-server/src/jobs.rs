@@ -341,6 +341,17 @@ pub fn runs(store: &Store, job: &str, limit: u32) -> anyhow::Result<Vec<Run>> {
     })
 }
 
+/// Every job's runs started since `t`, oldest first.
+pub fn runs_since(store: &Store, t: DateTime<Utc>) -> anyhow::Result<Vec<Run>> {
+    store.with(|c| {
+        let mut st = c.prepare(&format!(
+            "SELECT {RUN_COLS} FROM server_runs WHERE started >= ?1 ORDER BY id"
+        ))?;
+        let rows = st.query_map(params![t.timestamp()], run_at)?;
+        rows.collect()
+    })
+}
+
 /// One run with its resources.
 pub fn run(store: &Store, id: i64) -> anyhow::Result<Option<RunDetail>> {
     store.with(|c| {

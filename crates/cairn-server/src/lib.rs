@@ -331,6 +331,61 @@ pub async fn watch_unprotected(
     *alerted = now_unprotected;
 }
 
+/// The day's summary to the server's alerts: every run of the last 24 hours and the
+/// resources left unprotected. Returns whether it was sent somewhere.
+pub async fn daily_summary(state: &Arc<State>) -> anyhow::Result<bool> {
+    let Some(settings) = state.alerts.clone() else {
+        return Ok(false);
+    };
+    let until = chrono::Utc::now();
+    let since = until - chrono::Duration::days(1);
+    let s = state.clone();
+    let (runs, unprotected) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let runs = jobs::runs_since(&s.store, since)?;
+        let mut unprotected = Vec::new();
+        for j in s.jobs()?.into_iter().filter(Job::enabled) {
+            let name = j.name.clone();
+            unprotected.extend(
+                api::view(&s, j)?
+                    .unprotected
+                    .into_iter()
+                    .map(|r| format!("{r} (job {name})")),
+            );
+        }
+        Ok((runs, unprotected))
+    })
+    .await??;
+    let lines: Vec<alerts::RunLine> = runs
+        .iter()
+        .map(|r| alerts::RunLine {
+            job: r.job.clone(),
+            tenant: r.tenant.clone(),
+            run: r.id,
+            status: status_name(r.status).to_string(),
+            started: r.started,
+            resources: r.resources,
+            failed: r.failed,
+            throttled: r.throttled,
+        })
+        .collect();
+    let alert = alerts::Alert::daily_summary(since, until, &lines, &unprotected);
+    let d = alerts::Alerter::new(&settings)?.send(&alert).await;
+    tracing::info!("daily summary: {d:?}");
+    Ok(true)
+}
+
+/// Whether the daily summary is due at `now`: past its time of day and not sent today.
+fn summary_due(
+    at: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+    sent: Option<chrono::NaiveDate>,
+) -> bool {
+    let Some(t) = at.and_then(|a| chrono::NaiveTime::parse_from_str(a, "%H:%M").ok()) else {
+        return false;
+    };
+    now.time() >= t && sent != Some(now.date_naive())
+}
+
 /// The scheduler: starts each enabled job at its slots; a job whose slot passed while the
 /// server was down (or whose last run was interrupted) runs once at start-up.
 pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -340,8 +395,22 @@ pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<
     let mut first = true;
     let mut alerted = std::collections::HashSet::new();
     let mut watched = std::time::Instant::now();
+    let summary_at = state
+        .ws
+        .config()
+        .file()
+        .server
+        .as_ref()
+        .and_then(|s| s.daily_summary.clone());
+    let mut summary_sent: Option<chrono::NaiveDate> = None;
     loop {
         let now = chrono::Utc::now();
+        if summary_due(summary_at.as_deref(), now, summary_sent) {
+            summary_sent = Some(now.date_naive());
+            if let Err(e) = daily_summary(&state).await {
+                tracing::error!("daily summary: {e:#}");
+            }
+        }
         if first || watched.elapsed() >= Duration::from_secs(60) {
             watched = std::time::Instant::now();
             watch_unprotected(&state, &mut alerted).await;
@@ -446,4 +515,21 @@ pub async fn serve(
     // next start and resume from what they staged.
     jobs::close_interrupted(&state.store)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_daily_summary_is_due_once_a_day_after_its_time() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 12, 6, 8, 30, 0).unwrap();
+        assert!(summary_due(Some("08:00"), t, None));
+        assert!(!summary_due(Some("09:00"), t, None));
+        assert!(!summary_due(Some("08:00"), t, Some(t.date_naive())));
+        assert!(summary_due(Some("08:00"), t, t.date_naive().pred_opt()));
+        assert!(!summary_due(None, t, None));
+        assert!(!summary_due(Some("eight"), t, None));
+    }
 }

@@ -792,3 +792,69 @@ webhook-url = "{url}"
         "{details}"
     );
 }
+
+/// The daily summary e-mail: the day's runs and what is unprotected, to the server's
+/// alerts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_summary_is_mailed() {
+    let smtpd = Smtpd::start(Mode::Plain, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), "tenant-secret", "s");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+repository = "repo"
+cache-dir = "cache"
+[server]
+daily-summary = "07:30"
+[server.alerts]
+smtp-url = "smtp+plain://127.0.0.1:{port}"
+email-from = "Cairn <cairn@example.com>"
+email-to = ["ops@example.com"]
+[tenants.contoso]
+tenant-id = "t"
+client-id = "c"
+client-secret-file = "{secret}"
+[jobs.nightly]
+tenant = "contoso"
+schedule = "0 2 * * *"
+"#,
+            port = smtpd.port,
+            secret = secret.display(),
+        ),
+    )
+    .unwrap();
+    let env = cairn_config::Environment::from_pairs([("CAIRN_PASSWORD", "pw")]);
+    let cfg = cairn_config::Config::load(Some(&config), env).unwrap();
+    let ws = cairn_app::Workspace::new(cfg, &Default::default())
+        .unwrap()
+        .serving();
+    cairn_repo::Repo::init(ws.repo_options().unwrap()).unwrap();
+    let state = cairn_server::State::new(Arc::new(ws)).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    state
+        .store
+        .with(|c| {
+            c.execute(
+                "INSERT INTO server_runs (job, tenant, status, trigger, started, finished, resources, failed)
+                 VALUES ('nightly', 'contoso', 'partial', 'schedule', ?1, ?1, 40, 3)",
+                rusqlite::params![now - 3_600],
+            )
+        })
+        .unwrap();
+    assert!(cairn_server::daily_summary(&state).await.unwrap());
+    let mail = smtpd.received();
+    assert_eq!(mail.len(), 1);
+    let subject = mail[0]["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("daily summary") && subject.contains("1 partial"),
+        "{subject}"
+    );
+    let body = mail[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("job nightly (tenant contoso)") && body.contains("3 failed"),
+        "{body}"
+    );
+}
