@@ -162,7 +162,7 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
     std::fs::write(
         home.config(),
         format!(
-            "{config}\n[jobs.quick]\ntenant = \"contoso\"\nevery = \"4s\"\nusers = \"{upn}\"\ngroups = \"none\"\nsites = \"none\"\nservices = [\"mail\"]\nkeep-last = 1\n"
+            "{config}\n[jobs.quick]\ntenant = \"contoso\"\nevery = \"4s\"\nusers = \"{upn}\"\ngroups = \"none\"\nsites = \"none\"\nservices = [\"mail\"]\nkeep-last = 2\n"
         ),
     )
     .unwrap();
@@ -216,10 +216,9 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
     assert_eq!(results[0]["resource"], upn.as_str());
     assert_eq!(results[0]["ok"], true);
     assert!(results[0]["items"].as_u64().unwrap() > 10, "{detail}");
-    // keep-last = 1, applied after each run.
+    // keep-last = 2, applied after each run: never more than two points.
     let points = api.get(&format!("/api/v1/restore-points?resource={upn}"), &auditor);
-    assert_eq!(points.as_array().unwrap().len(), 1, "{points}");
-    assert!(second["forgotten"].as_u64().unwrap() >= 1, "{second}");
+    assert_eq!(points.as_array().unwrap().len(), 2, "{points}");
 
     // The CLI does not write behind the server's back.
     let behind = home.run(&[
@@ -246,41 +245,6 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
     assert_eq!(status, 403);
     let (status, _) = api.call("POST", "/api/v1/jobs/quick/run", &auditor, None);
     assert_eq!(status, 403, "an auditor cannot run jobs");
-
-    // Four eyes: a forget filed by one admin does nothing until another approves it.
-    let (status, filed) = api.call(
-        "POST",
-        "/api/v1/forget",
-        &admin,
-        Some(json!({"tenant": "contoso", "keep-last": 1})),
-    );
-    assert_eq!(status, 202, "{filed}");
-    let id = filed["id"].as_i64().unwrap();
-    let pending = api.get("/api/v1/approvals", &admin);
-    assert_eq!(pending[0]["status"], "pending", "{pending}");
-    let (status, body) = api.call(
-        "POST",
-        &format!("/api/v1/approvals/{id}/approve"),
-        &admin,
-        None,
-    );
-    assert_eq!(status, 403, "the same admin cannot approve: {body}");
-    let (status, body) = api.call(
-        "POST",
-        &format!("/api/v1/approvals/{id}/approve"),
-        &admin2,
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "done", "{body}");
-    assert_eq!(body["approved_by"], "bob");
-    let (status, _) = api.call(
-        "POST",
-        &format!("/api/v1/approvals/{id}/approve"),
-        &admin2,
-        None,
-    );
-    assert_eq!(status, 409, "done once");
 
     // A legal hold keeps what retention would remove; releasing it takes two admins.
     let (status, v) = api.call(
@@ -336,6 +300,69 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
     assert_eq!(status, 200, "{v}");
     let holds = api.get("/api/v1/holds", &auditor);
     assert!(holds[0]["released"].is_string(), "{holds}");
+
+    // Four eyes: a forget filed by one admin does nothing until another approves it.
+    let (status, v) = api.call(
+        "PUT",
+        "/api/v1/jobs/quick",
+        &admin,
+        Some(json!({"tenant": "contoso", "every": "1d"})),
+    );
+    assert_eq!(status, 409, "a job of the file is changed in the file: {v}");
+    let held_points = |api: &Api| {
+        api.get(&format!("/api/v1/restore-points?resource={upn}"), &auditor)
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let (status, filed) = api.call(
+        "POST",
+        "/api/v1/forget",
+        &admin,
+        Some(json!({"tenant": "contoso", "resource": upn, "keep-last": 1})),
+    );
+    assert_eq!(status, 202, "{filed}");
+    let id = filed["id"].as_i64().unwrap();
+    let pending = api.get("/api/v1/approvals", &admin);
+    assert_eq!(pending[0]["status"], "pending", "{pending}");
+    let (status, body) = api.call(
+        "POST",
+        &format!("/api/v1/approvals/{id}/approve"),
+        &admin,
+        None,
+    );
+    assert_eq!(status, 403, "the same admin cannot approve: {body}");
+    // The job keeps two points: a forget that had run when filed would leave one.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        held_points(&api) >= 2,
+        "nothing forgotten before the approval"
+    );
+    let (status, body) = api.call(
+        "POST",
+        &format!("/api/v1/approvals/{id}/approve"),
+        &admin2,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "done", "{body}");
+    assert_eq!(body["approved_by"], "bob");
+    let removed: u64 = body["outcome"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(removed >= 1, "forgotten once approved: {body}");
+    let (status, _) = api.call(
+        "POST",
+        &format!("/api/v1/approvals/{id}/approve"),
+        &admin2,
+        None,
+    );
+    assert_eq!(status, 409, "done once");
 
     // The audit log has the calls that changed something, with who made them.
     let log = api.get("/api/v1/audit", &auditor);
@@ -497,6 +524,29 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "{status:?}");
+
+    // The audit log's chain holds; an entry edited behind the server's back breaks it.
+    ok(&home.run(&["audit", "verify"]));
+    let catalog = std::fs::read_dir(home.path("xdg-cache/cairn/repositories"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("catalog.db");
+    let edit = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute(\"UPDATE server_audit SET actor='mallory' WHERE seq=2\")\nc.commit()",
+            catalog.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(edit.success());
+    let broken = home.run(&["audit", "verify"]);
+    assert_eq!(broken.status.code(), Some(1), "{}", stderr(&broken));
+    let said = format!("{}{}", stdout(&broken), stderr(&broken));
+    assert!(said.contains('2'), "{said}");
     rt.block_on(sim.stop());
 }
 
