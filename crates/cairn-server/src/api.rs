@@ -822,6 +822,7 @@ async fn restore_points(
     .await?;
     Ok(Json(
         rows.into_iter()
+            .filter(|r| caller.sees_resource(&r.tenant, &r.resource))
             .map(|r| PointView {
                 tenant: r.tenant,
                 resource: r.resource,
@@ -834,6 +835,22 @@ async fn restore_points(
             })
             .collect(),
     ))
+}
+
+/// A restore point the caller may read: else "not found", as for a name that does not
+/// exist (a limited token learns nothing of what it may not see).
+fn may_read(caller: &Caller, tenant: &str, resource: &str) -> anyhow::Result<()> {
+    if caller.sees_resource(tenant, resource) {
+        return Ok(());
+    }
+    Err(cairn_catalog::SelectError::UnknownResource {
+        name: resource.to_string(),
+        tenant: Some(tenant.to_string()),
+        known: Vec::new(),
+        total: 0,
+        elsewhere: Vec::new(),
+    }
+    .into())
 }
 
 /// The tenant a call may look at: the token's own when it is limited to one.
@@ -893,6 +910,7 @@ async fn ls(
     blocking(move || {
         let cat = ws.catalog_for_backup()?;
         let sel = cairn_catalog::select::select(&*cat, tenant.as_deref(), &q.target)?;
+        may_read(&caller, &sel.resource.tenant, &sel.resource.name)?;
         let listing = cairn_app::browse::list(
             &*cat,
             sel,
@@ -956,9 +974,18 @@ async fn find(
     let ws = state.ws.clone();
     blocking(move || {
         let cat = ws.catalog_for_backup()?;
+        let resources = match (&caller.resource, q.resource) {
+            (Some(mine), Some(asked)) if !mine.eq_ignore_ascii_case(&asked) => {
+                return Err(anyhow::Error::from(cairn_app::UserError::new(format!(
+                    "the token is limited to {mine}"
+                ))));
+            }
+            (Some(mine), _) => vec![mine.clone()],
+            (None, asked) => asked.into_iter().collect(),
+        };
         let req = cairn_app::browse::FindRequest {
             text: q.q,
-            resources: q.resource.into_iter().collect(),
+            resources,
             tenant,
             from: q.from,
             to: q.to,
@@ -1303,6 +1330,8 @@ pub struct NewToken {
     pub name: String,
     pub role: Role,
     pub tenant: Option<String>,
+    /// Limit the token to one resource of `tenant`.
+    pub resource: Option<String>,
     /// `90d`, `12h`; default: no expiry.
     pub expires: Option<String>,
 }
@@ -1326,7 +1355,11 @@ async fn create_token(
             ApiError::bad(format!("expires = {e:?} is not a duration")).hint("90d, 12h, 30m")
         })?),
     };
-    let token = auth::create(&state.store, &b.name, b.role, b.tenant.as_deref(), expires)?;
+    let scope = auth::Scope {
+        tenant: b.tenant,
+        resource: b.resource,
+    };
+    let token = auth::create(&state.store, &b.name, b.role, &scope, expires)?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -1451,6 +1484,10 @@ async fn start_restore(
                 return Err(e.into());
             }
         };
+    if let Err(e) = may_read(&caller, &prepared.tenant, &prepared.selection.resource) {
+        task.finish(crate::tasks::TaskStatus::Failed, None, Some(e.to_string()));
+        return Err(e.into());
+    }
     let id = task.snapshot().id;
     state
         .metrics
@@ -1503,7 +1540,7 @@ async fn start_export(
     // Resolved before answering, as restores.
     let ws = state.ws.clone();
     let (spec, t) = (b.target.clone(), tenant.clone());
-    blocking(move || {
+    let sel = blocking(move || {
         Ok(cairn_catalog::select::select(
             &*ws.catalog_for_backup()?,
             t.as_deref(),
@@ -1511,6 +1548,7 @@ async fn start_export(
         )?)
     })
     .await?;
+    may_read(&caller, &sel.resource.tenant, &sel.resource.name)?;
     let task = state
         .tasks
         .create(crate::tasks::Kind::Export, &caller.name, tenant.clone());

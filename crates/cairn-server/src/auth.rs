@@ -78,6 +78,15 @@ pub fn allowed(role: Role, action: Action) -> bool {
     }
 }
 
+/// What a token is limited to: one tenant, or one resource of one tenant (a token for a
+/// department's restore desk, or for one person's mailbox).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Scope {
+    pub tenant: Option<String>,
+    /// A resource name (user principal name, group:NAME, site URL); needs `tenant`.
+    pub resource: Option<String>,
+}
+
 /// Who is calling.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Caller {
@@ -86,12 +95,23 @@ pub struct Caller {
     pub role: Role,
     /// A token limited to one tenant sees and touches that tenant only.
     pub tenant: Option<String>,
+    /// A token limited to one resource browses, finds, restores and exports that one only.
+    pub resource: Option<String>,
 }
 
 impl Caller {
     /// Whether the caller may see `tenant`'s data.
     pub fn sees(&self, tenant: &str) -> bool {
         self.tenant.as_deref().is_none_or(|t| t == tenant)
+    }
+
+    /// Whether the caller may see the restore points of `resource` of `tenant`.
+    pub fn sees_resource(&self, tenant: &str, resource: &str) -> bool {
+        self.sees(tenant)
+            && self
+                .resource
+                .as_deref()
+                .is_none_or(|r| r.eq_ignore_ascii_case(resource))
     }
 }
 
@@ -101,6 +121,7 @@ pub struct TokenInfo {
     pub name: String,
     pub role: Role,
     pub tenant: Option<String>,
+    pub resource: Option<String>,
     pub created: chrono::DateTime<chrono::Utc>,
     pub expires: Option<chrono::DateTime<chrono::Utc>>,
     pub revoked: Option<chrono::DateTime<chrono::Utc>>,
@@ -118,9 +139,16 @@ pub fn create(
     store: &Store,
     name: &str,
     role: Role,
-    tenant: Option<&str>,
+    scope: &Scope,
     expires: Option<chrono::Duration>,
 ) -> anyhow::Result<String> {
+    if scope.resource.is_some() && scope.tenant.is_none() {
+        return Err(
+            cairn_app::UserError::new("a token limited to a resource needs its tenant")
+                .hint("give the tenant too (--tenant NAME)")
+                .into(),
+        );
+    }
     if name.is_empty()
         || name.len() > 64
         || !name
@@ -142,13 +170,14 @@ pub fn create(
     let created = now();
     let inserted = store.with(|c| {
         c.execute(
-            "INSERT OR IGNORE INTO server_tokens (name, hash, role, tenant, created, expires)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO server_tokens (name, hash, role, tenant, resource, created, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 name,
                 hash(&token),
                 role.as_str(),
-                tenant,
+                scope.tenant,
+                scope.resource,
                 created,
                 expires.map(|d| created + d.num_seconds())
             ],
@@ -171,7 +200,7 @@ pub fn authenticate(store: &Store, token: &str) -> anyhow::Result<Option<Caller>
     }
     let row = store.with(|c| {
         c.query_row(
-            "SELECT name, role, tenant, expires, revoked FROM server_tokens WHERE hash=?1",
+            "SELECT name, role, tenant, expires, revoked, resource FROM server_tokens WHERE hash=?1",
             params![hash(token)],
             |r| {
                 Ok((
@@ -180,23 +209,31 @@ pub fn authenticate(store: &Store, token: &str) -> anyhow::Result<Option<Caller>
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, Option<i64>>(3)?,
                     r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             },
         )
         .optional()
     })?;
-    Ok(row.and_then(|(name, role, tenant, expires, revoked)| {
-        let live = revoked.is_none() && expires.is_none_or(|e| e > now());
-        let role = Role::parse(&role)?;
-        live.then_some(Caller { name, role, tenant })
-    }))
+    Ok(
+        row.and_then(|(name, role, tenant, expires, revoked, resource)| {
+            let live = revoked.is_none() && expires.is_none_or(|e| e > now());
+            let role = Role::parse(&role)?;
+            live.then_some(Caller {
+                name,
+                role,
+                tenant,
+                resource,
+            })
+        }),
+    )
 }
 
 /// Every token, newest first.
 pub fn list(store: &Store) -> anyhow::Result<Vec<TokenInfo>> {
     store.with(|c| {
         let mut st = c.prepare(
-            "SELECT name, role, tenant, created, expires, revoked FROM server_tokens ORDER BY id DESC",
+            "SELECT name, role, tenant, created, expires, revoked, resource FROM server_tokens ORDER BY id DESC",
         )?;
         let rows = st.query_map([], |r| {
             Ok(TokenInfo {
@@ -206,6 +243,7 @@ pub fn list(store: &Store) -> anyhow::Result<Vec<TokenInfo>> {
                 created: time(r.get(3)?),
                 expires: r.get::<_, Option<i64>>(4)?.map(time),
                 revoked: r.get::<_, Option<i64>>(5)?.map(time),
+                resource: r.get(6)?,
             })
         })?;
         rows.collect()
@@ -257,7 +295,11 @@ mod tests {
     fn a_token_is_kept_as_a_hash_and_can_be_revoked_or_expire() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("c.db")).unwrap();
-        let t = create(&s, "ops", Role::BackupOperator, Some("contoso"), None).unwrap();
+        let scope = Scope {
+            tenant: Some("contoso".into()),
+            resource: None,
+        };
+        let t = create(&s, "ops", Role::BackupOperator, &scope, None).unwrap();
         assert!(t.starts_with(TOKEN_PREFIX) && t.len() > 40);
         let stored: String = s
             .one("SELECT hash FROM server_tokens WHERE name='ops'", [])

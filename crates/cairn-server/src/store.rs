@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS server_tokens (
     hash TEXT NOT NULL UNIQUE,
     role TEXT NOT NULL,
     tenant TEXT,
+    resource TEXT,
     created INTEGER NOT NULL,
     expires INTEGER,
     revoked INTEGER

@@ -52,7 +52,8 @@ keep-daily = 7
     let tokens = Role::ALL
         .iter()
         .map(|r| {
-            let t = auth::create(&state.store, r.as_str(), *r, None, None).unwrap();
+            let t =
+                auth::create(&state.store, r.as_str(), *r, &auth::Scope::default(), None).unwrap();
             (*r, t)
         })
         .collect();

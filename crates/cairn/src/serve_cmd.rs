@@ -100,6 +100,10 @@ enum TokenCommand {
         /// Limit the token to one tenant.
         #[arg(long)]
         tenant: Option<String>,
+        /// Limit the token to one resource of that tenant (a user principal name,
+        /// group:NAME, a site URL): it browses, restores and exports that one only.
+        #[arg(long, requires = "tenant")]
+        resource: Option<String>,
         /// Expire after this long: 90d, 12h.
         #[arg(long)]
         expires: Option<String>,
@@ -121,6 +125,7 @@ pub fn token(a: TokenArgs, config: Option<&Path>) -> anyhow::Result<()> {
             name,
             role,
             tenant,
+            resource,
             expires,
         } => {
             let role = Role::parse(&role).unwrap_or(Role::Auditor);
@@ -131,7 +136,13 @@ pub fn token(a: TokenArgs, config: Option<&Path>) -> anyhow::Result<()> {
                         .hint("write it as 90d, 12h or 30m")
                 })?),
             };
-            let t = auth::create(&store, &name, role, tenant.as_deref(), expires)?;
+            let t = auth::create(
+                &store,
+                &name,
+                role,
+                &auth::Scope { tenant, resource },
+                expires,
+            )?;
             outln!("{t}");
         }
         TokenCommand::List { json } => {

@@ -431,6 +431,46 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
         "{samples:?}"
     );
 
+    // A token limited to another resource sees nothing of this one.
+    let out = home
+        .cmd()
+        .args([
+            "token",
+            "create",
+            "--name",
+            "desk",
+            "--role",
+            "restore-operator",
+        ])
+        .args([
+            "--tenant",
+            "contoso",
+            "--resource",
+            "someone-else@contoso.example",
+        ])
+        .output()
+        .unwrap();
+    ok(&out);
+    let desk = stdout(&out).trim().to_string();
+    let points = api.get("/api/v1/restore-points", &desk);
+    assert_eq!(points, json!([]), "{points}");
+    let (status, v) = api.call("GET", &format!("/api/v1/ls?target={upn}"), &desk, None);
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = api.call(
+        "POST",
+        "/api/v1/exports",
+        &desk,
+        Some(json!({"target": upn, "format": "eml"})),
+    );
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = api.call(
+        "POST",
+        "/api/v1/restores",
+        &desk,
+        Some(json!({"target": upn})),
+    );
+    assert_eq!(status, 404, "{v}");
+
     // Restores and exports are tasks; an export is downloaded as one zip archive.
     let restorer = token(&home, "rita", "restore-operator");
     let (status, v) = api.call(
