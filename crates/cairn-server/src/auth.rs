@@ -309,9 +309,22 @@ mod tests {
         let c = authenticate(&s, &t).unwrap().unwrap();
         assert_eq!((c.name.as_str(), c.role), ("ops", Role::BackupOperator));
         assert!(c.sees("contoso") && !c.sees("fabrikam"));
+        assert!(c.sees_resource("contoso", "anyone@x"), "no resource limit");
+        let desk = Scope {
+            tenant: Some("contoso".into()),
+            resource: Some("ann@x".into()),
+        };
+        let d = create(&s, "desk", Role::RestoreOperator, &desk, None).unwrap();
+        let d = authenticate(&s, &d).unwrap().unwrap();
+        assert!(d.sees_resource("contoso", "ANN@x") && !d.sees_resource("contoso", "bob@x"));
+        let no_tenant = Scope {
+            tenant: None,
+            resource: Some("ann@x".into()),
+        };
+        assert!(create(&s, "lost", Role::RestoreOperator, &no_tenant, None).is_err());
         assert!(authenticate(&s, "cairn_nope").unwrap().is_none());
         assert!(
-            create(&s, "ops", Role::Admin, None, None).is_err(),
+            create(&s, "ops", Role::Admin, &Scope::default(), None).is_err(),
             "names are unique"
         );
         assert!(revoke(&s, "ops").unwrap());
@@ -320,7 +333,7 @@ mod tests {
             &s,
             "old",
             Role::Admin,
-            None,
+            &Scope::default(),
             Some(chrono::Duration::seconds(1)),
         )
         .unwrap();
