@@ -386,6 +386,26 @@ fn summary_due(
     now.time() >= t && sent != Some(now.date_naive())
 }
 
+/// When a job first runs after the server started at `started`: at once when its last run
+/// was cut short by a stop (it resumes) or a slot passed while the server was down (once,
+/// not once per missed slot); else at its next slot.
+fn first_due(
+    sched: &jobs::Schedule,
+    last_started: Option<chrono::DateTime<chrono::Utc>>,
+    interrupted: bool,
+    started: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    if interrupted {
+        return Some(started);
+    }
+    match last_started.and_then(|l| sched.next_after(l)) {
+        Some(t) if t <= started => Some(started),
+        Some(t) => Some(t),
+        None => sched.next_after(now),
+    }
+}
+
 /// The scheduler: starts each enabled job at its slots; a job whose slot passed while the
 /// server was down (or whose last run was interrupted) runs once at start-up.
 pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -434,18 +454,12 @@ pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<
             };
             let due = match next.get(&job.name) {
                 Some(t) => *t,
-                // Cut short when the server last stopped: again now, resuming.
-                None if jobs::last_interrupted(&state.store, &job.name).unwrap_or(false) => started,
                 None => {
                     let last = jobs::last_started(&state.store, &job.name).ok().flatten();
-                    match last.and_then(|l| sched.next_after(l)) {
-                        // Missed while the server was down: once now.
-                        Some(t) if t <= started => started,
+                    let cut = jobs::last_interrupted(&state.store, &job.name).unwrap_or(false);
+                    match first_due(&sched, last, cut, started, now) {
                         Some(t) => t,
-                        None => match sched.next_after(now) {
-                            Some(t) => t,
-                            None => continue,
-                        },
+                        None => continue,
                     }
                 }
             };
@@ -521,6 +535,34 @@ pub async fn serve(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn missed_slots_run_once_at_start_up_and_interrupted_runs_resume() {
+        let every = jobs::Schedule::Every(chrono::Duration::hours(1));
+        let start = chrono::Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap();
+        let h = chrono::Duration::hours;
+        // Never ran: its first slot.
+        assert_eq!(
+            first_due(&every, None, false, start, start),
+            Some(start + h(1))
+        );
+        // Last ran 5 hours ago: five slots missed, one run now.
+        assert_eq!(
+            first_due(&every, Some(start - h(5)), false, start, start),
+            Some(start)
+        );
+        // Last ran 10 minutes ago: its next slot.
+        let recent = start - chrono::Duration::minutes(10);
+        assert_eq!(
+            first_due(&every, Some(recent), false, start, start),
+            Some(recent + h(1))
+        );
+        // Cut short by the last stop: now, whatever the schedule says.
+        assert_eq!(
+            first_due(&every, Some(recent), true, start, start),
+            Some(start)
+        );
+    }
 
     #[test]
     fn the_daily_summary_is_due_once_a_day_after_its_time() {
