@@ -1489,29 +1489,9 @@ async fn start_restore(
         return Err(e.into());
     }
     let id = task.snapshot().id;
-    state
-        .metrics
-        .tasks
-        .get_or_create(&crate::metrics::TaskLabels {
-            kind: "restore".into(),
-        })
-        .inc();
+    state.metrics.task("restore");
     tokio::spawn(async move {
-        match prepared.run().await {
-            Ok(report) => {
-                let status = if report.failed_total == 0 {
-                    crate::tasks::TaskStatus::Succeeded
-                } else {
-                    crate::tasks::TaskStatus::Partial
-                };
-                task.finish(status, serde_json::to_value(&report).ok(), None);
-            }
-            Err(e) => task.finish(
-                crate::tasks::TaskStatus::Failed,
-                None,
-                Some(format!("{e:#}")),
-            ),
-        }
+        task.done(prepared.run().await, |r| r.failed_total == 0);
     });
     Ok((StatusCode::ACCEPTED, Json(TaskStarted { id })))
 }
@@ -1562,34 +1542,17 @@ async fn start_export(
         output: archive.clone(),
         zip: true,
     };
-    state
-        .metrics
-        .tasks
-        .get_or_create(&crate::metrics::TaskLabels {
-            kind: "export".into(),
-        })
-        .inc();
+    state.metrics.task("export");
     let ws = state.ws.clone();
     tokio::spawn(async move {
         if let Some(dir) = archive.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        match cairn_app::export::export(ws, req, task.clone()).await {
-            Ok(report) => {
-                *task.archive.lock().unwrap_or_else(|e| e.into_inner()) = Some(archive);
-                let status = if report.skipped.is_empty() {
-                    crate::tasks::TaskStatus::Succeeded
-                } else {
-                    crate::tasks::TaskStatus::Partial
-                };
-                task.finish(status, serde_json::to_value(&report).ok(), None);
-            }
-            Err(e) => task.finish(
-                crate::tasks::TaskStatus::Failed,
-                None,
-                Some(format!("{e:#}")),
-            ),
+        let result = cairn_app::export::export(ws, req, task.clone()).await;
+        if result.is_ok() {
+            *task.archive.lock().unwrap_or_else(|e| e.into_inner()) = Some(archive);
         }
+        task.done(result, |r| r.skipped.is_empty());
     });
     Ok((StatusCode::ACCEPTED, Json(TaskStarted { id })))
 }

@@ -118,6 +118,13 @@ impl Metrics {
         out
     }
 
+    /// A restore or export started.
+    pub fn task(&self, kind: &str) {
+        self.tasks
+            .get_or_create(&TaskLabels { kind: kind.into() })
+            .inc();
+    }
+
     /// A run ended.
     pub fn run(
         &self,

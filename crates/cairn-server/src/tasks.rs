@@ -67,6 +67,26 @@ impl Task {
         v
     }
 
+    /// The task ended with `result`: succeeded when `complete` says every item made it,
+    /// else partial; failed on an error.
+    pub fn done<R: serde::Serialize, E: std::fmt::Display>(
+        &self,
+        result: Result<R, E>,
+        complete: impl Fn(&R) -> bool,
+    ) {
+        match result {
+            Ok(report) => {
+                let status = if complete(&report) {
+                    TaskStatus::Succeeded
+                } else {
+                    TaskStatus::Partial
+                };
+                self.finish(status, serde_json::to_value(&report).ok(), None);
+            }
+            Err(e) => self.finish(TaskStatus::Failed, None, Some(format!("{e:#}"))),
+        }
+    }
+
     /// The task ended.
     pub fn finish(
         &self,

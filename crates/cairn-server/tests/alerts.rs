@@ -2,6 +2,8 @@
 //! server (Python's aiosmtpd) on localhost — in clear, with a login, with STARTTLS and with
 //! TLS from the start, against a CA made for the test.
 
+mod common;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -668,13 +670,7 @@ email-to = ["ops@example.com"]
         ),
     )
     .unwrap();
-    let env = cairn_config::Environment::from_pairs([("CAIRN_PASSWORD", "pw")]);
-    let cfg = cairn_config::Config::load(Some(&config), env).unwrap();
-    let ws = cairn_app::Workspace::new(cfg, &Default::default())
-        .unwrap()
-        .serving();
-    cairn_repo::Repo::init(ws.repo_options().unwrap()).unwrap();
-    let state = cairn_server::State::new(Arc::new(ws)).unwrap();
+    let state = common::state(&config);
     let job = state.job("nightly").unwrap().unwrap();
     let id = cairn_server::start(&state, job, "api").unwrap().unwrap();
 
@@ -751,13 +747,7 @@ webhook-url = "{url}"
         ),
     )
     .unwrap();
-    let env = cairn_config::Environment::from_pairs([("CAIRN_PASSWORD", "pw")]);
-    let cfg = cairn_config::Config::load(Some(&config), env).unwrap();
-    let ws = cairn_app::Workspace::new(cfg, &Default::default())
-        .unwrap()
-        .serving();
-    cairn_repo::Repo::init(ws.repo_options().unwrap()).unwrap();
-    let state = cairn_server::State::new(Arc::new(ws)).unwrap();
+    let state = common::state(&config);
     // ann was last backed up a day ago, bob an hour ago.
     let now = chrono::Utc::now().timestamp();
     state
@@ -826,13 +816,7 @@ schedule = "0 2 * * *"
         ),
     )
     .unwrap();
-    let env = cairn_config::Environment::from_pairs([("CAIRN_PASSWORD", "pw")]);
-    let cfg = cairn_config::Config::load(Some(&config), env).unwrap();
-    let ws = cairn_app::Workspace::new(cfg, &Default::default())
-        .unwrap()
-        .serving();
-    cairn_repo::Repo::init(ws.repo_options().unwrap()).unwrap();
-    let state = cairn_server::State::new(Arc::new(ws)).unwrap();
+    let state = common::state(&config);
     let now = chrono::Utc::now().timestamp();
     state
         .store

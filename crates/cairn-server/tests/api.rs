@@ -2,6 +2,8 @@
 //! role, allowed or refused as docs/server.md's table says; the error shape; the OpenAPI
 //! document.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use cairn_server::auth::{self, Role};
@@ -42,13 +44,7 @@ keep-daily = 7
         ),
     )
     .unwrap();
-    let env = cairn_config::Environment::from_pairs([("CAIRN_PASSWORD", "pw")]);
-    let cfg = cairn_config::Config::load(Some(&config), env).unwrap();
-    let ws = cairn_app::Workspace::new(cfg, &Default::default())
-        .unwrap()
-        .serving();
-    cairn_repo::Repo::init(ws.repo_options().unwrap()).unwrap();
-    let state = cairn_server::State::new(Arc::new(ws)).unwrap();
+    let state = common::state(&config);
     let tokens = Role::ALL
         .iter()
         .map(|r| {

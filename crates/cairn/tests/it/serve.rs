@@ -84,6 +84,38 @@ impl Api<'_> {
     }
 }
 
+/// What an administrator does before `cairn serve`: the simulated tenant added as
+/// `contoso` (signing in), a repository created with `password`.
+fn tenant_and_repository(home: &Home, sim: &SimTenant, password: &str) {
+    let c = sim.config();
+    let secret = home.write("secrets/contoso", &c.client_secret);
+    let url = sim.url();
+    ok(&home
+        .cmd()
+        .args(["tenant", "add", "contoso", "--tenant-id", &c.tenant_id])
+        .args([
+            "--client-id",
+            &c.client_id,
+            "--client-secret-file",
+            s(&secret),
+        ])
+        .args(["--graph-url", &url, "--login-url", &url])
+        .output()
+        .unwrap());
+    let pw = home.write("secrets/repo", &format!("{password}\n"));
+    ok(&home
+        .cmd()
+        .args([
+            "init",
+            "--repo",
+            s(&home.path("repo")),
+            "--password-file",
+            s(&pw),
+        ])
+        .output()
+        .unwrap());
+}
+
 fn token(home: &Home, name: &str, role: &str) -> String {
     let out = home
         .cmd()
@@ -121,33 +153,7 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
     };
     let sim = rt.block_on(SimTenant::start(spec));
     let home = home();
-    let c = sim.config();
-    let secret = home.write("secrets/contoso", &c.client_secret);
-    let url = sim.url();
-    ok(&home
-        .cmd()
-        .args(["tenant", "add", "contoso", "--tenant-id", &c.tenant_id])
-        .args([
-            "--client-id",
-            &c.client_id,
-            "--client-secret-file",
-            s(&secret),
-        ])
-        .args(["--graph-url", &url, "--login-url", &url])
-        .output()
-        .unwrap());
-    let pw = home.write("secrets/repo", "served\n");
-    ok(&home
-        .cmd()
-        .args([
-            "init",
-            "--repo",
-            s(&home.path("repo")),
-            "--password-file",
-            s(&pw),
-        ])
-        .output()
-        .unwrap());
+    tenant_and_repository(&home, &sim, "served");
     let users: Value = serde_json::from_str(&stdout(&home.run(&[
         "graph",
         "get",
@@ -694,33 +700,7 @@ fn a_run_stopped_by_sigterm_resumes_at_the_next_start() {
         c.latency = Duration::from_millis(15);
     }));
     let home = home();
-    let c = sim.config();
-    let secret = home.write("secrets/contoso", &c.client_secret);
-    let url = sim.url();
-    ok(&home
-        .cmd()
-        .args(["tenant", "add", "contoso", "--tenant-id", &c.tenant_id])
-        .args([
-            "--client-id",
-            &c.client_id,
-            "--client-secret-file",
-            s(&secret),
-        ])
-        .args(["--graph-url", &url, "--login-url", &url])
-        .output()
-        .unwrap());
-    let pw = home.write("secrets/repo", "resumed\n");
-    ok(&home
-        .cmd()
-        .args([
-            "init",
-            "--repo",
-            s(&home.path("repo")),
-            "--password-file",
-            s(&pw),
-        ])
-        .output()
-        .unwrap());
+    tenant_and_repository(&home, &sim, "resumed");
     let config = std::fs::read_to_string(home.config()).unwrap();
     std::fs::write(
         home.config(),
