@@ -135,9 +135,42 @@ pub async fn backup(
     req: &BackupRequest,
     progress: Arc<dyn BackupProgress>,
 ) -> anyhow::Result<JobReport> {
-    let services = services(req.services.as_deref())?;
+    let mut services = services(req.services.as_deref())?;
     let tenant = ws.tenant(tenant)?;
     let graph = ws.graph(&tenant)?;
+    // A service the backup app may not read is skipped with what to grant, not failed
+    // item by item.
+    let mut not_granted: Vec<(Service, String)> = Vec::new();
+    if let Some(granted) = graph.granted_roles().await? {
+        services.retain(|s| {
+            let need = crate::permissions::need_of(*s);
+            if need.can_read(&granted) {
+                return true;
+            }
+            not_granted.push((
+                *s,
+                format!(
+                    "the backup app lacks the application permission {}: grant it, then consent at {}",
+                    need.read[0],
+                    crate::permissions::admin_consent_url(&tenant.login_url, &tenant.tenant_id, &tenant.client_id)
+                ),
+            ));
+            false
+        });
+        if services.is_empty() {
+            return Err(UserError::new(format!(
+                "the backup app of tenant {} may read none of the services asked for",
+                tenant.key()
+            ))
+            .hint(
+                not_granted
+                    .first()
+                    .map(|(_, w)| w.clone())
+                    .unwrap_or_default(),
+            )
+            .into());
+        }
+    }
     ws.ensure_writer()?;
     let local = ws.local();
     let _lock = local.lock_for_backup()?;
@@ -176,8 +209,22 @@ pub async fn backup(
             .into());
     }
     progress.planned(targets.len() as u64, &graph);
-    let report = engine.run(targets).await;
+    let mut report = engine.run(targets).await;
     progress.done();
+    for r in &mut report.resources {
+        for (service, why) in &not_granted {
+            let applies = match service {
+                Service::SharePoint => r.kind != "user",
+                _ => r.kind == "user",
+            };
+            if applies {
+                r.skipped.push(cairn_backup::Skipped {
+                    object: crate::permissions::need_of(*service).part.to_string(),
+                    reason: why.clone(),
+                });
+            }
+        }
+    }
     Ok(report)
 }
 

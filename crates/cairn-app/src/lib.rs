@@ -18,4 +18,5 @@ pub mod backup;
 pub mod browse;
 pub mod export;
 pub mod maintenance;
+pub mod permissions;
 pub mod restore;

@@ -25,6 +25,10 @@ pub struct RestoreRequest {
 
 /// A restore resolved: the restorer bound to the resource's tenant, and what it restores.
 pub struct Prepared {
+    /// The client restores go through.
+    graph: Arc<cairn_graph::GraphClient>,
+    /// Whether it is the tenant's restore app (else its backup app).
+    restore_app: bool,
     pub restorer: Restorer,
     pub selection: Selection,
     pub options: RestoreOptions,
@@ -51,9 +55,16 @@ pub fn prepare(
     let resolved = ws.tenant(&tenant)?;
     let key = resolved.key();
     let found = select::select(&*catalog, Some(&key), &req.target_spec)?;
-    let graph = ws.graph(&resolved)?;
+    // The restore app when the tenant has one; the backup app otherwise (checked to be
+    // able to write before anything is done: `Prepared::check_writes`).
+    let (graph, restore_app) = match resolved.restore_graph_config()? {
+        Some(cfg) => (Arc::new(cairn_graph::GraphClient::new(cfg)?), true),
+        None => (ws.graph(&resolved)?, false),
+    };
     let repo = ws.repo()?;
     Ok(Prepared {
+        graph: graph.clone(),
+        restore_app,
         restorer: Restorer::new(&key, graph, repo, catalog).with_progress(progress),
         selection: Selection {
             resource: found.resource.name,
@@ -70,6 +81,28 @@ pub fn prepare(
 }
 
 impl Prepared {
+    /// Without a restore app, the backup app restores: refused when its token says it
+    /// can only read, with what to set up.
+    pub async fn check_writes(&self) -> anyhow::Result<()> {
+        if self.restore_app {
+            return Ok(());
+        }
+        match self.graph.granted_roles().await? {
+            Some(granted) if !crate::permissions::can_write_anything(&granted) => Err(
+                crate::UserError::new(format!(
+                    "tenant {} has no restore app, and its backup app may only read",
+                    self.tenant
+                ))
+                .hint(format!(
+                    "register a restore app with write permissions (docs/entra-app.md) and add it: `cairn tenant add {} … --restore-client-id ID --restore-client-secret-file FILE --force`",
+                    self.tenant
+                ))
+                .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// Restores; one item's failure is reported and the rest go on.
     pub async fn run(&self) -> Result<RestoreReport, RestoreError> {
         self.restorer.run(&self.selection, &self.options).await
@@ -83,12 +116,16 @@ impl Prepared {
     }
 }
 
-/// [`prepare`] on a blocking thread (it opens the repository).
+/// [`prepare`] on a blocking thread (it opens the repository), then
+/// [`Prepared::check_writes`].
 pub async fn prepare_async(
     ws: Arc<Workspace>,
     tenant: TenantOverrides,
     req: RestoreRequest,
     progress: Arc<dyn cairn_restore::Progress>,
 ) -> anyhow::Result<Prepared> {
-    tokio::task::spawn_blocking(move || prepare(&ws, &tenant, &req, progress)).await?
+    let prepared =
+        tokio::task::spawn_blocking(move || prepare(&ws, &tenant, &req, progress)).await??;
+    prepared.check_writes().await?;
+    Ok(prepared)
 }

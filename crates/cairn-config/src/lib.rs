@@ -206,12 +206,19 @@ pub struct AlertsEntry {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TenantEntry {
     pub tenant_id: String,
+    /// The backup app: read permissions only (docs/entra-app.md).
     pub client_id: String,
     pub client_secret_file: Option<PathBuf>,
     pub certificate: Option<PathBuf>,
     pub certificate_password_file: Option<PathBuf>,
     pub graph_url: Option<String>,
     pub login_url: Option<String>,
+    /// The restore app: write permissions, used by restores only (backups never load
+    /// its credential). Without it, restores use the backup app.
+    pub restore_client_id: Option<String>,
+    pub restore_client_secret_file: Option<PathBuf>,
+    pub restore_certificate: Option<PathBuf>,
+    pub restore_certificate_password_file: Option<PathBuf>,
 }
 
 /// Where the repository is and how to unlock it, given explicitly (flags, a request);
@@ -376,6 +383,33 @@ impl Config {
             t.client_secret_file.as_mut().map(resolve);
             t.certificate.as_mut().map(resolve);
             t.certificate_password_file.as_mut().map(resolve);
+            let restore_credentials = [&t.restore_client_secret_file, &t.restore_certificate]
+                .iter()
+                .filter(|c| c.is_some())
+                .count();
+            match (&t.restore_client_id, restore_credentials) {
+                (None, 0) => {}
+                (Some(_), 1) => {}
+                (None, _) => {
+                    return Err(ConfigError::user(format!(
+                        "{} has a restore credential without restore-client-id",
+                        where_()
+                    ))
+                    .with_hint(
+                        "add restore-client-id, the restore app's application (client) id",
+                    ));
+                }
+                (Some(_), _) => {
+                    return Err(ConfigError::user(format!(
+                        "{} needs exactly one restore credential",
+                        where_()
+                    ))
+                    .with_hint("restore-client-secret-file or restore-certificate"));
+                }
+            }
+            t.restore_client_secret_file.as_mut().map(resolve);
+            t.restore_certificate.as_mut().map(resolve);
+            t.restore_certificate_password_file.as_mut().map(resolve);
         }
         let alerts = file
             .server

@@ -77,10 +77,13 @@ pub struct ResolvedTenant {
     /// Its name in the configuration file; `None` when overrides alone describe it.
     pub name: Option<String>,
     pub tenant_id: String,
+    /// The backup app.
     pub client_id: String,
     pub credential: CredentialSource,
     pub graph_url: String,
     pub login_url: String,
+    /// The restore app, when one is configured: (client id, credential).
+    pub restore: Option<(String, CredentialSource)>,
 }
 
 fn read(what: &'static str, f: &PathBuf) -> Result<String> {
@@ -98,9 +101,21 @@ impl ResolvedTenant {
         self.name.clone().unwrap_or_else(|| self.tenant_id.clone())
     }
 
-    /// The client configuration, credential files read.
+    /// The backup app's client configuration, credential files read.
     pub fn graph_config(&self) -> Result<GraphConfig> {
-        let credential = match &self.credential {
+        self.config_for(&self.client_id, &self.credential)
+    }
+
+    /// The restore app's client configuration, when one is configured.
+    pub fn restore_graph_config(&self) -> Result<Option<GraphConfig>> {
+        self.restore
+            .as_ref()
+            .map(|(id, c)| self.config_for(id, c))
+            .transpose()
+    }
+
+    fn config_for(&self, client_id: &str, credential: &CredentialSource) -> Result<GraphConfig> {
+        let credential = match credential {
             CredentialSource::Secret(s) => Credential::Secret(s.clone().into()),
             CredentialSource::SecretFile(f) => {
                 Credential::Secret(read("client secret file", f)?.trim().to_string().into())
@@ -122,7 +137,7 @@ impl ResolvedTenant {
                 Credential::Certificate(Certificate::from_file(path, password.as_deref())?.into())
             }
         };
-        let mut cfg = GraphConfig::new(&self.tenant_id, &self.client_id, credential);
+        let mut cfg = GraphConfig::new(&self.tenant_id, client_id, credential);
         cfg.graph_url = self.graph_url.clone();
         cfg.login_url = self.login_url.clone();
         Ok(cfg)
@@ -235,7 +250,21 @@ impl Config {
                 )));
             }
         };
+        let restore = file.and_then(|t| {
+            let id = t.restore_client_id.clone()?;
+            let c = match (&t.restore_client_secret_file, &t.restore_certificate) {
+                (Some(f), _) => CredentialSource::SecretFile(f.clone()),
+                (None, Some(c)) => CredentialSource::Certificate {
+                    path: c.clone(),
+                    password: None,
+                    password_file: t.restore_certificate_password_file.clone(),
+                },
+                (None, None) => return None,
+            };
+            Some((id, c))
+        });
         Ok(ResolvedTenant {
+            restore,
             name: entry.map(|(n, _)| n.to_string()),
             tenant_id,
             client_id,

@@ -66,6 +66,8 @@ pub enum DeltaEvent {
 
 pub struct GraphClient {
     transport: Arc<dyn Transport>,
+    /// The sign-in's token cache, also read for the permissions a token grants.
+    tokens: Arc<TokenCache>,
     base: String,
     pacer: Arc<Pacer>,
     requests: AtomicU64,
@@ -110,7 +112,7 @@ impl GraphClient {
         // backoff, carries a token that is valid when it leaves.
         let stack = PaceLayer::new(
             RetryLayer::new(
-                AuthLayer::new(http, tokens),
+                AuthLayer::new(http, tokens.clone()),
                 cfg.retry.clone(),
                 pacer.clone(),
             ),
@@ -118,11 +120,41 @@ impl GraphClient {
         );
         Ok(Self {
             transport: Arc::new(stack),
+            tokens,
             base: format!("{}/v1.0", cfg.graph_url.trim_end_matches('/')),
             pacer,
             requests: AtomicU64::new(0),
             page_size: cfg.page_size,
         })
+    }
+
+    /// The application permissions the tenant granted this app: the `roles` claim of its
+    /// access token (signs in if it has not yet). `None` when the token carries no such
+    /// claim (nothing can be concluded from it). The token is not verified: it was just
+    /// received from the identity platform over TLS, and is only read here to tell an
+    /// administrator what to grant.
+    pub async fn granted_roles(&self) -> Result<Option<Vec<String>>, GraphError> {
+        use base64::Engine as _;
+        use secrecy::ExposeSecret as _;
+        let token = self.tokens.token(false).await?;
+        let payload = token
+            .expose_secret()
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p.trim_end_matches('='))
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        Ok(payload.and_then(|p| {
+            p.get("roles").and_then(Value::as_array).map(|roles| {
+                roles
+                    .iter()
+                    .filter_map(|r| r.as_str().map(str::to_string))
+                    .collect()
+            })
+        }))
     }
 
     pub fn pacer(&self) -> &Pacer {

@@ -33,8 +33,11 @@ use x509_cert::der::{Decode, Reader, SliceReader};
 /// The audience (`aud`) of access tokens for Microsoft Graph.
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 
-/// The application permissions (`roles`) that every simulated app has been granted: what a
-/// backup and restore tool needs across mail, calendars, contacts, OneDrive and SharePoint.
+/// The application permissions (`roles`) of the default app registration: what a backup and
+/// restore tool needs across mail, calendars, contacts, OneDrive and SharePoint, and beyond
+/// that every permission `permissions::RULES` asks for, so that the default app may do
+/// everything the simulator serves (`Sites.FullControl.All` also lets it grant
+/// `Sites.Selected` apps access to sites). Other apps have what `SimConfig::apps` gives them.
 pub const GRANTED_ROLES: &[&str] = &[
     "User.Read.All",
     "Group.Read.All",
@@ -43,6 +46,10 @@ pub const GRANTED_ROLES: &[&str] = &[
     "Contacts.ReadWrite",
     "Files.ReadWrite.All",
     "Sites.ReadWrite.All",
+    "MailboxSettings.ReadWrite",
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Sites.FullControl.All",
 ];
 
 /// Base64url (no padding) SHA-1 thumbprint of a DER certificate: the `x5t` header of an RS256
@@ -78,6 +85,8 @@ pub struct TokenClaims {
     pub client_id: String,
     /// When it expires, in Unix seconds (`exp`).
     pub exp: i64,
+    /// The application permissions the app was granted when the token was issued (`roles`).
+    pub roles: Vec<String>,
 }
 
 /// Why an access token was refused. Graph answers all of these with 401
@@ -108,6 +117,8 @@ struct AccessClaims {
     exp: i64,
     appid: String,
     idtyp: String,
+    /// Entra leaves the claim out of a token of an app that was granted nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     roles: Vec<String>,
     sub: String,
     tid: String,
@@ -130,9 +141,16 @@ impl TokenIssuer {
         self.lifetime
     }
 
-    /// A new access token for `client_id` in `tenant_id`, valid from `now_unix` for the
-    /// issuer's lifetime. Every token carries a fresh random `uti`, so no two are equal.
-    pub fn issue(&self, tenant_id: &str, client_id: &str, now_unix: i64) -> String {
+    /// A new access token for `client_id` in `tenant_id` carrying the application permissions
+    /// `roles`, valid from `now_unix` for the issuer's lifetime. Every token carries a fresh
+    /// random `uti`, so no two are equal.
+    pub fn issue(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        roles: &[String],
+        now_unix: i64,
+    ) -> String {
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
         let uti: [u8; 16] = rand::rng().random();
         let claims = AccessClaims {
@@ -143,7 +161,7 @@ impl TokenIssuer {
             exp: now_unix.saturating_add(lifetime),
             appid: client_id.to_owned(),
             idtyp: "app".to_owned(),
-            roles: GRANTED_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+            roles: roles.to_vec(),
             sub: client_id.to_owned(),
             tid: tenant_id.to_owned(),
             uti: URL_SAFE_NO_PAD.encode(uti),
@@ -176,6 +194,7 @@ impl TokenIssuer {
             tenant_id: claims.tid,
             client_id: claims.appid,
             exp: claims.exp,
+            roles: claims.roles,
         })
     }
 }
@@ -1019,6 +1038,10 @@ mod tests {
         TokenIssuer::new(KEY, Duration::from_secs(3599))
     }
 
+    fn granted() -> Vec<String> {
+        GRANTED_ROLES.iter().map(|r| (*r).to_owned()).collect()
+    }
+
     fn payload(token: &str) -> Value {
         let body = token.split('.').nth(1).unwrap();
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap()
@@ -1027,7 +1050,7 @@ mod tests {
     #[test]
     fn token_round_trip() {
         let issuer = issuer();
-        let token = issuer.issue(TENANT, CLIENT, NOW);
+        let token = issuer.issue(TENANT, CLIENT, &granted(), NOW);
         assert!(token.starts_with("eyJ"), "{token}");
         let claims = issuer.validate(&token, NOW + 100).unwrap();
         assert_eq!(
@@ -1036,13 +1059,30 @@ mod tests {
                 tenant_id: TENANT.to_owned(),
                 client_id: CLIENT.to_owned(),
                 exp: NOW + 3599,
+                roles: granted(),
             }
         );
     }
 
     #[test]
+    fn roles_claim_lists_the_permissions_and_is_absent_without_any() {
+        let issuer = issuer();
+        let roles = vec!["User.Read.All".to_owned(), "Sites.Selected".to_owned()];
+        let p = payload(&issuer.issue(TENANT, CLIENT, &roles, NOW));
+        assert_eq!(p["roles"], json!(["User.Read.All", "Sites.Selected"]));
+        assert_eq!(p["idtyp"], "app");
+
+        let token = issuer.issue(TENANT, CLIENT, &[], NOW);
+        assert!(payload(&token).get("roles").is_none());
+        assert_eq!(
+            issuer.validate(&token, NOW).unwrap().roles,
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
     fn token_claims_look_like_entra() {
-        let token = issuer().issue(TENANT, CLIENT, NOW);
+        let token = issuer().issue(TENANT, CLIENT, &granted(), NOW);
         let p = payload(&token);
         assert_eq!(p["aud"], GRAPH_AUDIENCE);
         assert_eq!(p["iss"], format!("https://sts.windows.net/{TENANT}/"));
@@ -1052,7 +1092,7 @@ mod tests {
         assert_eq!(p["nbf"], NOW);
         assert_eq!(p["exp"], NOW + 3599);
         assert_eq!(p["roles"].as_array().unwrap().len(), GRANTED_ROLES.len());
-        let other = payload(&issuer().issue(TENANT, CLIENT, NOW));
+        let other = payload(&issuer().issue(TENANT, CLIENT, &granted(), NOW));
         assert_eq!(p["uti"].as_str().unwrap().len(), 22);
         assert_ne!(p["uti"], other["uti"]);
     }
@@ -1060,7 +1100,7 @@ mod tests {
     #[test]
     fn token_expires_without_leeway() {
         let issuer = issuer();
-        let token = issuer.issue(TENANT, CLIENT, NOW);
+        let token = issuer.issue(TENANT, CLIENT, &granted(), NOW);
         assert!(issuer.validate(&token, NOW + 3598).is_ok());
         assert_eq!(
             issuer.validate(&token, NOW + 3599),
@@ -1075,7 +1115,7 @@ mod tests {
     #[test]
     fn tampered_or_foreign_tokens_are_rejected() {
         let issuer = issuer();
-        let token = issuer.issue(TENANT, CLIENT, NOW);
+        let token = issuer.issue(TENANT, CLIENT, &granted(), NOW);
         let mut p = payload(&token);
         p["tid"] = json!("00000000-0000-0000-0000-000000000000");
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
@@ -1086,8 +1126,12 @@ mod tests {
             Err(TokenError::BadSignature)
         );
 
-        let foreign =
-            TokenIssuer::new([1; 32], Duration::from_secs(3599)).issue(TENANT, CLIENT, NOW);
+        let foreign = TokenIssuer::new([1; 32], Duration::from_secs(3599)).issue(
+            TENANT,
+            CLIENT,
+            &granted(),
+            NOW,
+        );
         assert_eq!(
             issuer.validate(&foreign, NOW),
             Err(TokenError::BadSignature)

@@ -1,8 +1,9 @@
-//! Simulator configuration: the tenant to generate, the app registration it accepts, and how
-//! hostile the service is (throttling, faults, latency, bandwidth).
+//! Simulator configuration: the tenant to generate, the app registrations it accepts and
+//! what they may do, and how hostile the service is (throttling, faults, latency, bandwidth).
 
 use crate::tenant::TenantSpec;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,14 +53,86 @@ impl ThrottleLimits {
     }
 }
 
+/// An app registration besides the default one, with the application permissions an
+/// administrator consented to (`roles`), so that tests can see what a client does when it
+/// lacks one. It signs in with its client secret only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimApp {
+    pub client_id: String,
+    pub client_secret: String,
+    /// Application permissions, spelt as Graph spells them (`Mail.Read`, `Sites.Selected`).
+    pub roles: Vec<String>,
+}
+
+impl SimApp {
+    pub fn new(client_id: &str, client_secret: &str, roles: &[&str]) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            roles: roles
+                .iter()
+                .map(|r| crate::permissions::canonical_role(r))
+                .collect(),
+        }
+    }
+}
+
+/// `CLIENT_ID:SECRET:ROLE,ROLE,...` (the form of `cairn sim serve --app`). The secret may
+/// itself hold colons; the role list may be empty (an app no administrator consented to).
+/// Roles are matched to Graph's spelling regardless of case.
+impl FromStr for SimApp {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // The secret is what lies between the first and the last colon; never echo it.
+        let Some((client_id, secret, roles)) = s.split_once(':').and_then(|(id, rest)| {
+            rest.rsplit_once(':')
+                .map(|(secret, roles)| (id, secret, roles))
+        }) else {
+            return Err("an app is given as CLIENT_ID:SECRET:ROLE,ROLE,... (e.g. \
+                 11111111-2222-3333-4444-555555555555:s3cret:User.Read.All,Mail.Read)"
+                .to_owned());
+        };
+        let client_id = client_id.trim();
+        if client_id.is_empty() {
+            return Err("the app's client id (before the first ':') is empty".to_owned());
+        }
+        if secret.is_empty() {
+            return Err(format!(
+                "app {client_id}: the client secret (between the first and the last ':') is empty"
+            ));
+        }
+        let roles: Vec<&str> = roles
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .collect();
+        Ok(Self::new(client_id, secret, &roles))
+    }
+}
+
+impl std::fmt::Debug for SimApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimApp")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
 #[derive(Clone)]
 pub struct SimConfig {
     pub tenant: TenantSpec,
     pub tenant_id: String,
+    /// The default app registration: every permission the simulator checks
+    /// (`auth::GRANTED_ROLES`), a client secret and optionally certificates.
     pub client_id: String,
     pub client_secret: String,
     /// PEM certificates accepted for client assertions.
     pub client_certificates_pem: Option<String>,
+    /// Further app registrations with the permissions given to each.
+    pub apps: Vec<SimApp>,
     pub token_lifetime: Duration,
     pub throttle: ThrottleMode,
     pub limits: ThrottleLimits,
@@ -84,6 +157,7 @@ impl SimConfig {
             client_id: crate::seeded::guid(seed, &[901]),
             client_secret: "cairn-sim-secret".into(),
             client_certificates_pem: None,
+            apps: Vec::new(),
             token_lifetime: Duration::from_secs(3599),
             throttle: ThrottleMode::Microsoft,
             limits: ThrottleLimits::default(),
@@ -105,6 +179,7 @@ impl std::fmt::Debug for SimConfig {
             .field("tenant_id", &self.tenant_id)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
+            .field("apps", &self.apps)
             .field("throttle", &self.throttle)
             .field("fault_rate", &self.fault_rate)
             .field("state_dir", &self.state_dir)
@@ -121,5 +196,38 @@ mod tests {
         let mut c = SimConfig::new(TenantSpec::default());
         c.client_secret = "very-secret-value".into();
         assert!(!format!("{c:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn apps_parse_and_hide_their_secret() {
+        let app: SimApp = "app-1:se:cr:et:user.read.all, Mail.Read,,Sites.Selected"
+            .parse()
+            .unwrap();
+        assert_eq!(app.client_id, "app-1");
+        assert_eq!(app.client_secret, "se:cr:et");
+        assert_eq!(app.roles, ["User.Read.All", "Mail.Read", "Sites.Selected"]);
+        let mut c = SimConfig::new(TenantSpec::default());
+        c.apps.push(app);
+        assert!(!format!("{c:?}").contains("se:cr:et"));
+
+        let none: SimApp = "app-2:secret:".parse().unwrap();
+        assert!(none.roles.is_empty());
+        // A role unknown to the simulator is kept as given: it only never grants anything.
+        let odd: SimApp = "app-3:secret:Chat.Read.All".parse().unwrap();
+        assert_eq!(odd.roles, ["Chat.Read.All"]);
+    }
+
+    #[test]
+    fn malformed_apps_are_refused_without_echoing_the_secret() {
+        for bad in [
+            "",
+            "just-an-id",
+            "id:hunter2",
+            ":hunter2:Mail.Read",
+            "id::Mail.Read",
+        ] {
+            let err = bad.parse::<SimApp>().unwrap_err();
+            assert!(!err.contains("hunter2"), "{bad}: {err}");
+        }
     }
 }

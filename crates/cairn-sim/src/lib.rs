@@ -14,7 +14,9 @@ pub mod keys;
 pub mod mime;
 pub mod mime_headers;
 pub mod model;
+pub mod odata;
 pub mod paging;
+pub mod permissions;
 pub mod plan;
 pub mod seeded;
 pub mod server;
@@ -25,6 +27,6 @@ pub mod throttle;
 pub mod uploads;
 pub mod wire;
 
-pub use config::{SimConfig, ThrottleLimits, ThrottleMode};
+pub use config::{SimApp, SimConfig, ThrottleLimits, ThrottleMode};
 pub use server::SimServer;
 pub use tenant::TenantSpec;

@@ -31,6 +31,9 @@ pub struct Tok {
     pub x: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
+    /// The `$filter` of the first request (delta options live in their tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f: Option<String>,
 }
 
 impl Tok {
@@ -45,7 +48,16 @@ impl Tok {
             sel: None,
             x: None,
             n,
+            f: None,
         }
+    }
+
+    /// The token a request carries (`$skiptoken`, `$deltatoken` or `token`), decoded.
+    pub fn of(req: &Req) -> Option<Tok> {
+        req.q("$skiptoken")
+            .or_else(|| req.q("$deltatoken"))
+            .or_else(|| req.q("token"))
+            .and_then(Tok::decode)
     }
 
     pub fn encode(&self) -> String {
@@ -164,9 +176,10 @@ pub fn delta(
         sel,
         x: None,
         n: None,
+        f: req.q("$filter").map(str::to_string),
     };
     let mut tok = match raw {
-        None => fresh(req.q("$select").map(str::to_string)),
+        None => fresh(req.select().map(|s| s.join(","))),
         Some("latest") if spec.drive_style => {
             let t = Tok {
                 m: 2,
@@ -279,18 +292,34 @@ pub fn delta(
     Resp::ok(body)
 }
 
-/// Plain paging over a small, already materialised list (`$top` + `$skiptoken` = offset).
+/// Plain paging over a small, already materialised list (`$top` + `$skiptoken` = offset,
+/// `$skip` on the first page), with `@odata.count` when `$count=true` (Outlook and files
+/// count without further ado; the directory uses `page_list_counted`).
 pub fn page_list(req: &Req, url: &str, items: Vec<Value>, default: u32, max: u32) -> Resp {
+    let count = crate::odata::count_requested(req);
+    page_list_counted(req, url, items, default, max, count)
+}
+
+/// `page_list`, with `@odata.count` on the first page when `count` is set.
+pub fn page_list_counted(
+    req: &Req,
+    url: &str,
+    items: Vec<Value>,
+    default: u32,
+    max: u32,
+    count: bool,
+) -> Resp {
     let size = req
         .max_page_size()
         .or_else(|| req.q("$top").and_then(|t| t.parse().ok()))
         .unwrap_or(default)
         .clamp(1, max) as usize;
-    let offset: usize = req
-        .q("$skiptoken")
-        .and_then(Tok::decode)
-        .map(|t| t.p as usize)
-        .unwrap_or(0);
+    let token = req.q("$skiptoken").and_then(Tok::decode);
+    let first = token.is_none();
+    let offset: usize = match token {
+        Some(t) => t.p as usize,
+        None => req.q("$skip").and_then(|s| s.parse().ok()).unwrap_or(0),
+    };
     let total = items.len();
     let sel = req.select();
     let mut page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
@@ -298,7 +327,7 @@ pub fn page_list(req: &Req, url: &str, items: Vec<Value>, default: u32, max: u32
         crate::wire::apply_select(v, &sel);
     }
     let mut body = json!({});
-    if offset == 0 && req.q("$count").is_some_and(|c| c == "true") {
+    if first && count {
         body["@odata.count"] = json!(total);
     }
     body["value"] = json!(page);
@@ -307,7 +336,9 @@ pub fn page_list(req: &Req, url: &str, items: Vec<Value>, default: u32, max: u32
         let mut q: Vec<String> = req
             .query
             .iter()
-            .filter(|(k, _)| k != "$skiptoken" && k != "$count")
+            // The query stays whole (a later page is the same query further on); the
+            // token's offset overrides `$skip`, and `$count` is answered on the first page.
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
             .map(|(k, v)| {
                 format!(
                     "{k}={}",

@@ -119,15 +119,12 @@ async fn graph(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let raw_path = uri
-        .path()
-        .strip_prefix("/v1.0")
-        .unwrap_or(uri.path())
-        .to_string();
+    let raw_path = uri.path().strip_prefix("/v1.0").unwrap_or(uri.path());
+    let mut query = uri.query().map(parse_query).unwrap_or_default();
     let req = Req {
         method: method.as_str().to_string(),
-        path: raw_path,
-        query: uri.query().map(parse_query).unwrap_or_default(),
+        path: crate::wire::canonical_path(raw_path, &mut query),
+        query,
         headers: header_pairs(&headers),
         body,
         base: base_of(&headers),

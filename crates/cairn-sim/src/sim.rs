@@ -1,12 +1,13 @@
 //! The simulator service: the request pipeline every Graph call goes through
-//! (authentication → fault injection → throttling → handler), `$batch`, token endpoint,
-//! pre-authenticated downloads and upload sessions, and statistics.
+//! (authentication and authorisation → fault injection → throttling → handler), `$batch`,
+//! token endpoint, pre-authenticated downloads and upload sessions, and statistics.
 
-use crate::auth::{AssertionVerifier, TokenIssuer};
-use crate::config::{SimConfig, ThrottleMode};
+use crate::auth::{AssertionVerifier, GRANTED_ROLES, TokenClaims, TokenIssuer};
+use crate::config::{SimApp, SimConfig, ThrottleMode};
 use crate::keys::{CollKey, ItemKey, Res};
 use crate::model::{DriveNode, Model};
 use crate::paging::gone;
+use crate::permissions::SiteGrants;
 use crate::seeded::{hash, mix};
 use crate::state::{Content, State};
 use crate::tenant::Tenant;
@@ -73,6 +74,8 @@ pub struct Sim {
     pub uploads: Mutex<HashMap<String, UploadSession>>,
     /// Throttling bursts injected by faults: further 429s owed per mailbox.
     bursts: Mutex<HashMap<Res, u32>>,
+    /// Which `Sites.Selected` apps were granted which site collections.
+    pub site_grants: SiteGrants,
 }
 
 impl std::fmt::Debug for Sim {
@@ -108,6 +111,23 @@ impl Sim {
                 &hash(cfg.tenant.seed ^ state.instance, &[77, i as u64]).to_le_bytes(),
             );
         }
+        let mut client_ids = vec![cfg.client_id.as_str()];
+        for app in &cfg.apps {
+            if app.client_id.is_empty() || app.client_secret.is_empty() {
+                anyhow::bail!(
+                    "app {:?} needs a client id and a client secret",
+                    app.client_id
+                );
+            }
+            if client_ids.contains(&app.client_id.as_str()) {
+                anyhow::bail!(
+                    "app client id {} is given twice (the default app is {})",
+                    app.client_id,
+                    cfg.client_id
+                );
+            }
+            client_ids.push(&app.client_id);
+        }
         if let Some(pem) = &cfg.client_certificates_pem {
             // Validate early so a bad certificate fails at start-up, not at first login.
             AssertionVerifier::new(&cfg.client_id, vec!["x".into()], pem)
@@ -124,6 +144,7 @@ impl Sim {
             fault_counter: AtomicU64::new(0),
             uploads: Mutex::new(HashMap::new()),
             bursts: Mutex::new(HashMap::new()),
+            site_grants: SiteGrants::default(),
             cfg,
         })
     }
@@ -340,10 +361,15 @@ impl Sim {
         Some(f)
     }
 
-    /// One Graph request after authentication: faults, throttling, handler.
+    /// One Graph request, direct or a `$batch` part: authentication and authorisation,
+    /// faults, throttling, handler.
     /// Returns the response and the fault the transport must apply (reset, truncate).
     pub async fn serve_graph(&self, mut req: Req, batch_part: bool) -> (Resp, Option<Fault>) {
         let label = endpoint_label(&req.method, &req.path);
+        if let Err(resp) = self.authorize(&req) {
+            self.count(&label, resp.status, 0);
+            return (resp, None);
+        }
         let fault = self.draw_fault(&req, batch_part);
         let has_token = req.q("$deltatoken").is_some()
             || req.q("token").is_some()
@@ -540,10 +566,11 @@ impl Sim {
         } else {
             format!("/{url}")
         };
-        let (path, query) = match url.split_once('?') {
+        let (path, mut query) = match url.split_once('?') {
             Some((p, q)) => (p.to_string(), parse_query(q)),
             None => (url.clone(), vec![]),
         };
+        let path = crate::wire::canonical_path(&path, &mut query);
         let mut headers = outer.headers.clone();
         headers.retain(|(k, _)| k != "content-type" && k != "content-length");
         if let Some(h) = r["headers"].as_object() {
@@ -611,7 +638,8 @@ impl Sim {
                 "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
             );
         };
-        if client_id != self.cfg.client_id {
+        let app: Option<&SimApp> = self.cfg.apps.iter().find(|a| a.client_id == client_id);
+        if client_id != self.cfg.client_id && app.is_none() {
             return oauth_err(
                 400,
                 "unauthorized_client",
@@ -629,7 +657,8 @@ impl Sim {
         }
         let now = chrono::Utc::now().timestamp();
         if let Some(secret) = get("client_secret") {
-            if secret != self.cfg.client_secret {
+            let expected = app.map_or(&self.cfg.client_secret, |a| &a.client_secret);
+            if secret != expected {
                 return oauth_err(
                     401,
                     "invalid_client",
@@ -646,7 +675,8 @@ impl Sim {
                     "AADSTS50027: client_assertion_type is invalid.",
                 );
             }
-            let Some(v) = self.verifier.get() else {
+            // Only the default app has certificates registered.
+            let Some(v) = self.verifier.get().filter(|_| app.is_none()) else {
                 return oauth_err(
                     401,
                     "invalid_client",
@@ -663,7 +693,13 @@ impl Sim {
                 "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is required.",
             );
         }
-        let token = self.issuer.issue(&self.cfg.tenant_id, client_id, now);
+        let roles: Vec<String> = match app {
+            Some(a) => a.roles.clone(),
+            None => GRANTED_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        let token = self
+            .issuer
+            .issue(&self.cfg.tenant_id, client_id, &roles, now);
         let life = self.cfg.token_lifetime.as_secs();
         Resp::ok(
             json!({"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": token}),
@@ -687,6 +723,27 @@ impl Sim {
 
     /// Checks the bearer token of a Graph call.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<(), Resp> {
+        self.caller(authorization).map(|_| ())
+    }
+
+    /// The authentication and authorisation step of every Graph call, direct or a `$batch`
+    /// part (which carries the batch's token): a valid token, whose `roles` cover the request
+    /// as `permissions::RULES` says, or Graph's refusal (401, or 403 in the shape of the
+    /// service behind the path).
+    pub fn authorize(&self, req: &Req) -> Result<(), Resp> {
+        let caller = self.caller(req.header("authorization"))?;
+        crate::permissions::check(
+            &self.model.tenant,
+            &self.site_grants,
+            &caller.client_id,
+            &caller.roles,
+            &req.method,
+            &req.path,
+        )
+    }
+
+    /// Who a bearer token was issued to, or the 401 Graph answers.
+    fn caller(&self, authorization: Option<&str>) -> Result<TokenClaims, Resp> {
         let Some(token) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
             return Err(Resp::error(
                 401,
@@ -695,7 +752,7 @@ impl Sim {
             ));
         };
         match self.issuer.validate(token, chrono::Utc::now().timestamp()) {
-            Ok(c) if c.tenant_id == self.cfg.tenant_id => Ok(()),
+            Ok(c) if c.tenant_id == self.cfg.tenant_id => Ok(c),
             Ok(_) => Err(Resp::error(
                 401,
                 "InvalidAuthenticationToken",

@@ -105,6 +105,12 @@ struct ServeArgs {
     /// PEM file of certificates accepted for client assertions.
     #[arg(long)]
     client_certificate: Option<PathBuf>,
+    /// A further app registration and its application permissions, to see what a client does
+    /// without one: CLIENT_ID:SECRET:ROLE,ROLE,... (e.g. `--app
+    /// 11111111-2222-3333-4444-555555555555:s3cret:User.Read.All,Mail.Read`; repeatable).
+    // Parsed in `config`, so that a malformed value is not echoed with its secret.
+    #[arg(long = "app", value_name = "CLIENT_ID:SECRET:ROLES")]
+    apps: Vec<String>,
     /// Access token lifetime in seconds.
     #[arg(long, default_value_t = 3599)]
     token_lifetime: u64,
@@ -162,6 +168,11 @@ fn config(a: &ServeArgs) -> anyhow::Result<SimConfig> {
     if let Some(s) = &a.client_secret {
         cfg.client_secret = s.clone();
     }
+    cfg.apps = a
+        .apps
+        .iter()
+        .map(|app| app.parse().map_err(|e| anyhow::anyhow!("--app: {e}")))
+        .collect::<anyhow::Result<_>>()?;
     if let Some(p) = &a.client_certificate {
         cfg.client_certificates_pem = Some(
             std::fs::read_to_string(p)

@@ -19,7 +19,10 @@ pub struct TenantArgs {
 #[derive(Subcommand)]
 enum TenantCommand {
     /// Sign in to a tenant and record it in the configuration file.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
+    /// Sign in with the tenant's apps and report, per service, what backups and restores
+    /// may do and which permission to grant.
+    Check(CheckArgs),
     /// List the tenants of the configuration file (never their secrets).
     List(ListArgs),
     /// Remove a tenant from the configuration file.
@@ -53,6 +56,19 @@ struct AddArgs {
     /// Identity (login) root [default: https://login.microsoftonline.com].
     #[arg(long)]
     login_url: Option<String>,
+    /// The restore app's application (client) id: write permissions, used by restores
+    /// only (docs/entra-app.md). Without one, restores use the backup app.
+    #[arg(long, requires = "restore_credential")]
+    restore_client_id: Option<String>,
+    /// File holding the restore app's client secret.
+    #[arg(long, group = "restore_credential", requires = "restore_client_id")]
+    restore_client_secret_file: Option<PathBuf>,
+    /// The restore app's certificate with its private key (PEM, or PKCS#12).
+    #[arg(long, group = "restore_credential", requires = "restore_client_id")]
+    restore_certificate: Option<PathBuf>,
+    /// File holding the password of the restore app's .pfx certificate.
+    #[arg(long, requires = "restore_certificate")]
+    restore_certificate_password_file: Option<PathBuf>,
     /// Record the tenant without signing in.
     #[arg(long)]
     no_verify: bool,
@@ -69,6 +85,15 @@ struct ListArgs {
 }
 
 #[derive(Args)]
+struct CheckArgs {
+    /// The tenant's name.
+    name: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct RemoveArgs {
     /// The tenant's name.
     name: String,
@@ -77,7 +102,8 @@ struct RemoveArgs {
 pub fn run(args: TenantArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = config::load(config)?;
     match args.command {
-        TenantCommand::Add(a) => add(a, &cfg),
+        TenantCommand::Add(a) => add(*a, &cfg),
+        TenantCommand::Check(a) => check(a, &cfg),
         TenantCommand::List(a) => list(a, &cfg),
         TenantCommand::Remove(a) => remove(a, &cfg),
     }
@@ -115,6 +141,11 @@ fn add(a: AddArgs, cfg: &Config) -> anyhow::Result<()> {
         certificate_password_file: absolute(&a.certificate_password_file)?.map(PathBuf::from),
         graph_url: a.graph_url.clone(),
         login_url: a.login_url.clone(),
+        restore_client_id: a.restore_client_id.clone(),
+        restore_client_secret_file: absolute(&a.restore_client_secret_file)?.map(PathBuf::from),
+        restore_certificate: absolute(&a.restore_certificate)?.map(PathBuf::from),
+        restore_certificate_password_file: absolute(&a.restore_certificate_password_file)?
+            .map(PathBuf::from),
     };
     let tenant = ResolvedTenant {
         name: Some(a.name.clone()),
@@ -137,6 +168,20 @@ fn add(a: AddArgs, cfg: &Config) -> anyhow::Result<()> {
             .login_url
             .clone()
             .unwrap_or_else(|| DEFAULT_LOGIN_URL.into()),
+        restore: entry.restore_client_id.clone().map(|id| {
+            let c = match (
+                &entry.restore_client_secret_file,
+                &entry.restore_certificate,
+            ) {
+                (Some(f), _) => CredentialSource::SecretFile(f.clone()),
+                (None, _) => CredentialSource::Certificate {
+                    path: entry.restore_certificate.clone().unwrap_or_default(),
+                    password: None,
+                    password_file: entry.restore_certificate_password_file.clone(),
+                },
+            };
+            (id, c)
+        }),
     };
     // Read the credential (and check the URLs) even without --no-verify: what is recorded
     // must at least be usable.
@@ -154,6 +199,15 @@ fn add(a: AddArgs, cfg: &Config) -> anyhow::Result<()> {
             cap: Duration::from_secs(2),
         };
         verify(&a.name, graph_cfg)?;
+        if let Some(mut restore_cfg) = tenant.restore_graph_config()? {
+            restore_cfg.retry = RetryPolicy {
+                max_attempts: 3,
+                base: Duration::from_millis(200),
+                cap: Duration::from_secs(2),
+            };
+            verify(&a.name, restore_cfg)?;
+        }
+        print_permissions(&tenant, false)?;
     }
     config::edit_file(cfg.path(), cfg.env(), |doc| {
         let tenants = doc
@@ -218,7 +272,112 @@ fn entry_table(e: &TenantEntry) -> toml_edit::Table {
     if let Some(u) = &e.login_url {
         t["login-url"] = toml_edit::value(u);
     }
+    if let Some(id) = &e.restore_client_id {
+        t["restore-client-id"] = toml_edit::value(id);
+    }
+    if let Some(f) = &e.restore_client_secret_file {
+        t["restore-client-secret-file"] = path(f);
+    }
+    if let Some(c) = &e.restore_certificate {
+        t["restore-certificate"] = path(c);
+    }
+    if let Some(f) = &e.restore_certificate_password_file {
+        t["restore-certificate-password-file"] = path(f);
+    }
     t
+}
+
+/// `cairn tenant check NAME`.
+fn check(a: CheckArgs, cfg: &Config) -> anyhow::Result<()> {
+    let tenant = cfg.tenant(&cairn_config::TenantOverrides {
+        tenant: Some(a.name.clone()),
+        ..Default::default()
+    })?;
+    print_permissions(&tenant, a.json)
+}
+
+/// Signs in with the backup app (and the restore app) and says per service what works,
+/// what does not and what to grant, with the admin-consent URL.
+fn print_permissions(tenant: &ResolvedTenant, json: bool) -> anyhow::Result<()> {
+    use cairn_app::permissions::{admin_consent_url, report};
+    let rt = crate::sim::runtime()?;
+    let backup = cairn_graph::GraphClient::new(tenant.graph_config()?)?;
+    let backup_roles = rt.block_on(backup.granted_roles())?;
+    let restore_roles = match tenant.restore_graph_config()? {
+        Some(cfg) => rt.block_on(cairn_graph::GraphClient::new(cfg)?.granted_roles())?,
+        None => None,
+    };
+    let has_restore_app = tenant.restore.is_some();
+    // Without a restore app, the backup app restores.
+    let writer = if has_restore_app {
+        restore_roles.as_deref()
+    } else {
+        backup_roles.as_deref()
+    };
+    let lines = report(backup_roles.as_deref(), writer);
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "backup-roles": backup_roles,
+                "restore-roles": restore_roles,
+                "restore-app": has_restore_app,
+                "services": lines,
+            }))?
+        );
+        return Ok(());
+    }
+    let Some(granted) = &backup_roles else {
+        eprintln!("the backup app's token lists no application permissions: nothing to check");
+        return Ok(());
+    };
+    outln!(
+        "backup app {} holds: {}",
+        tenant.client_id,
+        if granted.is_empty() {
+            "nothing".to_string()
+        } else {
+            granted.join(", ")
+        }
+    );
+    if let (Some((id, _)), Some(r)) = (&tenant.restore, &restore_roles) {
+        outln!("restore app {id} holds: {}", r.join(", "));
+    }
+    outln!("{:<12} {:<34} RESTORE", "SERVICE", "BACKUP");
+    let mut missing = false;
+    for l in &lines {
+        let backup = match l.backup {
+            Some(true) => "ok".to_string(),
+            _ => {
+                missing = true;
+                format!("missing: grant {}", l.grant_backup)
+            }
+        };
+        let restore = match l.restore {
+            Some(true) => "ok".to_string(),
+            Some(false) if has_restore_app => {
+                format!("missing: grant the restore app {}", l.grant_restore)
+            }
+            Some(false) => format!(
+                "no: the backup app may not write (add a restore app with {})",
+                l.grant_restore
+            ),
+            None => "unknown".to_string(),
+        };
+        outln!("{:<12} {:<34} {restore}", l.part, backup);
+    }
+    if !has_restore_app && writer.is_some_and(cairn_app::permissions::can_write_anything) {
+        eprintln!(
+            "warning: the backup app may change the tenant's data; a read-only backup app and a separate restore app keep a stolen backup server from doing so (docs/entra-app.md)"
+        );
+    }
+    if missing {
+        outln!(
+            "grant the missing permissions to the backup app, then consent: {}",
+            admin_consent_url(&tenant.login_url, &tenant.tenant_id, &tenant.client_id)
+        );
+    }
+    Ok(())
 }
 
 fn credential_kind(e: &TenantEntry) -> &'static str {

@@ -2,5 +2,8 @@
 
 mod conversations;
 mod endpoints;
+mod forms;
 mod harness;
+mod permissions;
+mod sdk;
 mod walk;

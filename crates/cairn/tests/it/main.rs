@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 mod backup;
 mod browse;
 mod config;
+mod permissions;
 mod serve;
 mod tenants;
 
