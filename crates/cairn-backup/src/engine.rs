@@ -264,22 +264,62 @@ impl Engine {
     /// Sites and their subsites; `only` (URLs or ids) narrows the list.
     pub async fn sites(&self, only: &[String]) -> Result<Vec<Target>, BackupError> {
         let mut out = Vec::new();
-        let mut queue: Vec<String> = Vec::new();
-        let mut s = Box::pin(self.graph.items("/sites/getAllSites?$select=id,webUrl"));
-        while let Some(site) = s.next().await {
-            let site = site?;
-            queue.push(site["id"].as_str().unwrap_or_default().to_string());
-            let url = site["webUrl"].as_str().unwrap_or_default().to_string();
-            let id = site["id"].as_str().unwrap_or_default().to_string();
-            if only.is_empty() || only.iter().any(|o| *o == url || *o == id) {
+        if only.is_empty() {
+            let mut s = Box::pin(self.graph.items("/sites/getAllSites?$select=id,webUrl"));
+            while let Some(site) = s.next().await {
+                let site = match site {
+                    Ok(v) => v,
+                    Err(e) if e.status() == Some(403) => {
+                        return Err(BackupError::Forbidden {
+                            what: format!("the sites of tenant {}", self.tenant),
+                            detail: e.to_string(),
+                            hint: "an app holding Sites.Selected cannot list every site: name the sites granted to it (--sites URL,URL), or grant Sites.Read.All".into(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 out.push(Target {
                     kind: TargetKind::Site,
-                    id,
-                    name: url,
+                    id: site["id"].as_str().unwrap_or_default().to_string(),
+                    name: site["webUrl"].as_str().unwrap_or_default().to_string(),
+                });
+            }
+        } else {
+            // Named sites are looked up one by one (an app holding Sites.Selected may read
+            // the sites granted to it, but not list them all).
+            for o in only {
+                let path = match o.split_once("://").map(|(_, rest)| rest) {
+                    Some(rest) => match rest.split_once('/') {
+                        Some((host, p)) => format!("/sites/{host}:/{}", p.trim_end_matches('/')),
+                        None => format!("/sites/{rest}"),
+                    },
+                    None => format!("/sites/{o}"),
+                };
+                let site = match self.graph.get(&format!("{path}?$select=id,webUrl")).await {
+                    Ok(v) => v,
+                    Err(e) if e.status() == Some(404) || e.status() == Some(400) => {
+                        return Err(BackupError::UnknownResource {
+                            kind: "site",
+                            name: o.clone(),
+                            tenant: self.tenant.clone(),
+                        });
+                    }
+                    Err(e) if e.status() == Some(403) => {
+                        return Err(BackupError::Forbidden {
+                            what: format!("site {o}"),
+                            detail: e.to_string(),
+                            hint: "grant the backup app this site (Sites.Selected: POST /sites/{id}/permissions with role read, docs/entra-app.md), or Sites.Read.All".into(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                out.push(Target {
+                    kind: TargetKind::Site,
+                    id: site["id"].as_str().unwrap_or_default().to_string(),
+                    name: site["webUrl"].as_str().unwrap_or(o).to_string(),
                 });
             }
         }
-        drop(s);
         // Subsites are resources of their own, found under the selected sites.
         let mut i = 0;
         while i < out.len() {

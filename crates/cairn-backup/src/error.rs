@@ -15,6 +15,13 @@ pub enum BackupError {
         name: String,
         tenant: String,
     },
+    /// The app may not read what was asked for.
+    #[error("{what}: the app may not read it ({detail})")]
+    Forbidden {
+        what: String,
+        detail: String,
+        hint: String,
+    },
     #[error(transparent)]
     Graph(#[from] GraphError),
     #[error(transparent)]
@@ -27,7 +34,7 @@ impl BackupError {
     /// The user's to fix (exit 2), not an outage or a bug.
     pub fn is_user_error(&self) -> bool {
         match self {
-            BackupError::UnknownResource { .. } => true,
+            BackupError::UnknownResource { .. } | BackupError::Forbidden { .. } => true,
             BackupError::Graph(g) => matches!(g, GraphError::Auth { .. } | GraphError::Config(_)),
             BackupError::Repo(r) => r.is_user_error(),
             BackupError::Catalog(_) => false,
@@ -40,6 +47,7 @@ impl BackupError {
             BackupError::UnknownResource { kind, .. } => Some(format!(
                 "`cairn graph get /{kind}s` lists them; names are user principal names, group names or site URLs"
             )),
+            BackupError::Forbidden { hint, .. } => Some(hint.clone()),
             BackupError::Graph(g) => g.hint().map(str::to_string),
             BackupError::Repo(r) => r.hint().map(str::to_string),
             BackupError::Catalog(c) => c.hint().map(str::to_string),

@@ -155,6 +155,16 @@ impl Sim {
             }
             ["sites"] if m == "GET" => self.list_sites(req, false),
             ["sites", "getAllSites"] if m == "GET" => self.list_sites(req, true),
+            // A site by hostname and path: `/sites/host:/sites/hr` (then `:/lists…`).
+            ["sites", host]
+                if addressed.is_some() && self.model.tenant.find_site(host).is_none() =>
+            {
+                let path = addressed.as_deref().unwrap_or_default();
+                let Some(site) = self.model.tenant.find_site_by_path(host, path) else {
+                    return Resp::error(404, "itemNotFound", "Requested site could not be found");
+                };
+                self.site_routes(req, site.n, &tail_s, None, &[])
+            }
             ["sites", id, rest @ ..] => {
                 let Some(site) = self.model.tenant.find_site(id) else {
                     return Resp::error(404, "itemNotFound", "Requested site could not be found");

@@ -291,7 +291,8 @@ pub fn check(
     }
     let selected = rule.selected
         && held.contains(&SITES_SELECTED)
-        && site_scope(tenant, &segs).is_some_and(|site| grants.allows(site, client_id, access));
+        && site_scope(tenant, &segs, path)
+            .is_some_and(|site| grants.allows(site, client_id, access));
     if selected {
         Ok(())
     } else {
@@ -344,8 +345,14 @@ fn matches(pattern: &str, segs: &[String]) -> bool {
 
 /// The site collection (its root site number) a path lies in, for `Sites.Selected`: a site
 /// (or subsite), a group's site and library, a drive of either.
-fn site_scope(tenant: &Tenant, segs: &[String]) -> Option<u32> {
+fn site_scope(tenant: &Tenant, segs: &[String], path: &str) -> Option<u32> {
     let n = match segs {
+        // Path addressing: `sites/{hostname}:/{path}`.
+        [s, host] if s.eq_ignore_ascii_case("sites") && tenant.find_site(host).is_none() => {
+            let addressed = path.split_once(":/")?.1;
+            let addressed = addressed.split(':').next().unwrap_or(addressed);
+            tenant.find_site_by_path(host, addressed)?.n
+        }
         [s, id, ..] if s.eq_ignore_ascii_case("sites") => tenant.find_site(id)?.n,
         [g, id, ..] if g.eq_ignore_ascii_case("groups") => {
             tenant.spec.sites + tenant.find_group(id)?.idx

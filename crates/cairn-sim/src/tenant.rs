@@ -505,6 +505,16 @@ impl Tenant {
     }
 
     /// Resolves a site id (`host,guid,guid`), or `root`.
+    /// The site Graph's path addressing names: `/sites/{hostname}:/{server-relative path}`
+    /// (`/sites/contoso.sharepoint.com:/sites/hr`).
+    pub fn find_site_by_path(&self, hostname: &str, path: &str) -> Option<Site> {
+        let url = format!("https://{hostname}/{}", path.trim_matches('/'));
+        let url = url.trim_end_matches('/');
+        self.all_sites()
+            .filter_map(|n| self.site(n))
+            .find(|s| s.web_url.trim_end_matches('/').eq_ignore_ascii_case(url))
+    }
+
     pub fn find_site(&self, key: &str) -> Option<Site> {
         if key == "root" {
             return self.site(0);

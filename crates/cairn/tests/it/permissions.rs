@@ -183,3 +183,113 @@ fn a_read_only_backup_app_backs_up_and_only_a_restore_app_restores() {
     );
     rt.block_on(sim.stop());
 }
+
+/// An app holding `Sites.Selected` backs up exactly the sites granted to it: named sites are
+/// looked up one by one, one not granted is refused with what to grant, and "all sites",
+/// which it may not list, is refused with a hint.
+#[test]
+fn sites_selected_backs_up_exactly_the_granted_sites() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = TenantSpec {
+        seed: 59,
+        users: 1,
+        groups: 0,
+        sites: 2,
+        mail_per_mailbox: 0,
+        events_per_mailbox: 0,
+        contacts_per_mailbox: 0,
+        files_per_drive: 3,
+        items_per_list: 2,
+        max_item_size: 4 * 1024,
+        ..TenantSpec::default()
+    };
+    let sim = rt.block_on(SimTenant::start_with(spec, |c| {
+        use cairn_sim::config::SimApp;
+        c.apps.push(SimApp::new(
+            "selected-app",
+            "selected-app-secret",
+            &["User.Read.All", "Sites.Selected"],
+        ));
+    }));
+    // The administrator's side: list the sites, grant the app the first one.
+    let admin = sim.graph();
+    let (granted, other) = rt.block_on(async {
+        let all = admin
+            .get("/sites/getAllSites?$select=id,webUrl")
+            .await
+            .unwrap();
+        let sites: Vec<(String, String)> = all["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap().to_string(),
+                    s["webUrl"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let (id, _) = &sites[0];
+        admin
+            .send_json(
+                reqwest::Method::POST,
+                &format!("/sites/{id}/permissions"),
+                serde_json::json!({"roles": ["read"], "grantedToIdentities": [{"application": {"id": "selected-app", "displayName": "Cairn backup"}}]}),
+            )
+            .await
+            .unwrap();
+        (sites[0].1.clone(), sites[1].1.clone())
+    });
+    let home = home();
+    add(&home, &sim, "contoso", "selected-app", &[]);
+    let pw = home.write("secrets/repo", "selected\n");
+    ok(&home
+        .cmd()
+        .args([
+            "init",
+            "--repo",
+            s(&home.path("repo")),
+            "--password-file",
+            s(&pw),
+        ])
+        .output()
+        .unwrap());
+    let backup = |sites: &str| {
+        home.cmd()
+            .args([
+                "backup", "--users", "none", "--groups", "none", "--sites", sites, "--json",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = backup(&granted);
+    ok(&out);
+    let r: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let names: Vec<&str> = r["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["resource"].as_str().unwrap())
+        .collect();
+    assert!(!names.is_empty());
+    assert!(
+        names.iter().all(|n| n.starts_with(granted.as_str())),
+        "{names:?}"
+    );
+    assert!(r["resources"][0]["items"].as_u64().unwrap() > 0, "{r}");
+    let refused = backup(&other);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("Sites.Selected"),
+        "{}",
+        stderr(&refused)
+    );
+    let all = backup("all");
+    assert_eq!(all.status.code(), Some(2), "{}", stderr(&all));
+    assert!(stderr(&all).contains("name the sites"), "{}", stderr(&all));
+    rt.block_on(sim.stop());
+}
