@@ -241,3 +241,51 @@ fn move_aside(catalog: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     }
     Ok(aside)
 }
+
+/// The repository's keys (blocking).
+pub fn keys(ws: &Workspace) -> anyhow::Result<Vec<cairn_repo::KeyInfo>> {
+    Ok(ws.repo()?.keys()?)
+}
+
+/// Adds a key opening the repository with `password` (blocking). Returns its id.
+pub fn add_key(ws: &Workspace, password: &str, label: Option<String>) -> anyhow::Result<String> {
+    ws.ensure_writer()?;
+    check_new_password(password)?;
+    Ok(ws.repo()?.add_key(password, None, label)?)
+}
+
+/// Removes a key by id prefix (blocking); not the one the workspace's password opens.
+pub fn remove_key(ws: &Workspace, prefix: &str) -> anyhow::Result<String> {
+    ws.ensure_writer()?;
+    Ok(ws.repo()?.remove_key(prefix)?)
+}
+
+/// Changes the password: a key for `new` is added, then the key the current password
+/// opens is removed (blocking). Returns (new key id, removed key id).
+pub fn change_password(ws: &Workspace, new: &str) -> anyhow::Result<(String, String)> {
+    ws.ensure_writer()?;
+    check_new_password(new)?;
+    let repo = ws.repo()?;
+    let old = repo
+        .keys()?
+        .into_iter()
+        .find(|k| k.current)
+        .map(|k| k.id)
+        .ok_or_else(|| anyhow::anyhow!("the key of the current password was not found"))?;
+    let added = repo.add_key(new, None, None)?;
+    // Opened with the new password, the old key is no longer the current one.
+    let mut opts = ws.repo_options()?;
+    opts.password = new.to_string();
+    let reopened = cairn_repo::Repo::open(opts)?;
+    reopened.remove_key(&old)?;
+    Ok((added, old))
+}
+
+fn check_new_password(p: &str) -> anyhow::Result<()> {
+    if p.is_empty() {
+        return Err(crate::UserError::new("the new password is empty")
+            .hint("put it in the file given to --new-password-file (a trailing line end is not part of it)")
+            .into());
+    }
+    Ok(())
+}

@@ -13,7 +13,7 @@ mod source;
 
 pub use location::{Location, RepoOptions};
 pub use repo::{
-    CheckReport, ForgetReport, ForgetRule, LegalHold, Repo, RepoError, SnapshotInfo, SnapshotMeta,
-    SnapshotReader, WalkEntry,
+    CheckReport, ForgetReport, ForgetRule, KeyInfo, LegalHold, Repo, RepoError, SnapshotInfo,
+    SnapshotMeta, SnapshotReader, WalkEntry,
 };
 pub use source::{Entry, EntryKind, ItemReader};

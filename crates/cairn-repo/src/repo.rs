@@ -159,6 +159,17 @@ impl CheckReport {
     }
 }
 
+/// A key of the repository (its secret part is never shown).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    /// The key the given password unlocks.
+    pub current: bool,
+    pub hostname: Option<String>,
+    pub username: Option<String>,
+    pub created: Option<String>,
+}
+
 /// Grandfather-father-son retention, per resource.
 #[derive(Clone, Debug, Default)]
 pub struct ForgetRule {
@@ -318,6 +329,108 @@ impl Repo {
                 Credentials::Masterkey(open.key());
         }
         Ok(open)
+    }
+
+    /// The repository opened with its password (not the master key the first open keeps):
+    /// key management needs to know which key the password unlocks.
+    fn open_with_password(&self) -> Result<Open, RepoError> {
+        let r = Repository::new(&self.repo_opts, &self.backends)
+            .map_err(|e| rustic("opening the storage", e))?;
+        r.open(&Credentials::password(&self.opts.password))
+            .map_err(|e| {
+                if e.is_incorrect_password() {
+                    RepoError::WrongPassword(self.name())
+                } else {
+                    rustic("opening the repository", e)
+                }
+            })
+    }
+
+    /// The repository's keys: each one a password that opens it (as restic's `key list`).
+    pub fn keys(&self) -> Result<Vec<KeyInfo>, RepoError> {
+        let repo = self.open_with_password()?;
+        let current = repo.key_id().map(|k| k.into_inner().to_hex().to_string());
+        let ids: Vec<rustic_core::repofile::KeyId> = repo
+            .list()
+            .map_err(|e| rustic("listing keys", e))?
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        // Key files are not encrypted: read from the storage as they are.
+        let storage = self.backends.repository();
+        for key in ids {
+            let id = key.into_inner().to_hex().to_string();
+            let file = storage
+                .read_full(rustic_core::FileType::Key, &key.into_inner())
+                .map_err(|e| rustic("reading a key", e))?;
+            let meta: serde_json::Value = serde_json::from_slice(&file).unwrap_or_default();
+            let text = |k: &str| meta[k].as_str().map(str::to_string);
+            out.push(KeyInfo {
+                current: current.as_deref() == Some(id.as_str()),
+                hostname: text("hostname"),
+                username: text("username"),
+                created: text("created"),
+                id,
+            });
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Adds a key: `password` opens the repository too from now on. Returns its id.
+    pub fn add_key(
+        &self,
+        password: &str,
+        hostname: Option<String>,
+        username: Option<String>,
+    ) -> Result<String, RepoError> {
+        let repo = self.open_with_password()?;
+        let opts = KeyOptions::default()
+            .hostname(hostname)
+            .username(username)
+            .with_created(true);
+        let id = repo
+            .add_key(password, &opts)
+            .map_err(|e| rustic("adding a key", e))?;
+        Ok(id.into_inner().to_hex().to_string())
+    }
+
+    /// Removes the key whose id starts with `prefix`: its password no longer opens the
+    /// repository. The key this repository was opened with, and the last key, stay.
+    pub fn remove_key(&self, prefix: &str) -> Result<String, RepoError> {
+        let keys = self.keys()?;
+        let matching: Vec<&KeyInfo> = keys.iter().filter(|k| k.id.starts_with(prefix)).collect();
+        let key = match matching.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(RepoError::Config(format!(
+                    "no key {prefix} (`cairn key list` shows them)"
+                )));
+            }
+            _ => {
+                return Err(RepoError::Config(format!(
+                    "several keys start with {prefix}: give more of the id"
+                )));
+            }
+        };
+        if key.current {
+            return Err(RepoError::Config(format!(
+                "key {} is the one this password opens: open the repository with another key's password to remove it",
+                &key.id[..8]
+            )));
+        }
+        if keys.len() == 1 {
+            return Err(RepoError::Config(
+                "the repository's last key cannot be removed".into(),
+            ));
+        }
+        let repo = self.open_with_password()?;
+        let id: rustic_core::repofile::KeyId = key
+            .id
+            .parse()
+            .map_err(|_| RepoError::Config(format!("{} is not a key id", key.id)))?;
+        repo.delete_key(&id)
+            .map_err(|e| rustic("removing a key", e))?;
+        Ok(key.id.clone())
     }
 
     /// Archives one snapshot from a stream of entries.

@@ -19,6 +19,7 @@ mod catalog_cmd;
 mod config;
 mod demo;
 mod graph;
+mod key_cmd;
 mod progress;
 mod repo_cmd;
 mod restore_cmd;
@@ -67,6 +68,8 @@ enum Command {
     Restore(restore_cmd::RestoreArgs),
     /// Verify the repository's structure and (with --read-data) content.
     Check(repo_cmd::CheckArgs),
+    /// The repository's keys: list, add, remove, change the password.
+    Key(key_cmd::KeyArgs),
     /// Remove restore points by retention rule, sparing legal holds.
     Forget(repo_cmd::ForgetArgs),
     /// Remove data no restore point needs.
@@ -119,6 +122,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(a) => browse::export::run(a, config),
         Command::Restore(a) => restore_cmd::run(a, config),
         Command::Check(a) => repo_cmd::check(a, config),
+        Command::Key(a) => key_cmd::run(a, config),
         Command::Forget(a) => repo_cmd::forget(a, config),
         Command::Prune(a) => repo_cmd::prune(a, config),
         Command::Copy(a) => repo_cmd::copy(a, config),

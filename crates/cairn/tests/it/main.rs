@@ -285,3 +285,118 @@ fn errors_name_the_repository_as_written() {
     assert!(!err.contains("Local(") && !err.contains("\"/"), "{err}");
     assert!(err.contains("hint:"), "{err}");
 }
+
+#[test]
+fn keys_are_added_removed_and_a_password_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let pw = |name: &str, p: &str| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, format!("{p}\n")).unwrap();
+        f
+    };
+    let (ann, bob, carol) = (
+        pw("ann", "ann's password"),
+        pw("bob", "bob's password"),
+        pw("carol", "carol's password"),
+    );
+    let run = |password: &std::path::Path, args: &[&str]| {
+        cairn()
+            .args(args)
+            .env("CAIRN_REPOSITORY", &repo)
+            .env("CAIRN_PASSWORD_FILE", password)
+            .env("CAIRN_CONFIG", dir.path().join("config.toml"))
+            .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
+            .env_remove("CAIRN_PASSWORD")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ok = |o: &std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(&run(&ann, &["init", "--no-config"]));
+    ok(&run(
+        &ann,
+        &[
+            "key",
+            "add",
+            "--new-password-file",
+            bob.to_str().unwrap(),
+            "--label",
+            "bob",
+        ],
+    ));
+    let keys: serde_json::Value =
+        serde_json::from_str(&ok(&run(&bob, &["key", "list", "--json"]))).unwrap();
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let anns = keys.iter().find(|k| k["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The restic tool opens it with the new key too.
+    let restic = Command::new("restic")
+        .args([
+            "-r",
+            repo.to_str().unwrap(),
+            "--password-file",
+            bob.to_str().unwrap(),
+            "snapshots",
+        ])
+        .output()
+        .expect("restic runs");
+    assert!(
+        restic.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restic.stderr)
+    );
+    // A key cannot remove itself; bob removes ann's, and ann's password stops working.
+    let own = run(
+        &bob,
+        &[
+            "key",
+            "remove",
+            &keys.iter().find(|k| k["current"] == true).unwrap()["id"]
+                .as_str()
+                .unwrap()[..8],
+        ],
+    );
+    assert_eq!(
+        own.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    ok(&run(&bob, &["key", "remove", &anns[..8]]));
+    assert_eq!(
+        run(&ann, &["key", "list"]).status.code(),
+        Some(2),
+        "ann's password no longer opens it"
+    );
+    // bob changes his password: the old one stops working, the new one works.
+    ok(&run(
+        &bob,
+        &[
+            "key",
+            "passwd",
+            "--new-password-file",
+            carol.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(run(&bob, &["key", "list"]).status.code(), Some(2));
+    let left: serde_json::Value =
+        serde_json::from_str(&ok(&run(&carol, &["key", "list", "--json"]))).unwrap();
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(
+        run(
+            &carol,
+            &["key", "remove", &left[0]["id"].as_str().unwrap()[..8]]
+        )
+        .status
+        .code(),
+        Some(2),
+        "the last key stays"
+    );
+}
