@@ -70,6 +70,8 @@ enum Command {
     Check(repo_cmd::CheckArgs),
     /// The repository's keys: list, add, remove, change the password.
     Key(key_cmd::KeyArgs),
+    /// A restore drill: read a sample of the latest restore points back and compare.
+    Verify(repo_cmd::VerifyArgs),
     /// Remove restore points by retention rule, sparing legal holds.
     Forget(repo_cmd::ForgetArgs),
     /// Remove data no restore point needs.
@@ -123,6 +125,7 @@ fn main() -> std::process::ExitCode {
         Command::Restore(a) => restore_cmd::run(a, config),
         Command::Check(a) => repo_cmd::check(a, config),
         Command::Key(a) => key_cmd::run(a, config),
+        Command::Verify(a) => repo_cmd::verify(a, config),
         Command::Forget(a) => repo_cmd::forget(a, config),
         Command::Prune(a) => repo_cmd::prune(a, config),
         Command::Copy(a) => repo_cmd::copy(a, config),

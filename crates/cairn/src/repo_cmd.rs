@@ -335,3 +335,66 @@ pub fn repair(a: RepairArgs, config: Option<&Path>) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Only this tenant's restore points.
+    #[arg(long, env = env::CAIRN_TENANT, value_name = "NAME")]
+    tenant: Option<String>,
+    /// Only this resource's.
+    #[arg(long)]
+    resource: Option<String>,
+    /// Share of the items of each latest restore point read back: 5%, 100%.
+    #[arg(long, default_value = "5%")]
+    sample: String,
+    /// The report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `cairn verify`: a restore drill.
+pub fn verify(a: VerifyArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let ws = config::workspace(config, &a.repo, None)?;
+    let sample_percent: f64 = a.sample.trim().trim_end_matches('%').parse().map_err(|_| {
+        cairn_app::UserError::new(format!("--sample {:?} is not a share", a.sample))
+            .hint("write it as 5% or 100%")
+    })?;
+    let report = cairn_app::maintenance::drill(
+        &ws,
+        &cairn_app::maintenance::DrillRequest {
+            tenant: a.tenant.clone(),
+            resource: a.resource.clone(),
+            sample_percent,
+        },
+    )?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for f in &report.failed {
+            outln!(
+                "FAILED {} (tenant {}) point {} {}: {}",
+                f.resource,
+                f.tenant,
+                f.point,
+                f.path,
+                f.reason
+            );
+        }
+        outln!(
+            "{} items of {} restore points read back ({}), {} failed",
+            report.checked,
+            report.points,
+            crate::browse::human_size(report.bytes),
+            report.failed.len()
+        );
+    }
+    if !report.failed.is_empty() {
+        bail!(
+            "{} items could not be read back as they were backed up\nhint: `cairn check --read-data` examines the whole repository; `cairn repair index` and `cairn repair snapshots` mend what can be mended, a copy (`cairn copy`) restores the rest",
+            report.failed.len()
+        );
+    }
+    Ok(())
+}

@@ -766,21 +766,7 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
 fn a_repair_keeps_the_catalog_on_the_rewritten_restore_points() {
     let f = Fixture::new(23, false);
     // Lose the largest pack: the restore point refers to data that is gone.
-    let mut packs: Vec<(u64, PathBuf)> = Vec::new();
-    let mut dirs = vec![f.ws.path().join("repo/data")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                packs.push((std::fs::metadata(&p).unwrap().len(), p));
-            }
-        }
-    }
-    packs.sort();
-    let (_, lost) = packs.pop().expect("a pack");
-    std::fs::remove_file(&lost).unwrap();
+    std::fs::remove_file(largest_pack(&f)).unwrap();
     let before: Value = f.json(&["snapshots", "--json"]);
     let old = before[0]["snapshot"].as_str().unwrap().to_string();
 
@@ -800,4 +786,58 @@ fn a_repair_keeps_the_catalog_on_the_rewritten_restore_points() {
     let listed: Value = f.json(&["snapshots", "--json", "--no-catalog"]);
     assert_eq!(listed[0]["id"].as_str(), Some(new), "{listed}");
     f.ok(&["ls", &f.user]);
+}
+
+/// The largest pack file of the fixture's repository.
+fn largest_pack(f: &Fixture) -> PathBuf {
+    let mut packs: Vec<(u64, PathBuf)> = Vec::new();
+    let mut dirs = vec![f.ws.path().join("repo/data")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                packs.push((std::fs::metadata(&p).unwrap().len(), p));
+            }
+        }
+    }
+    packs.sort();
+    packs.pop().expect("a pack").1
+}
+
+#[test]
+fn a_restore_drill_reads_back_and_names_what_a_damaged_pack_lost() {
+    let f = Fixture::new(24, false);
+    let report = f.json(&["verify", "--sample", "100%", "--json"]);
+    let items = f.manifests[0].len() as u64;
+    assert_eq!(report["points"], 1, "{report}");
+    assert_eq!(report["checked"].as_u64().unwrap(), items, "{report}");
+    assert_eq!(report["failed"], json!([]), "{report}");
+    // A flipped byte in the middle of the largest pack: the drill fails, naming items.
+    let pack = largest_pack(&f);
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&pack, bytes).unwrap();
+    let out = f.run(&["verify", "--sample", "100%"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed: Vec<&str> = text.lines().filter(|l| l.starts_with("FAILED ")).collect();
+    assert!(!failed.is_empty(), "{text}");
+    assert!(
+        failed
+            .iter()
+            .all(|l| l.contains(&f.user) && l.contains(" point 1 ")),
+        "{text}"
+    );
+    assert!(
+        failed.len() < items as usize,
+        "only what the pack held: {text}"
+    );
 }
