@@ -123,9 +123,13 @@ impl Need {
     }
 }
 
-/// Whether `granted` holds any permission that writes to the tenant's content.
+/// Whether `granted` holds any permission that writes to the tenant's content (the
+/// directory parts only ever read).
 pub fn can_write_anything(granted: &[String]) -> bool {
-    NEEDS[2..].iter().any(|n| n.can_write(granted))
+    NEEDS
+        .iter()
+        .filter(|n| !matches!(n.part, "users" | "groups"))
+        .any(|n| n.can_write(granted))
 }
 
 /// The URL where an administrator grants an app the permissions its registration asks for.

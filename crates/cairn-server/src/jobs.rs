@@ -236,7 +236,8 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// As the run history and the API spell it.
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Running => "running",
             Status::Succeeded => "succeeded",

@@ -97,23 +97,14 @@ pub fn start(state: &Arc<State>, job: Job, trigger: &str) -> anyhow::Result<Opti
         state.metrics.run(
             &job.name,
             &job.spec.tenant,
-            status_name(outcome.status),
+            outcome.status.as_str(),
             outcome.report.as_ref(),
         );
-        tracing::info!(job = %job.name, run = id, status = status_name(outcome.status), "run ended");
+        tracing::info!(job = %job.name, run = id, status = outcome.status.as_str(), "run ended");
         alert(&state, &job, id, &outcome).await;
         mirror_audit(&state).await;
     });
     Ok(Some(id))
-}
-
-fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Running => "running",
-        Status::Succeeded => "succeeded",
-        Status::Partial => "partial",
-        Status::Failed => "failed",
-    }
 }
 
 /// One run: back up, retry what failed for a transient reason, apply retention.
@@ -260,7 +251,7 @@ async fn alert(state: &Arc<State>, job: &Job, run: i64, o: &Outcome) {
         Some(r) => format!(
             "backup job {} {}: {} of {} resources failed",
             job.name,
-            status_name(o.status),
+            o.status.as_str(),
             r.failed(),
             r.resources.len()
         ),
@@ -361,7 +352,7 @@ pub async fn daily_summary(state: &Arc<State>) -> anyhow::Result<bool> {
             job: r.job.clone(),
             tenant: r.tenant.clone(),
             run: r.id,
-            status: status_name(r.status).to_string(),
+            status: r.status.as_str().to_string(),
             started: r.started,
             resources: r.resources,
             failed: r.failed,

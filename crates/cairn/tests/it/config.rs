@@ -6,6 +6,23 @@ use cairn_testkit::{ok, stderr, stdout};
 use std::path::Path;
 use std::process::Output;
 
+/// `cairn init` of a repository at `repo` in the home, its password (`password`) in a
+/// file: both recorded in the configuration, as an administrator sets up.
+pub(crate) fn init_repository(home: &cairn_testkit::Home, password: &str) {
+    let pw = home.write("secrets/repo", &format!("{password}\n"));
+    ok(&home
+        .cmd()
+        .args([
+            "init",
+            "--repo",
+            s(&home.path("repo")),
+            "--password-file",
+            s(&pw),
+        ])
+        .output()
+        .unwrap());
+}
+
 pub(crate) fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }

@@ -80,18 +80,7 @@ fn a_read_only_backup_app_backs_up_and_only_a_restore_app_restores() {
     }));
     let home = home();
     add(&home, &sim, "contoso", "backup-app", &[]);
-    let pw = home.write("secrets/repo", "least privilege\n");
-    ok(&home
-        .cmd()
-        .args([
-            "init",
-            "--repo",
-            s(&home.path("repo")),
-            "--password-file",
-            s(&pw),
-        ])
-        .output()
-        .unwrap());
+    super::config::init_repository(&home, "least privilege");
     let check = home.run(&["tenant", "check", "contoso"]);
     ok(&check);
     let report = stdout(&check);
@@ -246,18 +235,7 @@ fn sites_selected_backs_up_exactly_the_granted_sites() {
     });
     let home = home();
     add(&home, &sim, "contoso", "selected-app", &[]);
-    let pw = home.write("secrets/repo", "selected\n");
-    ok(&home
-        .cmd()
-        .args([
-            "init",
-            "--repo",
-            s(&home.path("repo")),
-            "--password-file",
-            s(&pw),
-        ])
-        .output()
-        .unwrap());
+    super::config::init_repository(&home, "selected");
     let backup = |sites: &str| {
         home.cmd()
             .args([

@@ -102,18 +102,7 @@ fn tenant_and_repository(home: &Home, sim: &SimTenant, password: &str) {
         .args(["--graph-url", &url, "--login-url", &url])
         .output()
         .unwrap());
-    let pw = home.write("secrets/repo", &format!("{password}\n"));
-    ok(&home
-        .cmd()
-        .args([
-            "init",
-            "--repo",
-            s(&home.path("repo")),
-            "--password-file",
-            s(&pw),
-        ])
-        .output()
-        .unwrap());
+    super::config::init_repository(home, password);
 }
 
 fn token(home: &Home, name: &str, role: &str) -> String {
@@ -623,18 +612,7 @@ fn schemathesis_finds_every_response_as_documented() {
         ])
         .output()
         .unwrap());
-    let pw = home.write("secrets/repo", "fuzzed\n");
-    ok(&home
-        .cmd()
-        .args([
-            "init",
-            "--repo",
-            s(&home.path("repo")),
-            "--password-file",
-            s(&pw),
-        ])
-        .output()
-        .unwrap());
+    super::config::init_repository(&home, "fuzzed");
     let admin = token(&home, "fuzz", "admin");
     let server = start(&home);
     let out = std::process::Command::new("schemathesis")

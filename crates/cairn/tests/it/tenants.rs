@@ -81,13 +81,7 @@ fn commands_given_a_tenant_touch_only_that_tenant() {
             .output()
             .unwrap());
     }
-    let pw = home.write("secrets/repo", "two tenants\n");
-    let repo = home.path("repo");
-    ok(&home
-        .cmd()
-        .args(["init", "--repo", s(&repo), "--password-file", s(&pw)])
-        .output()
-        .unwrap());
+    super::config::init_repository(&home, "two tenants");
     let users: Value = serde_json::from_str(&stdout(&home.run(&[
         "graph",
         "get",
