@@ -95,7 +95,7 @@ pub fn snapshots(
     let not_in_catalog = in_repo
         .unwrap_or_default()
         .iter()
-        .filter(|s| !known.contains(s.id.as_str()))
+        .filter(|s| !known.contains(s.id.as_str()) && !cairn_repo::is_record(s))
         .filter(|s| filter.takes(&s.hostname, &s.label, s.time))
         .count();
     Ok(Snapshots {
@@ -141,6 +141,7 @@ pub fn repo_snapshots(
     filter: &SnapshotFilter,
 ) -> Vec<cairn_repo::SnapshotInfo> {
     all.into_iter()
+        .filter(|s| !cairn_repo::is_record(s))
         .filter(|s| filter.takes(&s.hostname, &s.label, s.time))
         .collect()
 }

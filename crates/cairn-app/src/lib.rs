@@ -17,6 +17,7 @@ pub use workspace::Workspace;
 pub mod backup;
 pub mod browse;
 pub mod export;
+pub mod holds;
 pub mod maintenance;
 pub mod permissions;
 pub mod restore;

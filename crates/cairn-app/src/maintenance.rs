@@ -26,6 +26,8 @@ pub struct ForgetRequest {
 #[derive(Debug)]
 pub struct ForgetOutcome {
     pub report: ForgetReport,
+    /// Restore points the rule would have removed, each with the legal hold that kept it.
+    pub spared: Vec<(cairn_repo::SnapshotInfo, String)>,
     /// Restore points removed from this machine's catalog.
     pub catalog_points: u64,
     /// Packs deleted by the prune, when asked for.
@@ -55,9 +57,23 @@ pub async fn forget(ws: Arc<Workspace>, mut req: ForgetRequest) -> anyhow::Resul
             req.rule.only_tenant = Some(r.tenant);
             req.rule.only_resource = Some(r.name);
         }
-        let holds: Vec<LegalHold> = req.holds.iter().map(|h| legal_hold(h)).collect();
+        // The legal holds on record, and any given with the request.
+        let on_record = crate::holds::held(&ws)?;
+        let mut holds: Vec<LegalHold> = req.holds.iter().map(|h| legal_hold(h)).collect();
+        holds.extend(on_record.as_legal_holds());
         let repo = ws.repo()?;
         let report = repo.forget(&req.rule, &holds, req.dry_run)?;
+        let spared = report
+            .held
+            .iter()
+            .map(|s| {
+                let by = on_record
+                    .keeping(&s.hostname, &s.label, &s.id)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| "a hold given with the request".into());
+                (s.clone(), by)
+            })
+            .collect();
         let mut catalog_points = 0;
         if !req.dry_run
             && !report.removed.is_empty()
@@ -72,6 +88,7 @@ pub async fn forget(ws: Arc<Workspace>, mut req: ForgetRequest) -> anyhow::Resul
         };
         Ok(ForgetOutcome {
             report,
+            spared,
             catalog_points,
             pruned,
         })
@@ -182,6 +199,8 @@ pub async fn repair(
 pub struct Rebuilt {
     pub report: cairn_backup::RebuildReport,
     pub moved_aside: Option<std::path::PathBuf>,
+    /// Legal holds taken back from the repository's record.
+    pub holds: usize,
 }
 
 /// Recreates this machine's catalog from the repository (of `tenant` only, if given).
@@ -215,9 +234,12 @@ pub fn rebuild_catalog(
     }
     let catalog = local.open_catalog()?;
     let report = cairn_backup::rebuild(&repo, &catalog, tenant, progress)?;
+    // What the repository records beside the backups comes back too.
+    let holds = crate::holds::import(&repo, &catalog)?;
     Ok(Rebuilt {
         report,
         moved_aside,
+        holds,
     })
 }
 
@@ -295,6 +317,9 @@ fn check_new_password(p: &str) -> anyhow::Result<()> {
 pub struct DrillRequest {
     pub tenant: Option<String>,
     pub resource: Option<String>,
+    /// Only these resources (names as the catalog knows them, any case); empty: every
+    /// resource `tenant` and `resource` let through.
+    pub resources: Vec<String>,
     /// Share of the items of each latest restore point read back, in percent (0 < p ≤ 100).
     pub sample_percent: f64,
 }
@@ -339,12 +364,15 @@ pub fn drill(ws: &Workspace, req: &DrillRequest) -> anyhow::Result<DrillReport> 
     let repo = ws.repo()?;
     let mut report = DrillReport::default();
     let mut rng = rand::rng();
+    let only: std::collections::HashSet<String> =
+        req.resources.iter().map(|r| r.to_lowercase()).collect();
     for res in cat.resources()? {
         if req.tenant.as_ref().is_some_and(|t| *t != res.tenant)
             || req
                 .resource
                 .as_ref()
                 .is_some_and(|r| !r.eq_ignore_ascii_case(&res.name))
+            || (!only.is_empty() && !only.contains(&res.name.to_lowercase()))
         {
             continue;
         }

@@ -107,7 +107,8 @@ pub fn rebuild(
             continue;
         }
         // The server's audit log mirrored into the repository: not a resource.
-        if s.tags.iter().any(|t| t == "audit-log") {
+        // Nor are records (legal holds, findings, erasures): the caller imports those.
+        if s.tags.iter().any(|t| t == "audit-log") || cairn_repo::is_record(&s) {
             continue;
         }
         if s.label.is_empty() {

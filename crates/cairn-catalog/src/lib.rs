@@ -239,6 +239,16 @@ pub trait Catalog: Send + Sync {
     /// The repository rewrote snapshot `old` as `new` (a repair): the restore points it
     /// held now read from `new`. Returns the number of points moved.
     fn replace_snapshot(&self, old: &str, new: &str) -> Result<u64>;
+    /// Every version of these items leaves the catalog (their data was removed from every
+    /// restore point: erasure, item-level retention). Returns the versions removed.
+    fn remove_versions(&self, res: i64, items: &[String]) -> Result<u64>;
+    /// Stores a small JSON document (`kind`: `hold`, `findings`…) under `id`, replacing one
+    /// of the same kind and id.
+    fn put_doc(&self, kind: &str, id: &str, json: &str) -> Result<()>;
+    /// The documents of `kind`: (id, json), ordered by id.
+    fn docs(&self, kind: &str) -> Result<Vec<(String, String)>>;
+    /// Removes a document; returns whether there was one.
+    fn delete_doc(&self, kind: &str, id: &str) -> Result<bool>;
     /// Items of a restore point whose path starts with `prefix`, in repository order.
     fn for_each_at(
         &self,

@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS staged (
     PRIMARY KEY (resource, item)
 );
 CREATE INDEX IF NOT EXISTS staged_key ON staged (resource, op, key);
+-- Small documents kept beside the index: legal holds, findings of restore points.
+CREATE TABLE IF NOT EXISTS docs (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
 CREATE TABLE IF NOT EXISTS tokens (
     resource INTEGER NOT NULL,
     scope TEXT NOT NULL,
@@ -572,6 +579,46 @@ impl Catalog for SqliteCatalog {
                 params![old, new],
             )
             .map(|n| n as u64)
+        })
+    }
+
+    fn remove_versions(&self, res: i64, items: &[String]) -> Result<u64> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            for i in items {
+                n += tx.execute(
+                    "DELETE FROM versions WHERE resource=?1 AND item=?2",
+                    params![res, i],
+                )?;
+            }
+            tx.commit()?;
+            Ok(n as u64)
+        })
+    }
+
+    fn put_doc(&self, kind: &str, id: &str, json: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO docs (kind, id, json) VALUES (?1, ?2, ?3)",
+                params![kind, id, json],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn docs(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, json FROM docs WHERE kind=?1 ORDER BY id")?;
+            let rows = st.query_map(params![kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn delete_doc(&self, kind: &str, id: &str) -> Result<bool> {
+        self.with(|c| {
+            c.execute("DELETE FROM docs WHERE kind=?1 AND id=?2", params![kind, id])
+                .map(|n| n > 0)
         })
     }
 

@@ -7,6 +7,7 @@
 //! (`tokio::task::spawn_blocking`), never from inside an async task.
 
 mod location;
+mod records;
 mod repo;
 mod shared;
 mod source;
@@ -16,4 +17,5 @@ pub use repo::{
     CheckReport, ForgetReport, ForgetRule, KeyInfo, LegalHold, Repo, RepoError, SnapshotInfo,
     SnapshotMeta, SnapshotReader, WalkEntry,
 };
+pub use records::{RECORD_HOST, RECORD_TAG, Record, is_record};
 pub use source::{Entry, EntryKind, ItemReader};

@@ -307,7 +307,7 @@ impl Repo {
         Ok(me)
     }
 
-    fn raw(&self) -> Result<Open, RepoError> {
+    pub(crate) fn raw(&self) -> Result<Open, RepoError> {
         let r = Repository::new(&self.repo_opts, &self.backends)
             .map_err(|e| rustic("opening the storage", e))?;
         if r.config_id()
@@ -699,6 +699,8 @@ impl Repo {
             .get_all_snapshots()
             .map_err(|e| rustic("listing snapshots", e))?
             .into_iter()
+            // Records (legal holds, erasure records) are not restore points: no rule applies.
+            .filter(|s| !s.tags.iter().any(|t| t == crate::records::RECORD_TAG))
             .filter(|s| rule.only_tenant.as_ref().is_none_or(|t| s.hostname == *t))
             .filter(|s| rule.only_resource.as_ref().is_none_or(|r| s.label == *r))
             .collect();

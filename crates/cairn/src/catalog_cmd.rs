@@ -62,6 +62,12 @@ fn rebuild(a: RebuildArgs, config: Option<&Path>) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report, &ws.local().catalog)?;
+        if rebuilt.holds > 0 {
+            outln!(
+                "{} legal holds taken back from the repository",
+                rebuilt.holds
+            );
+        }
     }
     match report.failed() {
         0 => Ok(()),

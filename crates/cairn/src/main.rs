@@ -19,6 +19,7 @@ mod catalog_cmd;
 mod config;
 mod demo;
 mod graph;
+mod hold_cmd;
 mod key_cmd;
 mod progress;
 mod repo_cmd;
@@ -70,6 +71,8 @@ enum Command {
     Check(repo_cmd::CheckArgs),
     /// The repository's keys: list, add, remove, change the password.
     Key(key_cmd::KeyArgs),
+    /// Legal holds: add, list, release.
+    Hold(hold_cmd::HoldArgs),
     /// A restore drill: read a sample of the latest restore points back and compare.
     Verify(repo_cmd::VerifyArgs),
     /// Remove restore points by retention rule, sparing legal holds.
@@ -125,6 +128,7 @@ fn main() -> std::process::ExitCode {
         Command::Restore(a) => restore_cmd::run(a, config),
         Command::Check(a) => repo_cmd::check(a, config),
         Command::Key(a) => key_cmd::run(a, config),
+        Command::Hold(a) => hold_cmd::run(a, config),
         Command::Verify(a) => repo_cmd::verify(a, config),
         Command::Forget(a) => repo_cmd::forget(a, config),
         Command::Prune(a) => repo_cmd::prune(a, config),

@@ -266,9 +266,9 @@ pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
             s.label
         );
     }
-    for s in &report.held {
+    for (s, hold) in &out.spared {
         outln!(
-            "held   {} {} {} (legal hold)",
+            "held   {} {} {} (spared by legal hold {hold})",
             &s.id[..8],
             s.time.format("%Y-%m-%d %H:%M"),
             s.label
@@ -366,6 +366,7 @@ pub fn verify(a: VerifyArgs, config: Option<&Path>) -> anyhow::Result<()> {
         &cairn_app::maintenance::DrillRequest {
             tenant: a.tenant.clone(),
             resource: a.resource.clone(),
+            resources: Vec::new(),
             sample_percent,
         },
     )?;

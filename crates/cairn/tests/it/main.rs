@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 mod backup;
 mod browse;
+mod compliance;
 mod config;
 mod permissions;
 mod serve;
