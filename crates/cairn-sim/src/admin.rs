@@ -1,12 +1,13 @@
 //! The admin API (not Graph, no token): the manifest of what a resource holds, seeded
-//! mutations that play the users who change and delete data, and statistics.
+//! mutations that play the users who change and delete data (and the ransomware that
+//! encrypts it), and statistics.
 
 use crate::content::{
     self, CONTACT_CONTENT_FIELDS, EVENT_CONTENT_FIELDS, POST_CONTENT_FIELDS, canonical,
     canonical_list_fields,
 };
 use crate::keys::{Coll, CollKey, ItemKey, Res};
-use crate::model::{Ctx, new_state, state_for_change};
+use crate::model::{Ctx, DriveNode, Model, new_state, state_for_change};
 use crate::seeded::{hash, mix};
 use crate::sim::Sim;
 use crate::state::{Content, GenContent, Kind, State, VersionRec};
@@ -18,22 +19,77 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MutateRequest {
     #[serde(default)]
     pub seed: u64,
-    pub count: u32,
-    /// Restrict to one resource (user, group or site id); default: any.
+    /// Number of changes; required by every op but `encrypt`, which ignores it.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Restrict to one resource (user, group or site id); default: any. For `encrypt`, the
+    /// user attacked (id or UPN); default: a seeded pick among users with a OneDrive.
     #[serde(default)]
     pub resource: Option<String>,
     /// Kinds to touch: message, event, contact, file, listItem, post. Default: message, file,
-    /// listItem.
+    /// listItem. Ignored by `encrypt`.
     #[serde(default)]
     pub kinds: Option<Vec<String>>,
-    /// Operations: create, modify, move, delete. Default: all.
+    /// Operations: create, modify, move, delete, share, or `encrypt` alone (a ransomware
+    /// attack on one user, see `Sim::encrypt`). Default: create, modify, move, delete.
     #[serde(default)]
     pub ops: Option<Vec<String>>,
+    /// `encrypt`: fraction (0, 1] of the user's files encrypted, at least one; default 0.6.
+    #[serde(default)]
+    pub share: Option<f64>,
+    /// `encrypt`: what is appended to the name of each encrypted file; default `.locked`.
+    #[serde(default)]
+    pub extension: Option<String>,
+    /// `encrypt`: name of the ransom note dropped in each folder that had an encrypted file
+    /// and in the root; default `README_RESTORE_FILES.txt`.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// `encrypt`: fraction [0, 1] of the user's messages deleted; default 0 (none).
+    #[serde(default)]
+    pub delete_mail: Option<f64>,
+}
+
+impl MutateRequest {
+    /// Whether a field only `encrypt` reads was given.
+    fn has_encrypt_fields(&self) -> bool {
+        self.share.is_some()
+            || self.extension.is_some()
+            || self.note.is_some()
+            || self.delete_mail.is_some()
+    }
+}
+
+/// `encrypt` without `share`: the fraction of the user's files encrypted.
+pub const ENCRYPT_SHARE: f64 = 0.6;
+/// `encrypt` without `extension`: what encrypted files' names end in.
+pub const ENCRYPT_EXTENSION: &str = ".locked";
+/// `encrypt` without `note`: the name of the ransom note.
+pub const ENCRYPT_NOTE: &str = "README_RESTORE_FILES.txt";
+
+/// Bytes ransomware adds to each file it encrypts (a footer holding the encrypted file key),
+/// so that even an empty file changes.
+const ENCRYPT_FOOTER: u64 = 256;
+
+/// An entry of a mutation's `applied` list.
+fn applied_entry(op: &str, kind: &str, key: ItemKey) -> Value {
+    json!({"op": op, "kind": kind, "key": format!("{key:?}")})
+}
+
+/// `k` of `n` positions, in order, drawn with `rng`: `share` of them rounded, at least one
+/// when there are any and `share` is above 0.
+fn sample_share(rng: &mut impl Rng, n: usize, share: f64) -> Vec<usize> {
+    if n == 0 || share <= 0.0 {
+        return vec![];
+    }
+    let k = ((n as f64 * share).round() as usize).clamp(1, n);
+    let mut picked = rand::seq::index::sample(rng, n, k).into_vec();
+    picked.sort_unstable();
+    picked
 }
 
 fn sha(data: &[u8]) -> String {
@@ -242,12 +298,32 @@ impl Sim {
                 .collect()
         });
         for o in &ops {
-            if !["create", "modify", "move", "delete", "share"].contains(&o.as_str()) {
+            if !["create", "modify", "move", "delete", "share", "encrypt"].contains(&o.as_str()) {
                 return Resp::bad_request(&format!(
-                    "Unknown op '{o}': use create, modify, move, delete or share."
+                    "Unknown op '{o}': use create, modify, move, delete, share or encrypt."
                 ));
             }
         }
+        if ops.iter().any(|o| o == "encrypt") {
+            if ops.iter().any(|o| o != "encrypt") {
+                return Resp::bad_request(
+                    "The op 'encrypt' plays a whole ransomware attack and cannot be mixed with \
+                     other ops: send it in a request of its own (\"ops\": [\"encrypt\"]).",
+                );
+            }
+            return self.encrypt(m);
+        }
+        if m.has_encrypt_fields() {
+            return Resp::bad_request(
+                "The fields share, extension, note and delete_mail only apply to the op \
+                 'encrypt': add \"ops\": [\"encrypt\"] or leave them out.",
+            );
+        }
+        let Some(count) = m.count else {
+            return Resp::bad_request(
+                "Invalid mutate request: missing field `count` (the number of changes to make).",
+            );
+        };
         let fixed = match &m.resource {
             Some(id) => match t.find_res(id) {
                 Some(r) => Some(r),
@@ -265,7 +341,7 @@ impl Sim {
         let mut rng = crate::seeded::rng(t.spec.seed ^ m.seed, &[0xAD, st.seq]);
         let mut applied = Vec::new();
         let mut attempts = 0;
-        while applied.len() < m.count as usize && attempts < m.count * 50 + 50 {
+        while applied.len() < count as usize && attempts < count * 50 + 50 {
             attempts += 1;
             let kind = kinds[rng.random_range(0..kinds.len())].as_str();
             let op = ops[rng.random_range(0..ops.len())].as_str();
@@ -340,8 +416,7 @@ impl Sim {
                 .collect();
             (!files.is_empty()).then(|| files[(seed % files.len() as u64) as usize])
         };
-        let record =
-            |op: &str, key: ItemKey| json!({"op": op, "kind": kind, "key": format!("{key:?}")});
+        let record = |op: &str, key: ItemKey| applied_entry(op, kind, key);
         match (kind, op) {
             ("message", "create") => {
                 let Coll::MailFolder(f) = c.coll else {
@@ -545,4 +620,229 @@ impl Sim {
             _ => Ok(None),
         }
     }
+
+    /// `POST /_sim/mutate` with `"ops": ["encrypt"]`: ransomware on one user's OneDrive. A
+    /// seeded `share` of the files gets uniformly random content (the old size plus a
+    /// 256-byte footer) and `extension` appended to its name, each a change of the driveItem
+    /// (same id; new name, content, eTag, cTag, hash and time; the old content kept as a
+    /// version); a ransom note `note` lands in the root and in every folder that held an
+    /// encrypted file (overwritten where one exists); `delete_mail` of the user's messages
+    /// are deleted. The response names the user attacked (`resource`).
+    pub fn encrypt(&self, m: &MutateRequest) -> Resp {
+        let t = &self.model.tenant;
+        let share = m.share.unwrap_or(ENCRYPT_SHARE);
+        if !(share > 0.0 && share <= 1.0) {
+            return Resp::bad_request(&format!(
+                "share must be a fraction above 0 and at most 1 (of the user's files to \
+                 encrypt), got {share}."
+            ));
+        }
+        let delete_mail = m.delete_mail.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&delete_mail) {
+            return Resp::bad_request(&format!(
+                "delete_mail must be a fraction from 0 to 1 (of the user's messages to \
+                 delete), got {delete_mail}."
+            ));
+        }
+        let extension = m.extension.as_deref().unwrap_or(ENCRYPT_EXTENSION);
+        let bad_extension = match extension {
+            "" => Some("It is empty.".to_string()),
+            _ => crate::graph::check_name(&format!("x{extension}")).err(),
+        };
+        if let Some(e) = bad_extension {
+            return Resp::bad_request(&format!(
+                "The extension '{extension}' cannot end a OneDrive file name: {e}"
+            ));
+        }
+        let note = m.note.as_deref().unwrap_or(ENCRYPT_NOTE);
+        if let Err(e) = crate::graph::check_name(note) {
+            return Resp::bad_request(&format!(
+                "The note name '{note}' is not a valid OneDrive file name: {e}"
+            ));
+        }
+        let has_drive = |r: Res| !t.drives(r).is_empty();
+        let fixed = match &m.resource {
+            None => None,
+            Some(id) => match t.find_res(id) {
+                None => {
+                    return Resp::error(
+                        404,
+                        "notFound",
+                        &format!("No user, group or site has id '{id}'."),
+                    );
+                }
+                Some(r @ Res::User(_)) if has_drive(r) => Some(r),
+                Some(Res::User(_)) => {
+                    return Resp::bad_request(&format!(
+                        "User '{id}' has no OneDrive to encrypt (a shared mailbox or an \
+                         unlicensed user): aim encrypt at a licensed user."
+                    ));
+                }
+                Some(_) => {
+                    return Resp::bad_request(&format!(
+                        "encrypt attacks a user's OneDrive, and '{id}' is a group or a site: \
+                         give a user id or UPN."
+                    ));
+                }
+            },
+        };
+        let mut st = self.state();
+        let mut rng = crate::seeded::rng(t.spec.seed ^ m.seed, &[0xEC, st.seq]);
+        let user = match fixed {
+            Some(r) => r,
+            None => {
+                let users: Vec<Res> = (0..t.spec.users)
+                    .map(Res::User)
+                    .filter(|r| has_drive(*r))
+                    .collect();
+                if users.is_empty() {
+                    return Resp::bad_request(
+                        "No user of the tenant has a OneDrive to encrypt: generate licensed \
+                         users (--users).",
+                    );
+                }
+                users[rng.random_range(0..users.len())]
+            }
+        };
+        let attack = Attack {
+            share,
+            extension,
+            note,
+            delete_mail,
+        };
+        match self.play_encrypt(&mut st, &mut rng, user, &attack) {
+            Ok(applied) => Resp::ok(json!({
+                "applied": applied,
+                "seq": st.seq,
+                "resource": t.res_id(user),
+            })),
+            Err(e) => crate::graph::internal(e),
+        }
+    }
+
+    fn play_encrypt(
+        &self,
+        st: &mut State,
+        rng: &mut impl Rng,
+        user: Res,
+        a: &Attack,
+    ) -> anyhow::Result<Vec<Value>> {
+        let t = &self.model.tenant;
+        let mut applied = Vec::new();
+        let ransom = format!(
+            "YOUR FILES HAVE BEEN ENCRYPTED\n\n\
+             Your documents were encrypted and renamed to end in {ext}.\n\
+             Do not rename or move them. Restore them from a backup made before the attack.\n\n\
+             Personal ID: {id}\n\n\
+             This is a simulated ransomware attack played by cairn-sim for tests and demos.\n",
+            ext = a.extension,
+            id = crate::seeded::guid(rng.random(), &[]),
+        );
+        for (c, _) in t.drives(user) {
+            let files: Vec<DriveNode> = self
+                .members(st, c)
+                .into_iter()
+                .filter_map(|k| self.model.drive_node(st, k))
+                .filter(|n| {
+                    let name = n.name.to_lowercase();
+                    !n.folder
+                        && !n.deleted
+                        && !name.ends_with(&a.extension.to_lowercase())
+                        && name != a.note.to_lowercase()
+                })
+                .collect();
+            let root = ItemKey::Base(c, 0);
+            let mut folders = vec![root];
+            for i in sample_share(rng, files.len(), a.share) {
+                let node = &files[i];
+                let Some(parent) = node.parent.and_then(|p| self.model.drive_node(st, p)) else {
+                    continue;
+                };
+                let mut name = format!("{}{}", node.name, a.extension);
+                if self
+                    .child_by_name(st, &parent, &name)
+                    .is_some_and(|n| n.key != node.key)
+                {
+                    name = self.free_name(st, &parent, &name);
+                }
+                let mut s = state_for_change(st, node.key, Kind::DriveItem, c);
+                s.versions.push(VersionRec {
+                    content: node.content.clone(),
+                    modified: node.modified.clone(),
+                });
+                s.name = Some(name);
+                s.content = Some(Content::Noise(GenContent {
+                    seed: rng.random(),
+                    size: Model::content_len(&node.content) + ENCRYPT_FOOTER,
+                }));
+                s.props
+                    .insert("mimeType".into(), json!("application/octet-stream"));
+                touch(&mut s);
+                st.put(node.key, s, None)?;
+                applied.push(applied_entry("encrypt", "file", node.key));
+                if !folders.contains(&parent.key) {
+                    folders.push(parent.key);
+                }
+            }
+            let blob = st.put_blob(bytes::Bytes::from(ransom.clone()))?;
+            for f in folders {
+                let Some(folder) = self.model.drive_node(st, f).filter(|n| !n.deleted) else {
+                    continue;
+                };
+                match self.child_by_name(st, &folder, a.note) {
+                    Some(old) if !old.folder => {
+                        let mut s = state_for_change(st, old.key, Kind::DriveItem, c);
+                        s.versions.push(VersionRec {
+                            content: old.content.clone(),
+                            modified: old.modified.clone(),
+                        });
+                        s.content = Some(Content::Blob(blob.clone()));
+                        s.props.insert("mimeType".into(), json!("text/plain"));
+                        touch(&mut s);
+                        st.put(old.key, s, None)?;
+                        applied.push(applied_entry("modify", "file", old.key));
+                    }
+                    taken => {
+                        let name = match taken {
+                            Some(_) => self.free_name(st, &folder, a.note),
+                            None => a.note.to_string(),
+                        };
+                        let key = ItemKey::New(st.next_seq());
+                        let mut s = new_state(Kind::DriveItem, c, serde_json::Map::new());
+                        s.name = Some(name);
+                        s.parent = Some(folder.key);
+                        s.content = Some(Content::Blob(blob.clone()));
+                        s.props.insert("mimeType".into(), json!("text/plain"));
+                        st.put(key, s, None)?;
+                        applied.push(applied_entry("create", "file", key));
+                    }
+                }
+            }
+        }
+        if a.delete_mail > 0.0 {
+            let mail: Vec<(CollKey, ItemKey)> = self
+                .collections(st, user)
+                .into_iter()
+                .filter(|c| matches!(c.coll, Coll::MailFolder(_)))
+                .flat_map(|c| self.members(st, c).into_iter().map(move |k| (c, k)))
+                .collect();
+            for i in sample_share(rng, mail.len(), a.delete_mail) {
+                let (c, key) = mail[i];
+                let mut s = state_for_change(st, key, Kind::Message, c);
+                s.deleted = true;
+                touch(&mut s);
+                st.put(key, s, None)?;
+                applied.push(applied_entry("delete", "message", key));
+            }
+        }
+        Ok(applied)
+    }
+}
+
+/// What an `encrypt` request asked for, defaults applied and checked.
+struct Attack<'a> {
+    share: f64,
+    extension: &'a str,
+    note: &'a str,
+    delete_mail: f64,
 }

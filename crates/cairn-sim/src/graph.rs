@@ -1862,7 +1862,12 @@ impl Sim {
     }
 
     /// Finds a child of a folder by name (case-insensitive, as OneDrive).
-    fn child_by_name(&self, st: &State, parent: &DriveNode, name: &str) -> Option<DriveNode> {
+    pub(crate) fn child_by_name(
+        &self,
+        st: &State,
+        parent: &DriveNode,
+        name: &str,
+    ) -> Option<DriveNode> {
         self.model
             .children(st, parent)
             .into_iter()
@@ -2259,7 +2264,8 @@ impl Sim {
         }
     }
 
-    fn free_name(&self, st: &State, parent: &DriveNode, name: &str) -> String {
+    /// A name for a new child of `parent` like `name` that no child has yet ("a 1.txt").
+    pub(crate) fn free_name(&self, st: &State, parent: &DriveNode, name: &str) -> String {
         let (stem, ext) = match name.rsplit_once('.') {
             Some((s, e)) if !s.is_empty() => (s.to_string(), format!(".{e}")),
             _ => (name.to_string(), String::new()),

@@ -61,7 +61,8 @@ pub struct DriveNode {
 pub struct Model {
     pub tenant: Tenant,
     /// quickXorHash of generated contents, memoised (bounded).
-    qx_cache: Mutex<HashMap<(u64, u64), String>>,
+    /// Keyed by (variant of `Content`, seed or blob id, length).
+    qx_cache: Mutex<HashMap<(u8, u64, u64), String>>,
     /// Children of generated drive folders, for the few drives being walked (bounded).
     children_cache: Mutex<HashMap<CollKey, std::sync::Arc<Vec<Vec<u32>>>>>,
 }
@@ -658,10 +659,7 @@ impl Model {
                 node.parent = s.parent;
             }
             if let Some(c) = &s.content {
-                node.size = match c {
-                    Content::Blob(b) => b.len,
-                    Content::Generated(g) => g.size,
-                };
+                node.size = Self::content_len(c);
                 node.content = c.clone();
             }
             if let Some(Value::String(m)) = s.props.get("mimeType") {
@@ -796,13 +794,14 @@ impl Model {
             Content::Generated(g) => {
                 Some(Bytes::from(seeded::blob_range(g.seed, g.size, from, to)))
             }
+            Content::Noise(g) => Some(Bytes::from(seeded::noise_range(g.seed, g.size, from, to))),
         }
     }
 
     pub fn content_len(c: &Content) -> u64 {
         match c {
             Content::Blob(b) => b.len,
-            Content::Generated(g) => g.size,
+            Content::Generated(g) | Content::Noise(g) => g.size,
         }
     }
 
@@ -824,8 +823,9 @@ impl Model {
     /// quickXorHash (base64) of content, as OneDrive for Business reports it.
     pub fn quick_xor(&self, st: &State, c: &Content) -> String {
         let cache_key = match c {
-            Content::Generated(g) => Some((g.seed, g.size)),
-            Content::Blob(b) => Some((u64::MAX - b.id, b.len)),
+            Content::Generated(g) => Some((0, g.seed, g.size)),
+            Content::Blob(b) => Some((1, b.id, b.len)),
+            Content::Noise(g) => Some((2, g.seed, g.size)),
         };
         if let Some(k) = cache_key
             && let Some(v) = self
@@ -937,6 +937,7 @@ impl Model {
         let ctag_seed = match &node.content {
             Content::Generated(g) => g.seed ^ g.size,
             Content::Blob(b) => b.id << 20 ^ b.len,
+            Content::Noise(g) => hash(g.seed, &[0x4E]) ^ g.size,
         };
         let ctag = format!(
             "\"c:{{{}}},{}\"",

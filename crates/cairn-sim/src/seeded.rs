@@ -103,15 +103,35 @@ pub fn fill_block(content_seed: u64, block: u64, out: &mut Vec<u8>, len: usize) 
 
 /// Bytes `[from, to)` of a generated blob of `size` bytes.
 pub fn blob_range(content_seed: u64, size: u64, from: u64, to: u64) -> Vec<u8> {
+    assemble(size, from, to, |block, len| {
+        let mut buf = Vec::with_capacity(len);
+        fill_block(content_seed, block, &mut buf, len);
+        buf
+    })
+}
+
+/// Bytes `[from, to)` of `size` uniformly random bytes, block by block like `blob_range`:
+/// what encryption leaves of a file (no structure, nothing to compress).
+pub fn noise_range(seed: u64, size: u64, from: u64, to: u64) -> Vec<u8> {
+    use rand::RngCore;
+    assemble(size, from, to, |block, len| {
+        let mut buf = vec![0; len];
+        rng(seed, &[0x4E, block]).fill_bytes(&mut buf);
+        buf
+    })
+}
+
+/// Cuts `[from, to)` out of content made of `BLOCK`-sized blocks, each made by `block(index,
+/// len)`, so that only the blocks the range touches are made.
+fn assemble(size: u64, from: u64, to: u64, block: impl Fn(u64, usize) -> Vec<u8>) -> Vec<u8> {
     let to = to.min(size);
     let mut out = Vec::with_capacity((to.saturating_sub(from)) as usize);
     let mut pos = from;
     while pos < to {
-        let block = pos / BLOCK;
-        let block_start = block * BLOCK;
+        let index = pos / BLOCK;
+        let block_start = index * BLOCK;
         let block_len = BLOCK.min(size - block_start) as usize;
-        let mut buf = Vec::with_capacity(block_len);
-        fill_block(content_seed, block, &mut buf, block_len);
+        let buf = block(index, block_len);
         let a = (pos - block_start) as usize;
         let b = ((to - block_start) as usize).min(block_len);
         out.extend_from_slice(&buf[a..b]);
@@ -138,6 +158,34 @@ mod tests {
         }
         assert_eq!(parts, whole);
         assert_ne!(blob_range(8, size, 0, size), whole);
+    }
+
+    #[test]
+    fn noise_ranges_reassemble_and_look_random() {
+        let size = 2 * BLOCK + 5;
+        let whole = noise_range(3, size, 0, size);
+        assert_eq!(whole.len() as u64, size);
+        let parts: Vec<u8> = [(0, 7), (7, BLOCK + 1), (BLOCK + 1, size)]
+            .into_iter()
+            .flat_map(|(a, b)| noise_range(3, size, a, b))
+            .collect();
+        assert_eq!(parts, whole);
+        assert_ne!(noise_range(4, size, 0, size), whole);
+        // Every byte value about equally often: close to 8 bits of entropy per byte.
+        let mut counts = [0u64; 256];
+        for b in &whole {
+            counts[*b as usize] += 1;
+        }
+        let n = whole.len() as f64;
+        let entropy: f64 = counts
+            .iter()
+            .filter(|c| **c > 0)
+            .map(|c| {
+                let p = *c as f64 / n;
+                -p * p.log2()
+            })
+            .sum();
+        assert!(entropy > 7.99, "{entropy}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub struct BlobRef {
     pub len: u64,
 }
 
-/// Generated content that replaced the original (a file edited by a mutation).
+/// Generated content that replaced the original (a file edited or encrypted by a mutation).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GenContent {
     pub seed: u64,
@@ -42,6 +42,8 @@ pub struct GenContent {
 pub enum Content {
     Blob(BlobRef),
     Generated(GenContent),
+    /// Uniformly random bytes (`seeded::noise_range`): a file encrypted by ransomware.
+    Noise(GenContent),
 }
 
 /// An earlier version of a file that changed after generation.

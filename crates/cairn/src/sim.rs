@@ -18,7 +18,8 @@ pub struct SimArgs {
 enum SimCommand {
     /// Serve a simulated tenant over Microsoft Graph v1.0 until interrupted.
     Serve(Box<ServeArgs>),
-    /// Create, modify, move and delete items in a running simulator.
+    /// Create, modify, move and delete items in a running simulator, or play a ransomware
+    /// attack on one user (`--ops encrypt`).
     Mutate(MutateArgs),
     /// Print the users, groups and sites a seed generates.
     Info(TenantArgs),
@@ -139,21 +140,36 @@ struct MutateArgs {
     /// URL of the running simulator.
     #[arg(long, default_value = "http://127.0.0.1:8365")]
     url: String,
-    /// Number of changes.
+    /// Number of changes (ignored by encrypt).
     #[arg(long, default_value_t = 10)]
     count: u32,
     /// Seed of the changes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Only this resource (user, group or site id).
+    /// Only this resource (user, group or site id); for encrypt, the user attacked (id or
+    /// UPN; default: one picked by the seed).
     #[arg(long)]
     resource: Option<String>,
-    /// Kinds: message, event, contact, file, listItem (comma-separated).
+    /// Kinds: message, event, contact, file, listItem, post (comma-separated).
     #[arg(long, value_delimiter = ',')]
     kinds: Option<Vec<String>>,
-    /// Operations: create, modify, move, delete (comma-separated).
+    /// Operations: create, modify, move, delete, share (comma-separated), or encrypt alone: a
+    /// ransomware attack on one user's OneDrive.
     #[arg(long, value_delimiter = ',')]
     ops: Option<Vec<String>>,
+    /// encrypt: fraction of the user's files encrypted, at least one [default: 0.6].
+    #[arg(long, value_name = "FRACTION")]
+    share: Option<f64>,
+    /// encrypt: appended to the name of each encrypted file [default: .locked].
+    #[arg(long)]
+    extension: Option<String>,
+    /// encrypt: name of the ransom note left in each folder it went through [default:
+    /// README_RESTORE_FILES.txt].
+    #[arg(long)]
+    note: Option<String>,
+    /// encrypt: fraction of the user's messages deleted [default: 0].
+    #[arg(long, value_name = "FRACTION")]
+    delete_mail: Option<f64>,
 }
 
 /// Builds the simulator configuration from `serve` flags.
@@ -220,7 +236,8 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         SimCommand::Mutate(m) => {
             let body = serde_json::json!({
                 "seed": m.seed, "count": m.count, "resource": m.resource,
-                "kinds": m.kinds, "ops": m.ops,
+                "kinds": m.kinds, "ops": m.ops, "share": m.share,
+                "extension": m.extension, "note": m.note, "delete_mail": m.delete_mail,
             });
             runtime()?.block_on(async move {
                 let resp = reqwest::Client::new()

@@ -1,13 +1,12 @@
 //! Individual endpoint contracts: what a Graph client relies on, one behaviour per test, checked
 //! over HTTP against a simulator on a random port (GRAPH-NOTES §1, §2, §3, §5, §8, §9).
 
-use crate::harness::{Outcome, Sim, config, sha256_hex, small_spec, start};
+use crate::harness::{Outcome, Sim, TempDir, config, sha256_hex, small_spec, start};
 use base64::Engine;
 use cairn_sim::{TenantSpec, ThrottleMode};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 const IMMUTABLE: (&str, &str) = ("Prefer", "IdType=\"ImmutableId\"");
@@ -136,27 +135,6 @@ fn data(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u64).wrapping_mul(2_654_435_761).rotate_right(13) as u8)
         .collect()
-}
-
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "cairn-sim-{tag}-{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&p).expect("temp dir");
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Runs a test body on its own thread and runtime and fails if it has not finished within

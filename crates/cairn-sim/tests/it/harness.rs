@@ -234,6 +234,18 @@ impl Sim {
         resp.json().await.unwrap()
     }
 
+    /// `POST /_sim/mutate` whatever it answers: status and body.
+    pub async fn mutate_raw(&self, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/_sim/mutate", self.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
     pub async fn manifest(&self, resource: &str) -> Vec<Value> {
         self.admin(&format!("/_sim/manifest?resource={resource}"))
             .await
@@ -246,4 +258,25 @@ impl Sim {
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
+}
+
+/// A directory removed when the test ends.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "cairn-sim-{tag}-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

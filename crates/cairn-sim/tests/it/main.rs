@@ -5,5 +5,6 @@ mod endpoints;
 mod forms;
 mod harness;
 mod permissions;
+mod ransomware;
 mod sdk;
 mod walk;
