@@ -225,6 +225,18 @@ pub async fn backup(
             }
         }
     }
+    // Each new restore point is scored against the previous one; a suspect one is
+    // recorded and its resource's last clean point held.
+    let mut resources = std::mem::take(&mut report.resources);
+    let (ws2, key) = (ws.clone(), tenant.key());
+    let thresholds = ws.config().file().detection.clone();
+    let scored = tokio::task::spawn_blocking(move || {
+        let r = crate::detect::after_backup(&ws2, &key, &mut resources, &thresholds);
+        (resources, r)
+    })
+    .await?;
+    report.resources = scored.0;
+    scored.1?;
     Ok(report)
 }
 

@@ -64,6 +64,13 @@ pub struct SnapshotRow {
     pub kinds: BTreeMap<String, u64>,
     /// False when the repository no longer has the snapshot (forgotten since).
     pub in_repository: bool,
+    /// Ransomware or mass-change detection found signs in it (see `findings`).
+    pub suspect: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<cairn_backup::Finding>,
+    /// A legal hold in force keeps it (the hold's id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 /// Restore points listed from the catalog.
@@ -84,10 +91,20 @@ pub fn snapshots(
 ) -> anyhow::Result<Snapshots> {
     let ids: Option<HashSet<&str>> = in_repo.map(|s| s.iter().map(|s| s.id.as_str()).collect());
     let mut rows = Vec::new();
+    let suspects = crate::detect::suspects(cat)?;
+    let held = crate::holds::held_in(cat)?;
     for r in cat.resources()? {
         for p in cat.points(r.id)? {
             if filter.takes(&r.tenant, &r.name, p.time) {
-                rows.push(row(cat, &r, &p, ids.as_ref())?);
+                let mut row = row(cat, &r, &p, ids.as_ref())?;
+                row.held_by = held
+                    .keeping(&r.tenant, &r.name, &p.snapshot)
+                    .map(str::to_string);
+                if let Some(s) = suspects.get(&p.snapshot) {
+                    row.suspect = true;
+                    row.findings = s.findings.clone();
+                }
+                rows.push(row);
             }
         }
     }
@@ -132,6 +149,9 @@ fn row(
         size,
         kinds,
         in_repository: in_repo.is_none_or(|s| s.contains(p.snapshot.as_str())),
+        suspect: false,
+        findings: Vec::new(),
+        held_by: None,
     })
 }
 

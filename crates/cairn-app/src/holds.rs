@@ -361,9 +361,23 @@ impl Held {
 /// What the holds in force keep. Blocking.
 pub fn held(ws: &Workspace) -> anyhow::Result<Held> {
     let holds = in_force(ws)?;
-    let mut out = Held::default();
     let cat = ws.existing_catalog()?;
-    for h in &holds {
+    let cat = cat.as_deref().map(|c| c as &dyn Catalog);
+    held_by(&holds, cat)
+}
+
+/// What the holds in force the catalog records keep.
+pub fn held_in(cat: &dyn Catalog) -> anyhow::Result<Held> {
+    let holds: Vec<Hold> = parse_docs(cat)?
+        .into_iter()
+        .filter(Hold::in_force)
+        .collect();
+    held_by(&holds, Some(cat))
+}
+
+fn held_by(holds: &[Hold], cat: Option<&dyn Catalog>) -> anyhow::Result<Held> {
+    let mut out = Held::default();
+    for h in holds {
         match &h.target {
             HoldTarget::Resource { resource } => {
                 out.resources
@@ -376,8 +390,8 @@ pub fn held(ws: &Workspace) -> anyhow::Result<Held> {
                     .or_insert_with(|| h.id.clone());
             }
             HoldTarget::Search { .. } => {
-                let Some(cat) = &cat else { continue };
-                for snap in search_snapshots(&**cat, h)? {
+                let Some(cat) = cat else { continue };
+                for snap in search_snapshots(cat, h)? {
                     out.snapshots.entry(snap).or_insert_with(|| h.id.clone());
                 }
             }

@@ -16,6 +16,7 @@ pub use workspace::Workspace;
 
 pub mod backup;
 pub mod browse;
+pub mod detect;
 pub mod export;
 pub mod holds;
 pub mod maintenance;

@@ -236,6 +236,7 @@ pub fn rebuild_catalog(
     let report = cairn_backup::rebuild(&repo, &catalog, tenant, progress)?;
     // What the repository records beside the backups comes back too.
     let holds = crate::holds::import(&repo, &catalog)?;
+    crate::detect::import(&repo, &catalog)?;
     Ok(Rebuilt {
         report,
         moved_aside,

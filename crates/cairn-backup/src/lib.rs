@@ -23,4 +23,4 @@ pub use cairn_catalog::sort_key;
 pub use engine::{BackupOptions, Engine, Service, Target, TargetKind};
 pub use error::{BackupError, is_transient};
 pub use rebuild::{REBUILT_ID, RebuildProgress, RebuildReport, RebuiltResource, rebuild};
-pub use report::{JobReport, Progress, ResourceReport, Silent, Skipped};
+pub use report::{Finding, JobReport, Progress, ResourceReport, Silent, Skipped};

@@ -41,11 +41,29 @@ pub struct ResourceReport {
     pub stored_bytes: u64,
     /// Objects left out (an item, a folder, a service), with the reason.
     pub skipped: Vec<Skipped>,
+    /// Signs of ransomware or mass change in this restore point against the previous one
+    /// (the caller scores them after the run): not empty, the point is suspect.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
     /// Why the resource has no restore point from this run.
     pub error: Option<String>,
     /// The failure may go away by itself (throttling, an outage): retry later.
     pub transient: bool,
     pub seconds: f64,
+}
+
+/// One sign of ransomware or mass change in a restore point.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct Finding {
+    /// `mass-deletion`, `mass-modification`, `ransomware-extension`, `ransom-note`,
+    /// `high-entropy`, `mail-to-deleted-items`, `mail-purged`.
+    pub signal: String,
+    /// For people: what was seen against what threshold.
+    pub summary: String,
+    /// The measurements (counts, shares) and the threshold crossed.
+    pub numbers: std::collections::BTreeMap<String, f64>,
+    /// A few of the items concerned (paths in the restore point).
+    pub examples: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

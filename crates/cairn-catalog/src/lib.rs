@@ -258,6 +258,26 @@ pub trait Catalog: Send + Sync {
         f: &mut dyn FnMut(ItemRow) -> bool,
     ) -> Result<()>;
     fn find(&self, q: &Query) -> Result<Vec<Hit>>;
+    /// What changed from restore point `from` to `to` (later): per item, the version
+    /// `from` held and the one `to` holds (`None`: absent there), ordered by item id.
+    /// Unchanged items are not visited; `f` returning false stops the walk.
+    fn changes(
+        &self,
+        res: i64,
+        from: i64,
+        to: i64,
+        f: &mut dyn FnMut(Change) -> bool,
+    ) -> Result<()>;
+    /// The items of a restore point, counted by kind.
+    fn count_at(&self, res: i64, seq: i64) -> Result<std::collections::BTreeMap<String, u64>>;
+}
+
+/// One item's change between two restore points: added (`old` none), removed (`new`
+/// none), or changed, moved or renamed (both).
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub old: Option<ItemRow>,
+    pub new: Option<ItemRow>,
 }
 
 /// The order the repository needs: component-wise, as `Path` compares. Replacing `/` by

@@ -3,11 +3,12 @@
 //! hold up the stagings of other resources.
 
 use crate::{
-    Catalog, CatalogError, CommitReport, Hit, ItemRow, Lookup, Point, Query, Resource,
+    Catalog, CatalogError, Change, CommitReport, Hit, ItemRow, Lookup, Point, Query, Resource,
     ResourceKind, Result, sort_key,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -660,6 +661,83 @@ impl Catalog for SqliteCatalog {
             }
         }
         Ok(())
+    }
+
+    fn changes(
+        &self,
+        res: i64,
+        from: i64,
+        to: i64,
+        f: &mut dyn FnMut(Change) -> bool,
+    ) -> Result<()> {
+        let c = Self::connect(&self.path)?;
+        // Valid at `from` but not at `to` (removed or replaced), and the reverse.
+        let gone = format!(
+            "SELECT {COLS} FROM versions WHERE resource=?1 AND first<=?2 AND last IS NOT NULL
+               AND last>=?2 AND last<?3 ORDER BY item"
+        );
+        let came = format!(
+            "SELECT {COLS} FROM versions WHERE resource=?1 AND first>?2 AND first<=?3
+               AND (last IS NULL OR last>=?3) ORDER BY item"
+        );
+        let mut st_old = c.prepare(&gone).map_err(|e| self.err(e))?;
+        let mut st_new = c.prepare(&came).map_err(|e| self.err(e))?;
+        let mut olds = st_old
+            .query(params![res, from, to])
+            .map_err(|e| self.err(e))?;
+        let mut news = st_new
+            .query(params![res, from, to])
+            .map_err(|e| self.err(e))?;
+        let next = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<ItemRow>> {
+            match rows.next().map_err(|e| self.err(e))? {
+                Some(r) => Ok(Some(row_at(r, 0).map_err(|e| self.err(e))?)),
+                None => Ok(None),
+            }
+        };
+        let (mut o, mut n) = (next(&mut olds)?, next(&mut news)?);
+        loop {
+            let change = match (o.take(), n.take()) {
+                (None, None) => return Ok(()),
+                (Some(a), Some(b)) if a.item == b.item => {
+                    (o, n) = (next(&mut olds)?, next(&mut news)?);
+                    Change {
+                        old: Some(a),
+                        new: Some(b),
+                    }
+                }
+                (Some(a), b) if b.as_ref().is_none_or(|b| a.item < b.item) => {
+                    (o, n) = (next(&mut olds)?, b);
+                    Change {
+                        old: Some(a),
+                        new: None,
+                    }
+                }
+                (a, Some(b)) => {
+                    (o, n) = (a, next(&mut news)?);
+                    Change {
+                        old: None,
+                        new: Some(b),
+                    }
+                }
+                (Some(_), None) => unreachable!("handled above"),
+            };
+            if !f(change) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn count_at(&self, res: i64, seq: i64) -> Result<BTreeMap<String, u64>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT kind, count(*) FROM versions WHERE resource=?1 AND first<=?2
+                   AND (last IS NULL OR last>=?2) GROUP BY kind",
+            )?;
+            let rows = st.query_map(params![res, seq], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            rows.collect()
+        })
     }
 
     fn find(&self, q: &Query) -> Result<Vec<Hit>> {

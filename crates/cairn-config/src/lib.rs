@@ -12,6 +12,8 @@
 //! [`PasswordSource`] the caller acts on (the command line prompts; a server refuses to).
 
 pub mod env;
+mod detection;
+pub use detection::Thresholds;
 mod file;
 mod tenant;
 
@@ -123,6 +125,9 @@ pub struct FileConfig {
     pub jobs: BTreeMap<String, JobEntry>,
     /// `cairn serve`'s own settings (`[server]`).
     pub server: Option<ServerEntry>,
+    /// Ransomware and mass-change detection thresholds (`[detection]`).
+    #[serde(default)]
+    pub detection: Thresholds,
 }
 
 /// One `[jobs.NAME]` table: what to back up, when, and how long to keep it. Scope keys are

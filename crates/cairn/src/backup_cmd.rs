@@ -123,6 +123,18 @@ pub fn print_report(r: &JobReport) -> anyhow::Result<()> {
         for s in &res.skipped {
             outln!("    skipped {}: {}", s.object, s.reason);
         }
+        for f in &res.findings {
+            outln!("    SUSPECT {}: {}", f.signal, f.summary);
+            for e in &f.examples {
+                outln!("      e.g. {e}");
+            }
+        }
+    }
+    let suspect = r.resources.iter().filter(|x| !x.findings.is_empty()).count();
+    if suspect > 0 {
+        eprintln!(
+            "warning: {suspect} restore points are suspect (signs of ransomware or mass change, see above); the last clean restore point of each is under an automatic legal hold (`cairn hold list`)"
+        );
     }
     let items: u64 = r.resources.iter().map(|x| x.items).sum();
     let bytes: u64 = r.resources.iter().map(|x| x.fetched_bytes).sum();

@@ -39,10 +39,17 @@ pub fn print(rows: &[Row]) -> anyhow::Result<()> {
             r.time.format("%Y-%m-%d %H:%M:%S"),
             r.items,
             super::human_size(r.size),
-            if r.in_repository {
-                ""
-            } else {
-                "  (forgotten: no longer in the repository)"
+            match (r.in_repository, r.suspect) {
+                (false, _) => "  (forgotten: no longer in the repository)".to_string(),
+                (true, true) => format!(
+                    "  SUSPECT: {}",
+                    r.findings
+                        .iter()
+                        .map(|f| f.signal.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (true, false) => String::new(),
             }
         );
     }

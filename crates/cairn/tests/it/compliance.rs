@@ -188,3 +188,127 @@ fn a_hold_on_a_search_spares_its_restore_points_and_survives_a_catalog_rebuild()
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("hint:"), "{}", stderr(&bad));
 }
+
+/// Findings of the restore points of `user`, by point.
+fn suspects(t: &Tenant, user: &str) -> Vec<(i64, bool, Vec<String>, Option<String>)> {
+    let rows = t.json(&["snapshots", "--resource", user, "--json"]);
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["point"].as_i64().unwrap(),
+                r["suspect"].as_bool().unwrap(),
+                r["findings"]
+                    .as_array()
+                    .map(|f| {
+                        f.iter()
+                            .map(|x| x["signal"].as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                r["held_by"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_encrypt_attack_is_caught_its_clean_point_held_and_retention_spares_it() {
+    let t = Tenant::new();
+    let user = t.users()[1].clone();
+    t.backup(&user);
+    // Ordinary churn first: nothing to see.
+    t.mutate(serde_json::json!({"seed": 4, "count": 3, "resource": user}));
+    let report = t.backup(&user);
+    assert!(report["resources"][0].get("findings").is_none(), "{report}");
+
+    let attack = t.mutate(
+        serde_json::json!({"seed": 5, "resource": user, "ops": ["encrypt"],
+                                             "delete_mail": 0.5}),
+    );
+    assert!(
+        !attack["applied"].as_array().unwrap().is_empty(),
+        "{attack}"
+    );
+    let report = t.backup(&user);
+    let signals: Vec<&str> = report["resources"][0]["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings: {report}"))
+        .iter()
+        .map(|f| f["signal"].as_str().unwrap())
+        .collect();
+    println!("signals after the attack: {signals:?}");
+    for s in [
+        "ransomware-extension",
+        "ransom-note",
+        "mail-purged",
+        "high-entropy",
+    ] {
+        assert!(signals.contains(&s), "{s} missing: {report}");
+    }
+    let f = &report["resources"][0]["findings"][0];
+    assert!(!f["examples"].as_array().unwrap().is_empty(), "{f}");
+    assert!(f["numbers"]["threshold"].is_number(), "{f}");
+
+    // The point is suspect; the one before it is held, automatically.
+    let points = suspects(&t, &user);
+    assert_eq!(points.len(), 3, "{points:?}");
+    assert!(!points[0].1 && !points[1].1, "{points:?}");
+    assert!(points[2].1, "{points:?}");
+    assert!(points[2].2.contains(&"ransom-note".to_string()));
+    let hold = points[1].3.clone().expect("point 2 held");
+    let table = t.ok(&["snapshots", "--resource", &user]);
+    assert!(table.contains("SUSPECT: "), "{table}");
+    let holds = t.json(&["hold", "list", "--json"]);
+    let auto = holds
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == hold.as_str())
+        .unwrap();
+    assert_eq!(auto["automatic"], true, "{auto}");
+    assert_eq!(auto["target"]["kind"], "point");
+    assert_eq!(auto["target"]["point"], 2);
+    assert!(
+        auto["reason"].as_str().unwrap().contains("suspect"),
+        "{auto}"
+    );
+
+    // Retention keeps the clean point whatever the rule says.
+    let forget = t.ok(&["forget", "--keep-last", "1"]);
+    assert!(
+        forget.contains(&format!("spared by legal hold {hold}")),
+        "{forget}"
+    );
+    let left: Vec<i64> = t.points(&user).into_iter().map(|p| p.0).collect();
+    assert_eq!(left, vec![2, 3], "{forget}");
+}
+
+#[test]
+fn ordinary_churn_over_many_runs_raises_no_finding() {
+    let t = Tenant::new();
+    let users = t.users().join(",");
+    t.backup(&users);
+    // A few percent of the items a day, every kind of change, for two weeks of runs.
+    let runs = 14;
+    let mut points = 0;
+    let mut findings = Vec::new();
+    for day in 0..runs {
+        let applied = t.mutate(serde_json::json!({"seed": 100 + day, "count": 12}));
+        assert!(!applied["applied"].as_array().unwrap().is_empty());
+        let report = t.backup(&users);
+        for r in report["resources"].as_array().unwrap() {
+            points += 1;
+            if let Some(f) = r.get("findings") {
+                findings.push(format!("day {day} {}: {f}", r["resource"]));
+            }
+        }
+    }
+    println!(
+        "false positives: {} findings over {points} restore points ({runs} runs of ordinary churn)",
+        findings.len()
+    );
+    assert!(findings.is_empty(), "{findings:#?}");
+    assert!(points >= runs as usize * 3);
+}
