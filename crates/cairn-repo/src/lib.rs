@@ -13,9 +13,9 @@ mod shared;
 mod source;
 
 pub use location::{Location, RepoOptions};
-pub use repo::{
-    CheckReport, ForgetReport, ForgetRule, KeyInfo, LegalHold, Repo, RepoError, SnapshotInfo,
-    SnapshotMeta, SnapshotReader, WalkEntry,
-};
 pub use records::{RECORD_HOST, RECORD_TAG, Record, is_record};
+pub use repo::{
+    CheckReport, ForgetReport, ForgetRule, KeyInfo, LegalHold, Repo, RepoError, RewriteOutcome,
+    SnapshotInfo, SnapshotMeta, SnapshotReader, WalkEntry,
+};
 pub use source::{Entry, EntryKind, ItemReader};

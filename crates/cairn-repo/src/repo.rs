@@ -1,18 +1,20 @@
 //! The repository: create or open, archive a resource as one snapshot, list and read
-//! snapshots, check, forget (GFS with legal holds), prune, copy.
+//! snapshots, check, forget (GFS with legal holds), rewrite without given items (erasure),
+//! prune and purge, copy.
 
 use crate::location::RepoOptions;
 use crate::shared::Shared;
 use crate::source::{Entry, Source};
 use rustic_backend::BackendOptions;
 use rustic_core::jiff::{Timestamp, Zoned, tz::TimeZone};
-use rustic_core::repofile::SnapshotFile;
+use rustic_core::repofile::{SnapshotFile, SnapshotId};
 use rustic_core::{
-    BackupOptions, CheckOptions, ConfigOptions, Credentials, ForgetGroups, Grouped,
-    IndexedIdsStatus, KeepOptions, KeyOptions, LsOptions, ParentOptions, PruneOptions, Repository,
-    RepositoryBackends, RepositoryOptions, SnapshotGroupCriterion,
+    BackupOptions, CheckOptions, ConfigOptions, Credentials, Excludes, ForgetGroups, Grouped,
+    IndexedIdsStatus, KeepOptions, KeyOptions, LimitOption, LsOptions, ParentOptions, PruneOptions,
+    Repository, RepositoryBackends, RepositoryOptions, RewriteOptions, RewriteTreesOptions,
+    SnapshotGroupCriterion, StringList, TreeId,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -203,6 +205,95 @@ pub struct ForgetReport {
     /// Snapshots the storage refused to delete (Object Lock retention): deferred until
     /// their retention ends; forget them again then.
     pub deferred: Vec<(SnapshotInfo, String)>,
+}
+
+/// What [`Repo::rewrite_without`] did to one restore point.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RewriteOutcome {
+    /// The restore point as it was.
+    pub original: SnapshotInfo,
+    /// The restore point written without the items: `None` when none of them was in the
+    /// original (nothing was written) and on a dry run.
+    pub snapshot: Option<SnapshotInfo>,
+    /// Entries removed (on a dry run: that would be), a directory counting itself and
+    /// everything under it.
+    pub removed: u64,
+    /// The paths asked for that were in the original, as given.
+    pub found: Vec<String>,
+    /// Why the original is still in the repository although the new one replaces it: the
+    /// storage refused the deletion (Object Lock retention) or it failed. The new restore
+    /// point stays; the original, still holding the removed items, is to be deleted later.
+    pub original_kept: Option<String>,
+}
+
+/// A path of a snapshot's tree (as [`Repo::list`] gives it, with or without a leading `/`)
+/// as an exclude for rustic_core's rewrite: matched literally, anchored at the root of the
+/// tree (rustic_core matches paths relative to it: `mail/Inbox/a.eml`), `!` making the
+/// override an exclusion. `None` for the root and for paths no entry can have.
+fn literal_exclude(path: &str) -> Option<(Vec<&str>, String)> {
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    if parts.is_empty() || parts.iter().any(|c| *c == "." || *c == "..") {
+        return None;
+    }
+    let mut glob = String::from("!");
+    for part in &parts {
+        glob.push('/');
+        for c in part.chars() {
+            // Glob syntax, comment and negation markers, and spaces (trailing ones are trimmed
+            // from an unescaped gitignore line).
+            if matches!(
+                c,
+                '\\' | '*' | '?' | '[' | ']' | '{' | '}' | '!' | '#' | ' '
+            ) {
+                glob.push('\\');
+            }
+            glob.push(c);
+        }
+    }
+    Some((parts, glob))
+}
+
+/// The number of entries of tree `tree` at `targets` (paths of components relative to it),
+/// each with everything under it, counted once (if `count`); the indexes of the targets
+/// found are added to `found`. Only the trees along the targets are read, each once.
+fn present<S: rustic_core::IndexedTree>(
+    repo: &Repository<S>,
+    tree: TreeId,
+    targets: &[(usize, &[&str])],
+    found: &mut Vec<usize>,
+    count: bool,
+) -> rustic_core::RusticResult<u64> {
+    let mut by_name: BTreeMap<&str, Vec<(usize, &[&str])>> = BTreeMap::new();
+    for (i, parts) in targets {
+        if let Some((first, rest)) = parts.split_first() {
+            by_name.entry(first).or_default().push((*i, rest));
+        }
+    }
+    let mut n = 0;
+    for node in repo.get_tree(&tree)?.nodes {
+        let name = node.name();
+        let Some(mine) = name.to_str().and_then(|s| by_name.get(s)) else {
+            continue;
+        };
+        let (here, deeper): (Vec<_>, Vec<_>) = mine.iter().partition(|(_, rest)| rest.is_empty());
+        found.extend(here.iter().map(|(i, _)| *i));
+        if count && !here.is_empty() {
+            n += 1;
+            if node.is_dir() {
+                for entry in repo.ls(&node, &LsOptions::default())? {
+                    entry?;
+                    n += 1;
+                }
+            }
+        }
+        if !deeper.is_empty()
+            && let Some(sub) = node.subtree
+        {
+            // Under a target: found too, already counted.
+            n += present(repo, sub, &deeper, found, count && here.is_empty())?;
+        }
+    }
+    Ok(n)
 }
 
 /// Did the storage refuse a deletion because the object is locked (retention, legal hold)?
@@ -747,14 +838,34 @@ impl Repo {
 
     /// Removes data no snapshot needs any more. Returns the number of packs deleted.
     pub fn prune(&self) -> Result<u64, RepoError> {
-        let repo = self.raw()?;
+        self.prune_with(PruneOptions::default(), |s| s.packs_to_delete.remove)
+    }
+
+    /// A prune that leaves no unused data behind, whatever it costs to repack: after an
+    /// erasure ([`rewrite_without`](Self::rewrite_without)), so the erased items' content does
+    /// not stay as the slack [`prune`](Self::prune) tolerates (up to 5% of the repository
+    /// unused, at most 10% of it repacked per run). Returns the number of packs deleted or
+    /// rewritten.
+    pub fn purge(&self) -> Result<u64, RepoError> {
         let opts = PruneOptions::default()
+            .max_unused(LimitOption::Percentage(0))
+            .max_repack(LimitOption::Unlimited);
+        self.prune_with(opts, |s| s.packs_to_delete.remove + s.packs.repack)
+    }
+
+    fn prune_with(
+        &self,
+        opts: PruneOptions,
+        packs: impl Fn(&rustic_core::PruneStats) -> u64,
+    ) -> Result<u64, RepoError> {
+        let repo = self.raw()?;
+        let opts = opts
             .instant_delete(true)
             .keep_delete(rustic_core::jiff::Span::new());
         let plan = repo
             .prune_plan(&opts)
             .map_err(|e| rustic("planning prune", e))?;
-        let n = plan.stats.packs_to_delete.remove;
+        let n = packs(&plan.stats);
         let result = repo.prune(&opts, plan);
         // The shared index may name blobs in packs that are gone now: deduplicating against
         // them would make snapshots refer to missing data.
@@ -766,6 +877,201 @@ impl Repo {
             Err(e) if is_locked(&e.display_log()) => Err(RepoError::Deferred(e.display_log())),
             Err(e) => Err(rustic("pruning", e)),
         }
+    }
+
+    /// Rewrites snapshot `snapshot` without the items at `remove` (paths as [`list`](Self::list)
+    /// gives them, e.g. `/mail/Inbox/abc.eml`, with or without the leading `/`, matched
+    /// literally; a directory removes everything under it): for an erasure (GDPR) or a
+    /// retention of single items. The new snapshot keeps the hostname, label, paths, time,
+    /// parent and tags, gains the tag `tag` (e.g. `erased`, `retention`) and names the
+    /// original in restic's `original` field; the original is deleted once the new one is
+    /// saved. The data only the removed items used stays in the repository until the next
+    /// [`purge`](Self::purge) ([`prune`](Self::prune) may keep it as tolerated slack).
+    ///
+    /// When none of the paths is in the snapshot nothing is written (`snapshot` is `None`,
+    /// `removed` 0). A dry run counts what would be removed and writes nothing. With Object
+    /// Lock storage the deletion of the original may be refused: the outcome says so in
+    /// `original_kept` and the new snapshot stays.
+    pub fn rewrite_without(
+        &self,
+        snapshot: &str,
+        remove: &[String],
+        tag: &str,
+        dry_run: bool,
+    ) -> Result<RewriteOutcome, RepoError> {
+        let mut outcomes = self.rewrite_many(&[snapshot.to_string()], remove, tag, dry_run)?;
+        Ok(outcomes.remove(0))
+    }
+
+    /// [`rewrite_without`](Self::rewrite_without) for several snapshots at once (an item
+    /// erased from every restore point of a resource): the index is read once and trees the
+    /// snapshots share are rewritten once. One outcome per snapshot, in the order given (a
+    /// snapshot named twice once). A snapshot that does not exist fails the call before
+    /// anything is written.
+    pub fn rewrite_many(
+        &self,
+        snapshots: &[String],
+        remove: &[String],
+        tag: &str,
+        dry_run: bool,
+    ) -> Result<Vec<RewriteOutcome>, RepoError> {
+        if tag.is_empty() || tag.contains(',') {
+            return Err(RepoError::Config(format!(
+                "tag {tag:?}: a rewritten snapshot needs a tag without commas"
+            )));
+        }
+        // Paths as components, each with its index in `remove` and its exclude.
+        let mut targets: Vec<(usize, Vec<&str>, String)> = Vec::new();
+        for (i, path) in remove.iter().enumerate() {
+            if path.split('/').all(str::is_empty) {
+                return Err(RepoError::Config(
+                    "removing the root would empty the snapshot: forget it instead".into(),
+                ));
+            }
+            if let Some((parts, glob)) = literal_exclude(path) {
+                targets.push((i, parts, glob));
+            }
+        }
+
+        let repo = self
+            .raw()?
+            .to_indexed()
+            .map_err(|e| rustic("reading the index", e))?;
+        let mut snaps: Vec<SnapshotFile> = Vec::new();
+        for id in snapshots {
+            let s = self.find(&repo, id)?;
+            if !snaps.iter().any(|x| x.id == s.id) {
+                snaps.push(s);
+            }
+        }
+        let wanted: Vec<(usize, &[&str])> =
+            targets.iter().map(|(i, p, _)| (*i, p.as_slice())).collect();
+        let mut outcomes = Vec::with_capacity(snaps.len());
+        for s in &snaps {
+            let mut found = Vec::new();
+            let removed = present(&repo, s.tree, &wanted, &mut found, true)
+                .map_err(|e| rustic(&format!("reading snapshot {}", s.id), e))?;
+            found.sort_unstable();
+            outcomes.push(RewriteOutcome {
+                original: info(s),
+                snapshot: None,
+                removed,
+                found: found.into_iter().map(|i| remove[i].clone()).collect(),
+                original_kept: None,
+            });
+        }
+        // Only snapshots holding an item are handed over: rustic_core also rewrites a
+        // snapshot whose stored summary differs from the one it computes.
+        let ids: Vec<SnapshotId> = snaps.iter().map(|s| s.id).collect();
+        let todo: Vec<SnapshotFile> = snaps
+            .into_iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.removed > 0)
+            .map(|(s, _)| s)
+            .collect();
+        if dry_run || todo.is_empty() {
+            return Ok(outcomes);
+        }
+
+        let before: BTreeSet<SnapshotId> = repo
+            .list::<SnapshotId>()
+            .map_err(|e| rustic("listing snapshots", e))?
+            .collect();
+        let mut tags = StringList::default();
+        tags.add(tag.to_string());
+        // The originals are deleted here, one by one, only after the new ones are saved: a
+        // refused deletion is reported, not an error.
+        let opts = RewriteOptions::default()
+            .forget(false)
+            .tags_rewritten(tags)
+            .dry_run(false);
+        let globs: Vec<String> = targets.iter().map(|(_, _, g)| g.clone()).collect();
+        let tree_opts = RewriteTreesOptions::default().excludes(Excludes::default().globs(globs));
+        let result = repo.rewrite_snapshots_and_trees(todo, &opts, &tree_opts);
+        // New trees are in the repository (even if saving a snapshot failed): archives
+        // deduplicate against an index that knows them.
+        self.refresh_index();
+        // The snapshots as saved, with the ids of their originals.
+        let rewritten = result.map_err(|e| rustic("rewriting snapshots", e))?;
+        // An index that knows the new trees; loaded after the refresh, the next archive
+        // uses it too.
+        let (fresh, _) = self.indexed(0)?;
+
+        // A saved snapshot's id is the hash of its encrypted file: found among the new ones.
+        let new_ids: Vec<String> = repo
+            .list::<SnapshotId>()
+            .map_err(|e| rustic("listing snapshots", e))?
+            .filter(|id| !before.contains(id))
+            .map(|id| id.into_inner().to_hex().to_string())
+            .collect();
+        let mut saved = repo
+            .get_snapshots(&new_ids)
+            .map_err(|e| rustic("reading the rewritten snapshots", e))?;
+        for r in rewritten {
+            let o = ids
+                .iter()
+                .position(|id| *id == r.id)
+                .map(|at| &mut outcomes[at])
+                .ok_or_else(|| {
+                    storage("rewriting snapshots", format!("{} was not asked for", r.id))
+                })?;
+            let at = saved
+                .iter()
+                .position(|s| {
+                    s.tree == r.tree
+                        && s.time.timestamp() == r.time.timestamp()
+                        && s.hostname == r.hostname
+                        && s.label == r.label
+                        && s.original == r.original
+                })
+                .ok_or_else(|| {
+                    storage(
+                        &format!("rewriting snapshot {}", r.id),
+                        "the new snapshot was saved but is not in the repository; the original is kept",
+                    )
+                })?;
+            let new = saved.swap_remove(at);
+            // Whatever the excludes missed would still be there: an erasure is never
+            // reported done when it is not.
+            let left = present(&*fresh, r.tree, &wanted, &mut Vec::new(), true)
+                .map_err(|e| rustic(&format!("reading the rewritten snapshot of {}", r.id), e))?;
+            if left > 0 {
+                // The incomplete copy goes; the original stays as it was.
+                let _ = repo.delete_snapshots(&[new.id]);
+                return Err(storage(
+                    &format!("rewriting snapshot {}", r.id),
+                    format!(
+                        "{left} of the entries to remove would still be in the new snapshot; the original is kept"
+                    ),
+                ));
+            }
+            o.snapshot = Some(info(&new));
+            o.original_kept = match repo.delete_snapshots(&[r.id]) {
+                Ok(()) => None,
+                Err(e) if is_locked(&e.display_log()) => Some(
+                    "the storage keeps it under retention: it still holds the removed items; \
+                     delete it when its retention ends"
+                        .into(),
+                ),
+                Err(e) => {
+                    let detail = e.display_log();
+                    tracing::warn!(snapshot = %r.id, "deleting the rewritten original failed: {detail}");
+                    Some(format!(
+                        "deleting it failed ({detail}): it still holds the removed items; delete it again"
+                    ))
+                }
+            };
+        }
+        if let Some(o) = outcomes
+            .iter()
+            .find(|o| o.removed > 0 && o.snapshot.is_none())
+        {
+            return Err(storage(
+                &format!("rewriting snapshot {}", o.original.id),
+                "rustic_core left it unchanged although it holds items to remove",
+            ));
+        }
+        Ok(outcomes)
     }
 
     /// Rebuilds the index from the packs (after a lost or damaged index file).

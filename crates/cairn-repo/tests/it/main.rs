@@ -1,7 +1,8 @@
 //! The repository end to end: archives of generated items, incrementals that do not reopen
 //! unchanged items, damage detected by check, GFS retention with legal holds, copies,
 //! concurrent writers, S3 (a real S3-compatible server) and the restic command line tool;
-//! parents named by the caller and the index archives share (`parent.rs`).
+//! parents named by the caller and the index archives share (`parent.rs`); restore points
+//! rewritten without given items, and purge (`rewrite.rs`).
 
 use cairn_repo::{Entry, ForgetRule, LegalHold, Repo, RepoError, RepoOptions, SnapshotMeta};
 use std::io::Cursor;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod parent;
+mod rewrite;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("cairn-repo-{name}-{}", rand::random::<u64>()));
