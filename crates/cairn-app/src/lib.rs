@@ -17,6 +17,7 @@ pub use workspace::Workspace;
 pub mod backup;
 pub mod browse;
 pub mod detect;
+pub mod erase;
 pub mod export;
 pub mod holds;
 pub mod maintenance;

@@ -96,11 +96,14 @@ pub async fn forget(ws: Arc<Workspace>, mut req: ForgetRequest) -> anyhow::Resul
     .await?
 }
 
-/// Removes data no restore point needs. Returns the packs deleted.
-pub async fn prune(ws: Arc<Workspace>) -> anyhow::Result<u64> {
+/// Removes data no restore point needs. Returns the packs deleted, and the pending
+/// erasures this prune could complete (their data is no longer under retention).
+pub async fn prune(ws: Arc<Workspace>) -> anyhow::Result<(u64, Vec<String>)> {
     tokio::task::spawn_blocking(move || {
         ws.ensure_writer()?;
-        Ok(ws.repo()?.prune()?)
+        let packs = ws.repo()?.prune()?;
+        let completed = crate::erase::complete_pending(&ws)?;
+        Ok((packs, completed))
     })
     .await?
 }

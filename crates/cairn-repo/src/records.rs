@@ -138,4 +138,56 @@ impl Repo {
         }
         Ok(n)
     }
+
+    /// A signature of `message` with the repository's master key (HMAC-SHA256 under a key
+    /// derived from it), hex: only who holds a password of this repository can make one,
+    /// and anyone who holds one can check it ([`Repo::verify_signature`]).
+    pub fn sign(&self, message: &[u8]) -> Result<String, RepoError> {
+        use hmac::Mac as _;
+        let mut mac = self.signer()?;
+        mac.update(message);
+        Ok(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// Whether `signature` is this repository's signature of `message`.
+    pub fn verify_signature(&self, message: &[u8], signature: &str) -> Result<bool, RepoError> {
+        use hmac::Mac as _;
+        let Ok(sig) = hex::decode(signature) else {
+            return Ok(false);
+        };
+        let mut mac = self.signer()?;
+        mac.update(message);
+        Ok(mac.verify_slice(&sig).is_ok())
+    }
+
+    fn signer(&self) -> Result<hmac::Hmac<sha2::Sha256>, RepoError> {
+        use hmac::Mac as _;
+        use sha2::Digest as _;
+        let key = self.raw()?.key();
+        let mut d = sha2::Sha256::new();
+        d.update(b"cairn record signature v1\0");
+        d.update(&key.encrypt);
+        d.update(&key.mac.k);
+        d.update(&key.mac.r);
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(&d.finalize())
+            .map_err(|e| RepoError::Config(format!("signing key: {e}")))
+    }
+
+    /// Deletes whole snapshots (an erased person's own restore points). Per id: `None` when
+    /// deleted, else why the storage kept it (Object Lock retention) — not an error: the
+    /// caller records it and tries again later.
+    pub fn delete_snapshots(&self, ids: &[String]) -> Result<Vec<Option<String>>, RepoError> {
+        let repo = self.raw()?;
+        let mut out = Vec::new();
+        for id in ids {
+            let s = repo
+                .get_snapshot_from_str(id, |_| true)
+                .map_err(|_| RepoError::SnapshotNotFound(id.clone()))?;
+            out.push(match repo.delete_snapshots(&[s.id]) {
+                Ok(()) => None,
+                Err(e) => Some(e.display_log()),
+            });
+        }
+        Ok(out)
+    }
 }

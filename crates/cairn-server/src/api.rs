@@ -1259,8 +1259,14 @@ async fn carry_out(state: &Shared, a: &Approval) -> anyhow::Result<String> {
             ))
         }
         "prune" => {
-            let n = cairn_app::maintenance::prune(state.ws.clone()).await?;
-            Ok(format!("{n} packs deleted"))
+            let (n, completed) = cairn_app::maintenance::prune(state.ws.clone()).await?;
+            Ok(match completed.is_empty() {
+                true => format!("{n} packs deleted"),
+                false => format!(
+                    "{n} packs deleted; pending erasures completed: {}",
+                    completed.join(", ")
+                ),
+            })
         }
         "release-hold" => {
             let id = a.body["id"].as_i64().unwrap_or_default();

@@ -19,6 +19,7 @@ mod catalog_cmd;
 mod config;
 mod demo;
 mod graph;
+mod erase_cmd;
 mod hold_cmd;
 mod key_cmd;
 mod progress;
@@ -71,6 +72,8 @@ enum Command {
     Check(repo_cmd::CheckArgs),
     /// The repository's keys: list, add, remove, change the password.
     Key(key_cmd::KeyArgs),
+    /// Erase one person's data from every restore point, with a signed record.
+    Erase(erase_cmd::EraseArgs),
     /// Legal holds: add, list, release.
     Hold(hold_cmd::HoldArgs),
     /// A restore drill: read a sample of the latest restore points back and compare.
@@ -129,6 +132,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(a) => repo_cmd::check(a, config),
         Command::Key(a) => key_cmd::run(a, config),
         Command::Hold(a) => hold_cmd::run(a, config),
+        Command::Erase(a) => erase_cmd::run(a, config),
         Command::Verify(a) => repo_cmd::verify(a, config),
         Command::Forget(a) => repo_cmd::forget(a, config),
         Command::Prune(a) => repo_cmd::prune(a, config),

@@ -288,8 +288,11 @@ pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
 
 pub fn prune(a: PruneArgs, config: Option<&Path>) -> anyhow::Result<()> {
     let ws = Arc::new(config::workspace(config, &a.repo, None)?);
-    let n = crate::sim::runtime()?.block_on(maintenance::prune(ws))?;
+    let (n, completed) = crate::sim::runtime()?.block_on(maintenance::prune(ws))?;
     outln!("pruned: {n} packs deleted");
+    for id in completed {
+        outln!("erasure {id} completed: its data was under retention until now");
+    }
     Ok(())
 }
 

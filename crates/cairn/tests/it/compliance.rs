@@ -6,6 +6,8 @@ use super::config::{init_repository, s};
 use super::{Child, curl, home, serve};
 use cairn_testkit::{Home, ok, stderr, stdout};
 use serde_json::Value;
+use sha2::Digest as _;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A simulated tenant served by `cairn sim serve`, configured as `contoso`, and a repository.
 pub(crate) struct Tenant {
@@ -311,4 +313,242 @@ fn ordinary_churn_over_many_runs_raises_no_finding() {
     );
     assert!(findings.is_empty(), "{findings:#?}");
     assert!(points >= runs as usize * 3);
+}
+
+/// Every file of every snapshot of the repository as the `restic` tool restores it:
+/// (snapshot label, path) → bytes' sha256, and the sha256 of files that are the person's
+/// (their own snapshots, and messages naming them in From, To or Cc).
+type Files = BTreeMap<(String, String), String>;
+
+/// Also the sha256 of every file whose bytes name the person anywhere.
+fn restic_files(t: &Tenant, person: &str) -> (Files, BTreeSet<String>, BTreeSet<String>) {
+    let repo = t.home.path("repo");
+    let restic = |args: &[&str]| {
+        let o = std::process::Command::new("restic")
+            .args(["-r", s(&repo)])
+            .args(args)
+            .env("RESTIC_PASSWORD", "repository password")
+            .output()
+            .expect("the restic command line tool is needed (apt-get install restic)");
+        assert!(o.status.success(), "restic {args:?}: {}", stderr(&o));
+        o.stdout
+    };
+    let snaps: Value = serde_json::from_slice(&restic(&["snapshots", "--json"])).unwrap();
+    // restic does not show rustic's labels: the resource of each snapshot, from cairn.
+    let labels: Vec<(String, String)> = t
+        .json(&["snapshots", "--no-catalog", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["label"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut files = BTreeMap::new();
+    let mut theirs = BTreeSet::new();
+    let mut mention = BTreeSet::new();
+    let person = person.to_lowercase();
+    for snap in snaps.as_array().unwrap() {
+        if snap["tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == "cairn-record"))
+        {
+            continue;
+        }
+        let id = snap["id"].as_str().unwrap();
+        let label = labels
+            .iter()
+            .find(|(short, _)| id.starts_with(short.as_str()))
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| panic!("snapshot {id} unknown to cairn snapshots --no-catalog"));
+        let dir = t.home.path(&format!("restic/{id}"));
+        restic(&["restore", id, "--target", s(&dir)]);
+        for e in walkdir(&dir) {
+            let bytes = std::fs::read(&e).unwrap();
+            let sha = hex::encode(sha2::Sha256::digest(&bytes));
+            let rel = e.strip_prefix(&dir).unwrap().display().to_string();
+            let head_end = bytes
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .unwrap_or(bytes.len());
+            let head = String::from_utf8_lossy(&bytes[..head_end]).to_lowercase();
+            let names_them = rel.ends_with(".eml")
+                && head.lines().any(|l| {
+                    (l.starts_with("from:") || l.starts_with("to:") || l.starts_with("cc:"))
+                        && l.contains(&person)
+                });
+            if String::from_utf8_lossy(&bytes)
+                .to_lowercase()
+                .contains(&person)
+            {
+                mention.insert(sha.clone());
+            }
+            if label.eq_ignore_ascii_case(&person) || names_them {
+                theirs.insert(sha.clone());
+            }
+            files.insert((format!("{label} {id}"), rel), sha);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    (files, theirs, mention)
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn erasure_leaves_nothing_of_the_person_in_any_restore_point_and_the_rest_unchanged() {
+    let t = Tenant::new();
+    let users = t.users();
+    let (person, others) = (users[0].clone(), users[1..].join(","));
+    let all = users.join(",");
+    t.backup(&all);
+    t.mutate(serde_json::json!({"seed": 7, "count": 10}));
+    t.backup(&all);
+    let (before, theirs, mention) = restic_files(&t, &person);
+    // Others' mailboxes hold messages from or to the person: the test means something.
+    let in_others: Vec<Value> = found(&t, &["--from", &person])
+        .into_iter()
+        .chain(found(&t, &["--to", &person]))
+        .filter(|h| {
+            !h["resource"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case(&person)
+        })
+        .collect();
+    assert!(
+        !in_others.is_empty(),
+        "no message of {person} in other mailboxes"
+    );
+    let own_points = t.points(&person).len();
+    assert_eq!(own_points, 2);
+
+    // A dry run changes nothing and says what would go.
+    let dry = t.json(&[
+        "erase",
+        "--subject",
+        &person,
+        "--match",
+        "owner,sender,recipient",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(dry["status"], "planned", "{dry}");
+    let snapshots = || t.ok(&["snapshots", "--no-catalog", "--json"]);
+    let unchanged = snapshots();
+    assert!(unchanged.contains(&person), "{unchanged}");
+
+    // Held data is refused, naming the hold; nothing changes.
+    let other = in_others[0]["resource"].as_str().unwrap().to_string();
+    let placed = t.ok(&[
+        "hold",
+        "add",
+        "--resource",
+        &format!("{other}@1"),
+        "--reason",
+        "case 7",
+    ]);
+    let hold = placed
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(':');
+    let refused = t.home.run(&[
+        "erase",
+        "--subject",
+        &person,
+        "--match",
+        "owner,sender,recipient",
+        "--execute",
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains(hold), "{}", stderr(&refused));
+    assert_eq!(snapshots(), unchanged);
+    t.ok(&["hold", "release", hold, "--reason", "case closed"]);
+
+    let done = t.json(&[
+        "erase",
+        "--subject",
+        &person,
+        "--match",
+        "owner,sender,recipient",
+        "--execute",
+        "--json",
+    ]);
+    assert_eq!(done["status"], "complete", "{done}");
+    assert!(done["items"].as_u64().unwrap() > 0, "{done}");
+    assert!(done["signature"].as_str().unwrap().len() == 64, "{done}");
+
+    // Nothing of theirs in any restore point, as the restic tool reads the repository.
+    let (after, _, _) = restic_files(&t, &person);
+    let left: Vec<&(String, String)> = after
+        .iter()
+        .filter(|(_, sha)| theirs.contains(*sha))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(left.is_empty(), "still there: {left:?}");
+    assert!(
+        !after
+            .keys()
+            .any(|(l, _)| l.to_lowercase().starts_with(&person.to_lowercase())),
+        "their own restore points are gone"
+    );
+    // The catalog agrees: no hit from or to them, no restore point of theirs.
+    assert!(found(&t, &["--from", &person]).is_empty());
+    assert!(found(&t, &["--to", &person]).is_empty());
+    assert!(t.points(&person).is_empty());
+    // Everyone else's data is as it was, apart from items that name the person.
+    let of_others = |files: &Files| -> BTreeMap<String, BTreeSet<String>> {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for ((label, _), sha) in files {
+            let resource = label.split(' ').next().unwrap().to_string();
+            if others.split(',').any(|o| o.eq_ignore_ascii_case(&resource)) {
+                out.entry(resource).or_default().insert(sha.clone());
+            }
+        }
+        out
+    };
+    let (was, is) = (of_others(&before), of_others(&after));
+    assert_eq!(
+        was.keys().collect::<Vec<_>>(),
+        is.keys().collect::<Vec<_>>()
+    );
+    let mut removed = 0;
+    for (resource, had) in &was {
+        let has = &is[resource];
+        let added: Vec<&String> = has.difference(had).collect();
+        assert!(added.is_empty(), "{resource}: {} new contents", added.len());
+        let gone: Vec<&String> = had.difference(has).collect();
+        let innocent = gone.iter().filter(|s| !mention.contains(**s)).count();
+        assert_eq!(
+            innocent, 0,
+            "{resource}: {innocent} contents not naming the person went"
+        );
+        removed += gone.len();
+    }
+    assert!(removed > 0, "messages of the person left others' mailboxes");
+
+    // The signed record is in the repository.
+    let records = t.json(&["erase", "--list", "--json"]);
+    assert_eq!(records.as_array().unwrap().len(), 1, "{records}");
+    assert_eq!(records[0]["subject"], person.as_str());
+    assert_eq!(records[0]["signature_valid"], true, "{records}");
+    assert!(records[0].to_string().len() < 64 * 1024);
 }
