@@ -121,7 +121,7 @@ fn names(field: Option<&str>, address: &str) -> bool {
 }
 
 /// The rows of an item to remove from a point: its content and its sidecar.
-fn paths_of(row: &ItemRow) -> Vec<String> {
+pub(crate) fn paths_of(row: &ItemRow) -> Vec<String> {
     let mut p = vec![row.path.clone()];
     if row.sidecar.is_some() {
         p.push(format!("{}.meta.json", row.path));
@@ -317,23 +317,18 @@ pub fn erase(ws: &Workspace, req: &EraseRequest) -> anyhow::Result<ErasureRecord
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let outcomes = repo.rewrite_many(&snaps, &paths, "erased", false)?;
-        for o in outcomes {
-            let Some(new) = &o.snapshot else { continue };
-            cat.replace_snapshot(&o.original.id, &new.id)?;
+        let ids: Vec<String> = cut.ids.iter().cloned().collect();
+        for (old, new, pending) in cut_out(&repo, &*cat, r.id, &snaps, &paths, &ids, "erased")? {
             if let Some(p) = record
                 .points
                 .iter_mut()
-                .find(|p| !p.whole && p.snapshot == o.original.id)
+                .find(|p| !p.whole && p.snapshot == old)
             {
-                p.rewritten_as = Some(new.id.clone());
-                p.pending = o
-                    .original_kept
+                p.rewritten_as = Some(new);
+                p.pending = pending
                     .map(|why| format!("the storage keeps the original restore point: {why}"));
             }
         }
-        let ids: Vec<String> = cut.ids.iter().cloned().collect();
-        cat.remove_versions(r.id, &ids)?;
     }
     // The data itself leaves the storage.
     let purge = repo.purge();
@@ -365,6 +360,40 @@ fn refuse_held(held: &Held, points: &[ErasedPoint]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Rewrites restore points `snaps` of resource `res` without `paths`, and the catalog
+/// follows: the points read from the new snapshots (findings too), the items' versions go.
+/// Returns (old snapshot, new snapshot, why the storage keeps the old one) per rewritten
+/// point. Shared by erasure and item-level retention.
+pub(crate) fn cut_out(
+    repo: &cairn_repo::Repo,
+    cat: &dyn Catalog,
+    res: i64,
+    snaps: &[String],
+    paths: &[String],
+    items: &[String],
+    tag: &str,
+) -> anyhow::Result<Vec<(String, String, Option<String>)>> {
+    let mut out = Vec::new();
+    for o in repo.rewrite_many(snaps, paths, tag, false)? {
+        let Some(new) = &o.snapshot else { continue };
+        cat.replace_snapshot(&o.original.id, &new.id)?;
+        // A suspect point stays suspect under its new id.
+        if let Some((_, json)) = cat
+            .docs("findings")?
+            .into_iter()
+            .find(|(id, _)| *id == o.original.id)
+        {
+            let mut v: serde_json::Value = serde_json::from_str(&json)?;
+            v["snapshot"] = serde_json::Value::String(new.id.clone());
+            cat.put_doc("findings", &new.id, &v.to_string())?;
+            cat.delete_doc("findings", &o.original.id)?;
+        }
+        out.push((o.original.id.clone(), new.id.clone(), o.original_kept));
+    }
+    cat.remove_versions(res, items)?;
+    Ok(out)
 }
 
 /// Signs the record and keeps it in the repository and the catalog.

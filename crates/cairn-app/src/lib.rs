@@ -23,3 +23,4 @@ pub mod holds;
 pub mod maintenance;
 pub mod permissions;
 pub mod restore;
+pub mod retention;

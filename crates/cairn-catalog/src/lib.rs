@@ -268,6 +268,14 @@ pub trait Catalog: Send + Sync {
         to: i64,
         f: &mut dyn FnMut(Change) -> bool,
     ) -> Result<()>;
+    /// Every version of every item of a resource, ordered by item then by the first point
+    /// holding it: (version, first point, last point or `None` while current). `f`
+    /// returning false stops the walk.
+    fn for_each_version(
+        &self,
+        res: i64,
+        f: &mut dyn FnMut(ItemRow, i64, Option<i64>) -> bool,
+    ) -> Result<()>;
     /// The items of a restore point, counted by kind.
     fn count_at(&self, res: i64, seq: i64) -> Result<std::collections::BTreeMap<String, u64>>;
 }

@@ -618,8 +618,11 @@ impl Catalog for SqliteCatalog {
 
     fn delete_doc(&self, kind: &str, id: &str) -> Result<bool> {
         self.with(|c| {
-            c.execute("DELETE FROM docs WHERE kind=?1 AND id=?2", params![kind, id])
-                .map(|n| n > 0)
+            c.execute(
+                "DELETE FROM docs WHERE kind=?1 AND id=?2",
+                params![kind, id],
+            )
+            .map(|n| n > 0)
         })
     }
 
@@ -725,6 +728,27 @@ impl Catalog for SqliteCatalog {
                 return Ok(());
             }
         }
+    }
+
+    fn for_each_version(
+        &self,
+        res: i64,
+        f: &mut dyn FnMut(ItemRow, i64, Option<i64>) -> bool,
+    ) -> Result<()> {
+        let c = Self::connect(&self.path)?;
+        let sql = format!(
+            "SELECT first, last, {COLS} FROM versions WHERE resource=?1 ORDER BY item, first"
+        );
+        let mut st = c.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = st.query(params![res]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let first: i64 = r.get(0).map_err(|e| self.err(e))?;
+            let last: Option<i64> = r.get(1).map_err(|e| self.err(e))?;
+            if !f(row_at(r, 2).map_err(|e| self.err(e))?, first, last) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn count_at(&self, res: i64, seq: i64) -> Result<BTreeMap<String, u64>> {

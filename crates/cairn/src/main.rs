@@ -18,8 +18,8 @@ mod browse;
 mod catalog_cmd;
 mod config;
 mod demo;
-mod graph;
 mod erase_cmd;
+mod graph;
 mod hold_cmd;
 mod key_cmd;
 mod progress;
@@ -80,6 +80,8 @@ enum Command {
     Verify(repo_cmd::VerifyArgs),
     /// Remove restore points by retention rule, sparing legal holds.
     Forget(repo_cmd::ForgetArgs),
+    /// Items deleted in Microsoft 365 that only the backup still has, with their age.
+    OnlyInBackup(repo_cmd::OnlyInBackupArgs),
     /// Remove data no restore point needs.
     Prune(repo_cmd::PruneArgs),
     /// Copy restore points to a second repository (3-2-1).
@@ -136,6 +138,7 @@ fn main() -> std::process::ExitCode {
         Command::Verify(a) => repo_cmd::verify(a, config),
         Command::Forget(a) => repo_cmd::forget(a, config),
         Command::Prune(a) => repo_cmd::prune(a, config),
+        Command::OnlyInBackup(a) => repo_cmd::only_in_backup(a, config),
         Command::Copy(a) => repo_cmd::copy(a, config),
         Command::Repair(a) => repo_cmd::repair(a, config),
         Command::Bench(args) => bench::run(args),

@@ -96,12 +96,82 @@ pub struct ForgetArgs {
     /// Apply the rule to this resource's restore points only.
     #[arg(long, value_name = "NAME")]
     resource: Option<String>,
+    /// Item-level retention: remove every item older than this (7y, 18m, 90d) from every
+    /// restore point, whatever the restore-point rules keep.
+    #[arg(long, value_name = "SPAN")]
+    keep_items: Option<String>,
+    /// The date of an item --keep-items counts from: modified (received for mail) or
+    /// deleted (in Microsoft 365; items still there never expire).
+    #[arg(long, default_value = "modified", requires = "keep_items")]
+    items_from: String,
     /// Show what would be forgotten.
     #[arg(long)]
     dry_run: bool,
     /// Prune afterwards.
     #[arg(long)]
     prune: bool,
+}
+
+#[derive(Args)]
+pub struct OnlyInBackupArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    #[arg(long, env = env::CAIRN_TENANT, value_name = "NAME")]
+    tenant: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    resource: Vec<String>,
+    /// The item rule in force, to say until when it keeps each item.
+    #[arg(long, value_name = "SPAN")]
+    keep_items: Option<String>,
+    #[arg(long, default_value = "modified", requires = "keep_items")]
+    items_from: String,
+    #[arg(long)]
+    json: bool,
+}
+
+fn item_rule(
+    keep: Option<&str>,
+    from: &str,
+) -> anyhow::Result<Option<cairn_app::retention::ItemRule>> {
+    use cairn_app::retention as r;
+    Ok(match keep {
+        None => None,
+        Some(k) => Some(r::ItemRule {
+            keep: r::parse_span(k)?,
+            from: r::From::parse(from)?,
+            text: format!("{k} from {from}"),
+        }),
+    })
+}
+
+/// `cairn only-in-backup`: items deleted in Microsoft 365 that the backup still has.
+pub fn only_in_backup(a: OnlyInBackupArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let ws = config::workspace(config, &a.repo, None)?;
+    let rule = item_rule(a.keep_items.as_deref(), &a.items_from)?;
+    let scope = cairn_app::retention::Scope {
+        tenant: a.tenant.clone(),
+        resources: a.resource.clone(),
+    };
+    let items =
+        cairn_app::retention::only_in_backup(&ws, &scope, rule.as_ref(), chrono::Utc::now())?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    for i in &items {
+        outln!(
+            "{} {:<30} {:<8} deleted {} ({} days ago)  {}  kept by {}",
+            i.tenant,
+            i.resource,
+            i.kind,
+            i.deleted.format("%Y-%m-%d"),
+            i.age_days,
+            i.path,
+            i.kept_by
+        );
+    }
+    outln!("{} items exist only in the backup", items.len());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -255,6 +325,48 @@ pub fn forget(a: ForgetArgs, config: Option<&Path>) -> anyhow::Result<()> {
         dry_run: a.dry_run,
         prune: a.prune,
     };
+    let rule = item_rule(a.keep_items.as_deref(), &a.items_from)?;
+    let snapshot_rules = a.keep_last.is_some()
+        || a.keep_daily.is_some()
+        || a.keep_weekly.is_some()
+        || a.keep_monthly.is_some()
+        || a.keep_yearly.is_some()
+        || a.keep_within_days.is_some();
+    if let Some(rule) = &rule {
+        let scope = cairn_app::retention::Scope {
+            tenant: a.tenant.clone(),
+            resources: a.resource.iter().cloned().collect(),
+        };
+        let r = cairn_app::retention::apply(&ws, rule, &scope, a.dry_run, chrono::Utc::now())?;
+        let verb = if a.dry_run { "would remove" } else { "removed" };
+        for e in &r.removed {
+            outln!(
+                "{verb} item {} of {} (dated {}, in {} restore points)",
+                e.path,
+                e.resource,
+                e.date.format("%Y-%m-%d"),
+                e.points.len()
+            );
+        }
+        for e in &r.spared {
+            outln!(
+                "held   item {} of {} (spared by legal hold {})",
+                e.path,
+                e.resource,
+                e.held_by.as_deref().unwrap_or("?")
+            );
+        }
+        outln!(
+            "item rule {}: {} items {verb}, {} held, {} restore points rewritten",
+            rule.text,
+            r.removed.len(),
+            r.spared.len(),
+            r.rewritten
+        );
+        if !snapshot_rules {
+            return Ok(());
+        }
+    }
     let out = crate::sim::runtime()?.block_on(maintenance::forget(ws, req))?;
     let report = &out.report;
     let verb = if a.dry_run { "would remove" } else { "removed" };

@@ -552,3 +552,111 @@ fn erasure_leaves_nothing_of_the_person_in_any_restore_point_and_the_rest_unchan
     assert_eq!(records[0]["signature_valid"], true, "{records}");
     assert!(records[0].to_string().len() < 64 * 1024);
 }
+
+#[test]
+fn item_level_retention_removes_exactly_the_expired_items_and_restic_still_reads_the_repository() {
+    let t = Tenant::new();
+    let user = t.users()[2].clone();
+    t.backup(&user);
+    t.mutate(serde_json::json!({"seed": 11, "count": 6, "resource": user,
+                                "ops": ["delete", "modify"]}));
+    t.backup(&user);
+    // Each item's date as the rule reads it: its newest version's date, else its time.
+    let mut dates: BTreeMap<String, (chrono::DateTime<chrono::Utc>, i64, String, bool)> =
+        BTreeMap::new();
+    for h in found(&t, &["--resource", &user]) {
+        if h["kind"] == "folder" {
+            continue;
+        }
+        let when = h["date"].as_str().or(h["mtime"].as_str()).unwrap();
+        let when = chrono::DateTime::parse_from_rfc3339(when).unwrap().to_utc();
+        let first = h["first"]["seq"].as_i64().unwrap();
+        let id = h["id"].as_str().unwrap().to_string();
+        let path = h["path"].as_str().unwrap().to_string();
+        if dates.get(&id).is_none_or(|d| d.1 < first) {
+            dates.insert(id, (when, first, path, h["current"] == true));
+        }
+    }
+    // A span that cuts the items in two, with no item within two days of the cut.
+    let now = chrono::Utc::now();
+    let mut ages: Vec<i64> = dates.values().map(|d| (now - d.0).num_hours()).collect();
+    ages.sort();
+    let span = (ages[ages.len() / 2] / 24..)
+        .find(|d| ages.iter().all(|a| (a - d * 24).abs() > 48))
+        .unwrap();
+    let expired: BTreeSet<&String> = dates
+        .iter()
+        .filter(|(_, d)| (now - d.0).num_hours() > span * 24)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        !expired.is_empty() && expired.len() < dates.len(),
+        "{span} days"
+    );
+
+    let out = t.ok(&["forget", "--keep-items", &format!("{span}d")]);
+    assert!(
+        out.contains(&format!("{} items removed", expired.len())),
+        "{out}"
+    );
+    // Exactly the expired items are gone from every restore point; the rest are there.
+    let left: BTreeSet<String> = found(&t, &["--resource", &user])
+        .into_iter()
+        .filter(|h| h["kind"] != "folder")
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect();
+    let expected: BTreeSet<String> = dates
+        .keys()
+        .filter(|id| !expired.contains(id))
+        .cloned()
+        .collect();
+    assert_eq!(left, expected);
+    assert_eq!(t.points(&user).len(), 2);
+    // The restic tool reads the rewritten repository, and none of the expired items.
+    let (files, _, _) = restic_files(&t, &user);
+    let gone: BTreeSet<&String> = dates
+        .iter()
+        .filter(|(id, _)| expired.contains(id))
+        .map(|(_, d)| &d.2)
+        .collect();
+    let still: Vec<&String> = files
+        .keys()
+        .map(|(_, p)| p)
+        .filter(|p| gone.contains(p))
+        .collect();
+    assert!(still.is_empty(), "{still:?}");
+    assert!(files.keys().any(|(_, p)| p.ends_with(".eml")));
+
+    // What exists only in the backup: the messages deleted in Microsoft 365 that the
+    // rule left, each with its age and the rule that keeps it.
+    let only = t.json(&[
+        "only-in-backup",
+        "--resource",
+        &user,
+        "--keep-items",
+        "7y",
+        "--items-from",
+        "deleted",
+        "--json",
+    ]);
+    let deleted_kept = dates
+        .iter()
+        .filter(|(id, d)| !d.3 && !expired.contains(id))
+        .count();
+    assert!(deleted_kept > 0, "no deleted message outlived the rule");
+    assert_eq!(only.as_array().unwrap().len(), deleted_kept, "{only}");
+    for i in only.as_array().unwrap() {
+        assert_eq!(i["age_days"], 0, "{i}");
+        assert!(
+            i["kept_by"]
+                .as_str()
+                .unwrap()
+                .starts_with("item rule 7y from deleted"),
+            "{i}"
+        );
+        assert!(
+            !expired.contains(&i["item"].as_str().unwrap().to_string()),
+            "{i}"
+        );
+    }
+}
