@@ -660,3 +660,77 @@ fn item_level_retention_removes_exactly_the_expired_items_and_restic_still_reads
         );
     }
 }
+
+/// Makes a file undeletable for the test's length, as Object Lock makes an object (needs
+/// root and a file system with attributes).
+struct Locked(std::path::PathBuf);
+
+impl Locked {
+    fn new(path: std::path::PathBuf) -> Locked {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "chattr +i is needed (root, a file system with attributes)"
+        );
+        Locked(path)
+    }
+
+    fn unlock(&self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        self.unlock();
+    }
+}
+
+#[test]
+fn an_erasure_the_storage_refuses_is_pending_and_a_later_prune_completes_it() {
+    let t = Tenant::new();
+    let person = t.users()[1].clone();
+    t.backup(&person);
+    let (_, snapshot) = t.points(&person).pop().unwrap();
+    let file = std::fs::read_dir(t.home.path("repo/snapshots"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&snapshot)
+        })
+        .unwrap();
+    let lock = Locked::new(file);
+
+    let record = t.json(&["erase", "--subject", &person, "--execute", "--json"]);
+    assert_eq!(record["status"], "pending", "{record}");
+    assert!(record["points"][0]["pending"].is_string(), "{record}");
+    let listed = t.json(&["erase", "--list", "--json"]);
+    assert_eq!(listed[0]["status"], "pending");
+
+    // Retention over: the next prune completes the erasure and says so.
+    lock.unlock();
+    let pruned = t.ok(&["prune"]);
+    let id = record["id"].as_str().unwrap();
+    assert!(
+        pruned.contains(&format!("erasure {id} completed")),
+        "{pruned}"
+    );
+    let listed = t.json(&["erase", "--list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["status"], "complete", "{listed}");
+    assert_eq!(listed[0]["signature_valid"], true);
+    assert!(t.points(&person).is_empty());
+    let left = t.ok(&["snapshots", "--no-catalog", "--json"]);
+    assert!(!left.contains(&person), "{left}");
+}
