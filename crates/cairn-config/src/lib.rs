@@ -11,8 +11,8 @@
 //! ([`Environment`]), and where the repository password comes from is a
 //! [`PasswordSource`] the caller acts on (the command line prompts; a server refuses to).
 
-pub mod env;
 mod detection;
+pub mod env;
 pub use detection::Thresholds;
 mod file;
 mod tenant;
@@ -160,10 +160,49 @@ pub struct JobEntry {
     pub keep_monthly: Option<u32>,
     pub keep_yearly: Option<u32>,
     pub keep_within_days: Option<u32>,
+    /// A restore drill: the share of the items of each of the job's latest restore points
+    /// read back and compared with the catalog (`5%`), as `cairn verify --sample` [default:
+    /// no drill].
+    pub verify: Option<String>,
+    /// When the drill runs: a cron expression (in `timezone`) or an interval (`7d`)
+    /// [default: after each succeeded run of the job].
+    pub verify_schedule: Option<String>,
     /// [default: true]
     pub enabled: Option<bool>,
     /// Where this job's alerts go, instead of `[server.alerts]`.
     pub alerts: Option<AlertsEntry>,
+}
+
+impl JobEntry {
+    /// The share of items the job's restore drill reads back, in percent; `None` when the
+    /// job has no `verify`. An error names the job (`job`: its name, and where it is
+    /// defined) when `verify` is not a share, or when `verify-schedule` comes without it.
+    pub fn verify_percent(&self, job: &str) -> Result<Option<f64>> {
+        let Some(v) = &self.verify else {
+            if let Some(s) = &self.verify_schedule {
+                return Err(ConfigError::user(format!(
+                    "job {job} has verify-schedule = {s:?} but no verify"
+                ))
+                .with_hint(
+                    "add verify = \"5%\" (the share of items the restore drill reads back), or remove verify-schedule",
+                ));
+            }
+            return Ok(None);
+        };
+        parse_share(v).map(Some).ok_or_else(|| {
+            ConfigError::user(format!(
+                "job {job}: verify = {v:?} is not a share of the items"
+            ))
+            .with_hint("write a percentage above 0% and at most 100%, e.g. verify = \"5%\"")
+        })
+    }
+}
+
+/// A share of items as written in `verify`: `5%`, `0.5%`, `100%`, in percent; `None` unless
+/// it ends in `%` and lies above 0 and at most 100.
+pub fn parse_share(s: &str) -> Option<f64> {
+    let p: f64 = s.trim().strip_suffix('%')?.trim_end().parse().ok()?;
+    (p > 0.0 && p <= 100.0).then_some(p)
 }
 
 /// `[server]`: the listener, state kept by the server, alerts.
@@ -415,6 +454,9 @@ impl Config {
             t.restore_client_secret_file.as_mut().map(resolve);
             t.restore_certificate.as_mut().map(resolve);
             t.restore_certificate_password_file.as_mut().map(resolve);
+        }
+        for (name, job) in &file.jobs {
+            job.verify_percent(&format!("{name} in {}", path.display()))?;
         }
         let alerts = file
             .server

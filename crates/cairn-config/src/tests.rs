@@ -342,3 +342,31 @@ email-to = ["ops@example.com"]
     let err = parse("[jobs.x]\ntenant = \"t\"\nkeep_last = 1\n").unwrap_err();
     assert!(err.to_string().contains("keep_last"), "{err}");
 }
+
+#[test]
+fn a_restore_drill_is_a_share_of_the_items() {
+    let cfg = parse(
+        "[jobs.nightly]\ntenant = \"t\"\nevery = \"1d\"\nverify = \"5%\"\nverify-schedule = \"7d\"\n",
+    )
+    .unwrap();
+    let job = &cfg.file().jobs["nightly"];
+    assert_eq!(job.verify_percent("nightly").unwrap(), Some(5.0));
+    assert_eq!(job.verify_schedule.as_deref(), Some("7d"));
+    assert_eq!(crate::parse_share(" 0.5 %"), Some(0.5));
+    assert_eq!(crate::parse_share("100%"), Some(100.0));
+    for bad in ["0%", "101%", "5", "five%", "-1%", "NaN%", "inf%"] {
+        let text = format!("[jobs.nightly]\ntenant = \"t\"\nevery = \"1d\"\nverify = \"{bad}\"\n");
+        let err = parse(&text).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("job nightly") && msg.contains(bad) && msg.contains("config.toml"),
+            "{msg}"
+        );
+        assert!(hint_of(&err).contains("5%"), "{}", hint_of(&err));
+        assert!(err.is_user_error());
+    }
+    let err = parse("[jobs.nightly]\ntenant = \"t\"\nevery = \"1d\"\nverify-schedule = \"7d\"\n")
+        .unwrap_err();
+    assert!(err.to_string().contains("no verify"), "{err}");
+    assert!(hint_of(&err).contains("verify = "), "{}", hint_of(&err));
+}

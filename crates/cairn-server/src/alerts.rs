@@ -1,6 +1,7 @@
 //! Alerts: a backup nobody hears about failing is no backup. When a run fails or partly
-//! fails, a resource is left unprotected, or a run met throttling or errors above what
-//! its job tolerates, the server tells someone — by webhook, by e-mail, or both — and once
+//! fails, a resource is left unprotected, a run met throttling or errors above what its
+//! job tolerates, or a restore drill could not read back what was backed up, the server
+//! tells someone — by webhook, by e-mail, or both — and once
 //! a day it sends a summary. Which of these happen is the scheduler's decision; this module
 //! only delivers an [`Alert`] to the channels of one `[server.alerts]` or `[jobs.NAME.alerts]`
 //! table ([`cairn_config::AlertsEntry`]).
@@ -82,6 +83,9 @@ pub enum AlertKind {
     Unprotected,
     /// A run met throttling or errors above its job's threshold.
     Throttling,
+    /// A restore drill found items it could not read back as they were backed up, or
+    /// could not run.
+    DrillFailed,
     /// What happened in the last day.
     DailySummary,
 }
@@ -93,6 +97,7 @@ impl AlertKind {
             AlertKind::RunPartial => "run-partial",
             AlertKind::Unprotected => "unprotected",
             AlertKind::Throttling => "throttling",
+            AlertKind::DrillFailed => "drill-failed",
             AlertKind::DailySummary => "daily-summary",
         }
     }
@@ -173,18 +178,25 @@ impl Alert {
             until.format("%Y-%m-%d %H:%M UTC")
         )];
         details.extend(runs.iter().map(|r| {
+            let drill = r.kind == "drill";
             let mut line = format!(
-                "job {} (tenant {}) run {} at {}: {}, {} resource{}",
+                "job {} (tenant {}) {} {} at {}: {}, {} {}{}",
                 r.job,
                 r.tenant,
+                if drill { "restore drill" } else { "run" },
                 r.run,
                 r.started.format("%Y-%m-%d %H:%M UTC"),
                 r.status,
                 r.resources,
+                if drill { "restore point" } else { "resource" },
                 plural(r.resources as usize)
             );
             if r.failed > 0 {
-                line.push_str(&format!(", {} failed", r.failed));
+                line.push_str(&format!(
+                    ", {} {}failed",
+                    r.failed,
+                    if drill { "items " } else { "" }
+                ));
             }
             if r.throttled > 0 {
                 line.push_str(&format!(", {} throttled requests", r.throttled));
@@ -253,6 +265,9 @@ impl Alert {
 /// One run as the daily summary lists it.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunLine {
+    /// `backup`, or `drill` (a restore drill: `resources` counts the restore points it
+    /// tested, `failed` the items that failed).
+    pub kind: String,
     pub job: String,
     pub tenant: String,
     pub run: i64,
@@ -975,6 +990,7 @@ mod tests {
                 .to_utc()
         };
         let run = |job: &str, status: &str, failed| RunLine {
+            kind: "backup".into(),
             job: job.into(),
             tenant: "contoso".into(),
             run: 1,
@@ -991,14 +1007,20 @@ mod tests {
                 run("nightly", "partial", 3),
                 run("hourly", "succeeded", 0),
                 run("x", "succeeded", 0),
+                RunLine {
+                    kind: "drill".into(),
+                    run: 2,
+                    ..run("nightly", "failed", 2)
+                },
             ],
             &["bob@contoso.com".into()],
         );
         assert_eq!(a.kind, AlertKind::DailySummary);
         assert_eq!(
             a.summary,
-            "daily summary 2026-05-02: 3 runs (1 partial, 2 succeeded), 1 unprotected resource"
+            "daily summary 2026-05-02: 4 runs (1 failed, 1 partial, 2 succeeded), 1 unprotected resource"
         );
+        assert!(a.details.iter().any(|d| d == "job nightly (tenant contoso) restore drill 2 at 2026-05-02 02:00 UTC: failed, 40 restore points, 2 items failed"), "{:?}", a.details);
         assert!(a.details.iter().any(|d| d == "job nightly (tenant contoso) run 1 at 2026-05-02 02:00 UTC: partial, 40 resources, 3 failed"));
         assert!(
             a.details

@@ -515,7 +515,10 @@ pub struct JobView {
     #[serde(flatten)]
     pub job: Job,
     pub running: bool,
+    /// Its last backup run.
     pub last_run: Option<Run>,
+    /// Its last restore drill (jobs with `verify`).
+    pub last_drill: Option<Run>,
     /// The resource's last successful backup by this job.
     pub last_success: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
     /// Resources not backed up within about two of the job's intervals.
@@ -523,7 +526,8 @@ pub struct JobView {
 }
 
 pub(crate) fn view(state: &State, job: Job) -> anyhow::Result<JobView> {
-    let last_run = jobs::runs(&state.store, &job.name, 1)?.into_iter().next();
+    let last_run = jobs::last_run(&state.store, &job.name, jobs::Kind::Backup)?;
+    let last_drill = jobs::last_run(&state.store, &job.name, jobs::Kind::Drill)?;
     let last_success = jobs::last_success(&state.store, &job.name)?;
     let now = chrono::Utc::now();
     let unprotected = match job.schedule() {
@@ -541,6 +545,7 @@ pub(crate) fn view(state: &State, job: Job) -> anyhow::Result<JobView> {
         running: state.running.is_running(&job.name),
         job,
         last_run,
+        last_drill,
         last_success,
         unprotected,
     })
@@ -592,6 +597,8 @@ fn check_job(state: &State, caller: &Caller, name: &str, spec: &JobEntry) -> Api
     }
     jobs::Schedule::of(name, spec)?;
     cairn_app::backup::services(spec.services.as_deref())?;
+    spec.verify_percent(name).map_err(anyhow::Error::from)?;
+    jobs::Schedule::of_drill(name, spec)?;
     Ok(())
 }
 
@@ -1233,8 +1240,8 @@ async fn carry_out(state: &Shared, a: &Approval) -> anyhow::Result<String> {
     match a.action.as_str() {
         "forget" => {
             let b: ForgetBody = serde_json::from_value(a.body.clone())?;
-            let mut hold = b.hold;
-            hold.extend(holds(&state.store)?);
+            // The holds on record are applied by forget itself.
+            let hold = b.hold;
             let req = cairn_app::maintenance::ForgetRequest {
                 rule: cairn_repo::ForgetRule {
                     keep_last: b.keep_last,
@@ -1269,14 +1276,19 @@ async fn carry_out(state: &Shared, a: &Approval) -> anyhow::Result<String> {
             })
         }
         "release-hold" => {
-            let id = a.body["id"].as_i64().unwrap_or_default();
-            state.store.with(|c| {
-                c.execute(
-                    "UPDATE server_holds SET released=?2 WHERE id=?1 AND released IS NULL",
-                    params![id, crate::store::now()],
-                )
-            })?;
-            Ok(format!("legal hold {id} released"))
+            let id = a.body["id"].as_str().unwrap_or_default().to_string();
+            let by = format!(
+                "{} (filed), {} (approved)",
+                a.filed_by,
+                a.approved_by.as_deref().unwrap_or("?")
+            );
+            let reason = format!("four-eyes request {}", a.id);
+            let ws = state.ws.clone();
+            let h = tokio::task::spawn_blocking(move || {
+                cairn_app::holds::release(&ws, &id, &by, &reason)
+            })
+            .await??;
+            Ok(format!("legal hold {} released", h.id))
         }
         "update-job" => {
             let name = a.body["name"].as_str().unwrap_or_default().to_string();
@@ -1625,63 +1637,74 @@ async fn download(
 // ---------------------------------------------------------------------------------------
 // Legal holds
 
-/// A legal hold: restore points of a resource (or one restore point) that no retention
-/// and no forget removes while it stands.
+/// A legal hold (`cairn_app::holds::Hold`): kept in the catalog and in the repository.
 #[derive(Serialize, ToSchema)]
 pub struct Hold {
-    pub id: i64,
+    /// `H-` and 8 hex digits.
+    pub id: String,
     pub tenant: Option<String>,
-    /// A resource name (user principal name, group:NAME, site URL) or a snapshot id prefix.
-    pub target: String,
+    /// What it holds: `{"kind": "resource"|"point"|"search", …}`.
+    #[schema(value_type = Object)]
+    pub target: serde_json::Value,
+    /// For people: what it holds.
+    pub holds: String,
     pub reason: String,
     pub placed_by: String,
     pub placed: chrono::DateTime<chrono::Utc>,
-    pub released: Option<chrono::DateTime<chrono::Utc>>,
+    /// Placed by Cairn on a suspect restore point's last clean one.
+    pub automatic: bool,
+    /// When, by whom and why it was released.
+    #[schema(value_type = Option<Object>)]
+    pub released: Option<serde_json::Value>,
+}
+
+impl From<cairn_app::holds::Hold> for Hold {
+    fn from(h: cairn_app::holds::Hold) -> Hold {
+        Hold {
+            holds: h.describe(),
+            target: serde_json::to_value(&h.target).unwrap_or_default(),
+            released: h
+                .released
+                .as_ref()
+                .and_then(|r| serde_json::to_value(r).ok()),
+            id: h.id,
+            tenant: h.tenant,
+            reason: h.reason,
+            placed_by: h.placed_by,
+            placed: h.placed,
+            automatic: h.automatic,
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewHold {
     pub tenant: Option<String>,
-    pub target: String,
+    /// A resource (every restore point of it) or `RESOURCE@POINT`.
+    pub target: Option<String>,
+    /// A search instead: items sent or received by this person, and their own data.
+    pub custodian: Option<String>,
+    /// A search: words in the subject or file name.
+    pub query: Option<String>,
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
     /// Why (a case number): kept with the hold and in the audit log.
     pub reason: String,
 }
 
-/// The targets of the holds in force, as forget takes them.
-pub fn holds(store: &crate::store::Store) -> anyhow::Result<Vec<String>> {
-    store.with(|c| {
-        let mut st = c.prepare("SELECT target FROM server_holds WHERE released IS NULL")?;
-        let rows = st.query_map([], |r| r.get(0))?;
-        rows.collect()
-    })
-}
-
-/// Legal holds, in force and released.
+/// Legal holds, in force and released (newest first).
 #[utoipa::path(get, path = "/api/v1/holds", responses((status = 200, body = [Hold])))]
 async fn list_holds(
     Axum(state): Axum<Shared>,
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> ApiResult<Json<Vec<Hold>>> {
-    let all: Vec<Hold> = state.store.with(|c| {
-        let mut st = c.prepare(
-            "SELECT id, tenant, target, reason, placed_by, placed, released FROM server_holds ORDER BY id DESC",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(Hold {
-                id: r.get(0)?,
-                tenant: r.get(1)?,
-                target: r.get(2)?,
-                reason: r.get(3)?,
-                placed_by: r.get(4)?,
-                placed: crate::store::time(r.get(5)?),
-                released: r.get::<_, Option<i64>>(6)?.map(crate::store::time),
-            })
-        })?;
-        rows.collect()
-    })?;
+    let ws = state.ws.clone();
+    let mut all = blocking(move || cairn_app::holds::list(&ws)).await?;
+    all.reverse();
     Ok(Json(
         all.into_iter()
             .filter(|h| h.tenant.as_deref().is_none_or(|t| caller.sees(t)))
+            .map(Hold::from)
             .collect(),
     ))
 }
@@ -1694,48 +1717,39 @@ async fn place_hold(
     Json(b): Json<NewHold>,
 ) -> ApiResult<(StatusCode, Json<Hold>)> {
     let tenant = scoped(&caller, b.tenant)?;
-    let target = b.target.trim().to_string();
-    if target.is_empty() || b.reason.trim().is_empty() {
-        return Err(ApiError::bad("a hold needs a target and a reason")
-            .hint("target: a resource name or a snapshot id prefix; reason: why (a case number)"));
-    }
-    let placed = crate::store::now();
-    let id = state.store.with(|c| {
-        c.execute(
-            "INSERT INTO server_holds (tenant, target, reason, placed_by, placed) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![tenant, target, b.reason, caller.name, placed],
-        )?;
-        Ok(c.last_insert_rowid())
-    })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Hold {
-            id,
-            tenant,
-            target,
-            reason: b.reason,
-            placed_by: caller.name,
-            placed: crate::store::time(placed),
-            released: None,
-        }),
-    ))
+    let new = cairn_app::holds::NewHold {
+        tenant,
+        resource: b.target.filter(|t| !t.trim().is_empty()),
+        custodian: b.custodian,
+        query: b.query,
+        from: b.from,
+        to: b.to,
+        reason: b.reason,
+    };
+    let (ws, by) = (state.ws.clone(), caller.name.clone());
+    let hold = blocking(move || cairn_app::holds::place(&ws, &new, &by)).await?;
+    Ok((StatusCode::CREATED, Json(hold.into())))
 }
 
 /// Releasing a hold lets retention remove what it protected: a request a second admin
-/// approves.
-#[utoipa::path(delete, path = "/api/v1/holds/{id}", params(("id" = i64, Path)), responses((status = 202, body = Filed), (status = 404, body = ErrorBody)))]
+/// approves (automatic holds too).
+#[utoipa::path(delete, path = "/api/v1/holds/{id}", params(("id" = String, Path)), responses((status = 202, body = Filed), (status = 404, body = ErrorBody)))]
 async fn release_hold(
     Axum(state): Axum<Shared>,
     axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Filed>)> {
-    let live: Option<i64> = state.store.one(
-        "SELECT id FROM server_holds WHERE id=?1 AND released IS NULL",
-        params![id],
-    )?;
-    if live.is_none() {
+    let ws = state.ws.clone();
+    let all = blocking(move || cairn_app::holds::in_force(&ws)).await?;
+    let Some(h) = all.iter().find(|h| h.id.eq_ignore_ascii_case(&id)) else {
+        return Err(ApiError::not_found(format!("no legal hold {id} in force")));
+    };
+    if let Some(t) = &h.tenant
+        && !caller.sees(t)
+    {
         return Err(ApiError::not_found(format!("no legal hold {id} in force")));
     }
+    let id = h.id.clone();
     let filed = file(
         &state,
         "release-hold",

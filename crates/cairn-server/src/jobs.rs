@@ -6,6 +6,11 @@
 //! a transient reason with backoff, records every resource's outcome, then applies the
 //! job's retention. Never two runs of one job at once. A run the server missed while it was
 //! down runs once at start-up, not once per missed slot.
+//!
+//! A job with `verify` also has restore drills (`cairn_app::maintenance::drill`, the same
+//! code as `cairn verify`): after each succeeded run, or on `verify-schedule`, a sample
+//! of the latest restore point of each of its resources is read back and compared with the
+//! catalog. A drill is a run of kind `drill` in the same history, in the job's slot.
 
 use crate::store::{Store, now, time};
 use cairn_app::UserError;
@@ -33,29 +38,7 @@ impl Schedule {
     /// The schedule of `[jobs.NAME]`: `schedule` (cron, with `timezone`) or `every`.
     pub fn of(name: &str, spec: &JobEntry) -> Result<Schedule, UserError> {
         match (&spec.schedule, &spec.every) {
-            (Some(expr), None) => {
-                if expr.split_whitespace().count() != 5 {
-                    return Err(UserError::new(format!(
-                        "job {name}: schedule {expr:?} is not a five-field cron expression"
-                    ))
-                    .hint("minute hour day-of-month month day-of-week, e.g. \"30 2 * * *\" for 02:30 every day"));
-                }
-                let cron = croner::Cron::new(expr).parse().map_err(|e| {
-                    UserError::new(format!("job {name}: schedule {expr:?}: {e}"))
-                        .hint("minute hour day-of-month month day-of-week, e.g. \"30 2 * * *\"")
-                })?;
-                let tz = match &spec.timezone {
-                    None => chrono_tz::UTC,
-                    Some(z) => z.parse().map_err(|_| {
-                        UserError::new(format!("job {name}: {z:?} is not a time zone"))
-                            .hint("use an IANA name such as Europe/Berlin or America/New_York")
-                    })?,
-                };
-                Ok(Schedule::Cron {
-                    cron: Box::new(cron),
-                    tz,
-                })
-            }
+            (Some(expr), None) => Schedule::cron(name, "schedule", expr, spec),
             (None, Some(every)) => crate::auth::parse_duration(every)
                 .map(Schedule::Every)
                 .ok_or_else(|| {
@@ -69,6 +52,51 @@ impl Schedule {
             (None, None) => Err(UserError::new(format!("job {name} has no schedule"))
                 .hint("add schedule = \"30 2 * * *\" (cron) or every = \"6h\"")),
         }
+    }
+
+    /// When the job's restore drill runs: `verify-schedule`, a cron expression (in the
+    /// job's `timezone`) or an interval; `None` without one (the drill, if the job has
+    /// `verify`, follows each succeeded run).
+    pub fn of_drill(name: &str, spec: &JobEntry) -> Result<Option<Schedule>, UserError> {
+        let Some(expr) = &spec.verify_schedule else {
+            return Ok(None);
+        };
+        if expr.split_whitespace().count() == 5 {
+            return Schedule::cron(name, "verify-schedule", expr, spec).map(Some);
+        }
+        crate::auth::parse_duration(expr.trim())
+            .map(|d| Some(Schedule::Every(d)))
+            .ok_or_else(|| {
+                UserError::new(format!(
+                    "job {name}: verify-schedule = {expr:?} is neither a five-field cron expression nor an interval"
+                ))
+                .hint("e.g. \"0 4 * * 0\" (Sundays at 04:00 in the job's timezone) or \"7d\"; without it the drill follows each succeeded run")
+            })
+    }
+
+    /// `expr` of the key `key` of job `name`: cron in the job's time zone.
+    fn cron(name: &str, key: &str, expr: &str, spec: &JobEntry) -> Result<Schedule, UserError> {
+        if expr.split_whitespace().count() != 5 {
+            return Err(UserError::new(format!(
+                "job {name}: {key} {expr:?} is not a five-field cron expression"
+            ))
+            .hint("minute hour day-of-month month day-of-week, e.g. \"30 2 * * *\" for 02:30 every day"));
+        }
+        let cron = croner::Cron::new(expr).parse().map_err(|e| {
+            UserError::new(format!("job {name}: {key} {expr:?}: {e}"))
+                .hint("minute hour day-of-month month day-of-week, e.g. \"30 2 * * *\"")
+        })?;
+        let tz = match &spec.timezone {
+            None => chrono_tz::UTC,
+            Some(z) => z.parse().map_err(|_| {
+                UserError::new(format!("job {name}: {z:?} is not a time zone"))
+                    .hint("use an IANA name such as Europe/Berlin or America/New_York")
+            })?,
+        };
+        Ok(Schedule::Cron {
+            cron: Box::new(cron),
+            tz,
+        })
     }
 
     /// The first slot after `t`.
@@ -124,6 +152,23 @@ impl Job {
 
     pub fn schedule(&self) -> Result<Schedule, UserError> {
         Schedule::of(&self.name, &self.spec)
+    }
+
+    /// The share of items its restore drill reads back (percent), `None` without a drill.
+    pub fn verify(&self) -> Result<Option<f64>, UserError> {
+        self.spec.verify_percent(&self.name).map_err(|e| {
+            let hint = e.hint();
+            let u = UserError::new(e.to_string());
+            match hint {
+                Some(h) => u.hint(h),
+                None => u,
+            }
+        })
+    }
+
+    /// When its restore drill runs: `None` after each succeeded run.
+    pub fn drill_schedule(&self) -> Result<Option<Schedule>, UserError> {
+        Schedule::of_drill(&self.name, &self.spec)
     }
 
     /// The backup this job asks for.
@@ -256,14 +301,71 @@ impl Status {
     }
 }
 
+/// What a run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A backup of the job's scope (and its retention).
+    Backup,
+    /// A restore drill: a sample of the job's latest restore points read back and compared
+    /// with the catalog.
+    Drill,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Backup => "backup",
+            Kind::Drill => "drill",
+        }
+    }
+
+    fn parse(s: &str) -> Kind {
+        match s {
+            "drill" => Kind::Drill,
+            _ => Kind::Backup,
+        }
+    }
+}
+
+/// What a restore drill found, in a run of kind `drill`.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DrillSummary {
+    /// Share of the items of each restore point read back, in percent.
+    pub sample_percent: f64,
+    /// Restore points tested (the latest of each of the job's resources).
+    pub points: u64,
+    /// Items read back in full.
+    pub checked: u64,
+    /// Bytes read back.
+    pub bytes: u64,
+    /// Items that could not be read back as they were backed up.
+    pub failed: u64,
+}
+
+/// An item a restore drill could not read back as it was backed up.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DrillFailure {
+    pub tenant: String,
+    pub resource: String,
+    /// The restore point (its number for the resource).
+    pub point: i64,
+    /// The item's path in the restore point (empty: the whole restore point).
+    pub path: String,
+    pub reason: String,
+}
+
 /// A run as listed.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Run {
     pub id: i64,
     pub job: String,
     pub tenant: String,
+    /// `backup`, or `drill` (a restore drill: `drill` says what it found).
+    pub kind: Kind,
     pub status: Status,
-    /// `schedule`, `startup` (missed while the server was down) or `api`.
+    /// `schedule`, `startup` (missed while the server was down), `api`, or for a drill
+    /// `after-backup` (it followed the backup run before it).
     pub trigger: String,
     pub started: DateTime<Utc>,
     pub finished: Option<DateTime<Utc>>,
@@ -277,6 +379,10 @@ pub struct Run {
     /// Restore points removed by the job's retention after the run.
     pub forgotten: u64,
     pub error: Option<String>,
+    /// A drill's findings (for a drill, `resources`, `items` and `failed` count restore
+    /// points tested, items read back and items that failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillSummary>,
 }
 
 /// One resource's outcome in a run.
@@ -306,15 +412,31 @@ pub struct RunDetail {
     #[serde(flatten)]
     pub run: Run,
     pub results: Vec<RunResource>,
+    /// A drill's items that could not be read back, every one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drill_failures: Vec<DrillFailure>,
 }
 
-const RUN_COLS: &str = "id, job, tenant, status, trigger, started, finished, resources, failed, items, fetched, bytes, requests, throttled, forgotten, error";
+const RUN_COLS: &str = "id, job, tenant, status, trigger, started, finished, resources, failed, items, fetched, bytes, requests, throttled, forgotten, error, kind, sample";
 
 fn run_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    let kind = Kind::parse(&r.get::<_, String>(16)?);
+    let drill = match kind {
+        Kind::Backup => None,
+        Kind::Drill => Some(DrillSummary {
+            sample_percent: r.get::<_, Option<f64>>(17)?.unwrap_or_default(),
+            points: r.get::<_, i64>(7)? as u64,
+            checked: r.get::<_, i64>(9)? as u64,
+            bytes: r.get::<_, i64>(11)? as u64,
+            failed: r.get::<_, i64>(8)? as u64,
+        }),
+    };
     Ok(Run {
         id: r.get(0)?,
         job: r.get(1)?,
         tenant: r.get(2)?,
+        kind,
+        drill,
         status: Status::parse(&r.get::<_, String>(3)?),
         trigger: r.get(4)?,
         started: time(r.get(5)?),
@@ -392,7 +514,26 @@ pub fn run(store: &Store, id: i64) -> anyhow::Result<Option<RunDetail>> {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(Some(RunDetail { run, results }))
+        let mut st = c.prepare(
+            "SELECT tenant, resource, point, path, reason FROM server_drill_failures
+             WHERE run=?1 ORDER BY seq",
+        )?;
+        let drill_failures = st
+            .query_map(params![id], |r| {
+                Ok(DrillFailure {
+                    tenant: r.get(0)?,
+                    resource: r.get(1)?,
+                    point: r.get(2)?,
+                    path: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(RunDetail {
+            run,
+            results,
+            drill_failures,
+        }))
     })
 }
 
@@ -409,12 +550,26 @@ pub fn last_success(store: &Store, job: &str) -> anyhow::Result<BTreeMap<String,
     })
 }
 
-/// The slot the last run of a job was for (its start), if any.
-pub fn last_started(store: &Store, job: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+/// The latest run of a job of `kind`, if any.
+pub fn last_run(store: &Store, job: &str, kind: Kind) -> anyhow::Result<Option<Run>> {
+    store.with(|c| {
+        c.query_row(
+            &format!(
+                "SELECT {RUN_COLS} FROM server_runs WHERE job=?1 AND kind=?2 ORDER BY id DESC LIMIT 1"
+            ),
+            params![job, kind.as_str()],
+            run_at,
+        )
+        .optional()
+    })
+}
+
+/// The slot the last run of a job of `kind` was for (its start), if any.
+pub fn last_started(store: &Store, job: &str, kind: Kind) -> anyhow::Result<Option<DateTime<Utc>>> {
     Ok(store
         .one::<i64>(
-            "SELECT started FROM server_runs WHERE job=?1 ORDER BY id DESC LIMIT 1",
-            params![job],
+            "SELECT started FROM server_runs WHERE job=?1 AND kind=?2 ORDER BY id DESC LIMIT 1",
+            params![job, kind.as_str()],
         )?
         .map(time))
 }
@@ -424,7 +579,7 @@ pub fn last_started(store: &Store, job: &str) -> anyhow::Result<Option<DateTime<
 pub fn last_interrupted(store: &Store, job: &str) -> anyhow::Result<bool> {
     let e: Option<Option<String>> = store.with(|c| {
         c.query_row(
-            "SELECT error FROM server_runs WHERE job=?1 ORDER BY id DESC LIMIT 1",
+            "SELECT error FROM server_runs WHERE job=?1 AND kind='backup' ORDER BY id DESC LIMIT 1",
             params![job],
             |r| r.get(0),
         )
@@ -458,6 +613,99 @@ pub fn begin(store: &Store, job: &str, tenant: &str, trigger: &str) -> anyhow::R
             params![job, tenant, trigger, now()],
         )?;
         Ok(c.last_insert_rowid())
+    })
+}
+
+/// Records that a restore drill of `job` began, reading back `sample` percent.
+pub fn begin_drill(
+    store: &Store,
+    job: &str,
+    tenant: &str,
+    trigger: &str,
+    sample: f64,
+) -> anyhow::Result<i64> {
+    store.with(|c| {
+        c.execute(
+            "INSERT INTO server_runs (job, tenant, kind, status, trigger, started, sample)
+             VALUES (?1, ?2, 'drill', 'running', ?3, ?4, ?5)",
+            params![job, tenant, trigger, now(), sample],
+        )?;
+        Ok(c.last_insert_rowid())
+    })
+}
+
+/// How a restore drill ended: what it found, or why it could not run.
+pub struct DrillOutcome {
+    pub status: Status,
+    pub report: Option<cairn_app::maintenance::DrillReport>,
+    pub error: Option<String>,
+}
+
+impl DrillOutcome {
+    /// A drill that could not run.
+    pub fn failed(error: impl Into<String>) -> DrillOutcome {
+        DrillOutcome {
+            status: Status::Failed,
+            report: None,
+            error: Some(error.into()),
+        }
+    }
+
+    /// The outcome of a drill that ran: failed when an item failed, or when there was no
+    /// restore point to test (a drill that tests nothing proves nothing).
+    pub fn of(report: cairn_app::maintenance::DrillReport) -> DrillOutcome {
+        let (status, error) = if !report.failed.is_empty() {
+            (
+                Status::Failed,
+                Some(format!(
+                    "{} items could not be read back as they were backed up (hint: `cairn check --read-data` examines the whole repository; `cairn repair index` and `cairn repair snapshots` mend what can be mended, a copy restores the rest)",
+                    report.failed.len()
+                )),
+            )
+        } else if report.points == 0 {
+            (
+                Status::Failed,
+                Some("no restore point of the job's resources to test (hint: the drill reads back what the job's backups wrote; run the job first)".into()),
+            )
+        } else {
+            (Status::Succeeded, None)
+        };
+        DrillOutcome {
+            status,
+            report: Some(report),
+            error,
+        }
+    }
+}
+
+/// Records how a restore drill ended, with every item that failed.
+pub fn finish_drill(store: &Store, id: i64, o: &DrillOutcome) -> anyhow::Result<()> {
+    store.with(|c| {
+        let tx = c.transaction()?;
+        let r = o.report.as_ref();
+        tx.execute(
+            "UPDATE server_runs SET status=?2, finished=?3, resources=?4, failed=?5, items=?6,
+               bytes=?7, error=?8
+             WHERE id=?1",
+            params![
+                id,
+                o.status.as_str(),
+                now(),
+                r.map(|r| r.points).unwrap_or(0) as i64,
+                r.map(|r| r.failed.len()).unwrap_or(0) as i64,
+                r.map(|r| r.checked).unwrap_or(0) as i64,
+                r.map(|r| r.bytes).unwrap_or(0) as i64,
+                o.error,
+            ],
+        )?;
+        for (seq, f) in r.map(|r| r.failed.as_slice()).unwrap_or_default().iter().enumerate() {
+            tx.execute(
+                "INSERT OR REPLACE INTO server_drill_failures (run, seq, tenant, resource, point, path, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id, seq as i64, f.tenant, f.resource, f.point, f.path, f.reason],
+            )?;
+        }
+        tx.commit()
     })
 }
 
@@ -675,6 +923,33 @@ mod tests {
             spec(Some("* * * * *"), Some("1m")),
         ] {
             let e = Schedule::of("n", &bad).unwrap_err();
+            assert!(e.hint_text().is_some(), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_drill_follows_each_run_or_its_own_schedule() {
+        let mut s = spec(None, Some("1d"));
+        assert!(Schedule::of_drill("n", &s).unwrap().is_none());
+        s.verify = Some("5%".into());
+        assert!(Schedule::of_drill("n", &s).unwrap().is_none());
+        s.verify_schedule = Some("7d".into());
+        let t = Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap();
+        let every = Schedule::of_drill("n", &s).unwrap().unwrap();
+        assert_eq!(every.next_after(t).unwrap(), t + chrono::Duration::days(7));
+        s.verify_schedule = Some("0 4 * * 0".into());
+        s.timezone = Some("Europe/Berlin".into());
+        let cron = Schedule::of_drill("n", &s).unwrap().unwrap();
+        // Sunday 5 July 2026, 04:00 in Berlin (summer time) is 02:00 UTC.
+        assert_eq!(
+            cron.next_after(t).unwrap(),
+            Utc.with_ymd_and_hms(2026, 7, 5, 2, 0, 0).unwrap()
+        );
+        for bad in ["weekly", "0 4 * *", "61 4 * * 0"] {
+            s.verify_schedule = Some(bad.into());
+            let e = Schedule::of_drill("n", &s).unwrap_err();
+            assert!(e.to_string().contains("job n"), "{e}");
+            assert!(e.to_string().contains("verify-schedule"), "{e}");
             assert!(e.hint_text().is_some(), "{e}");
         }
     }

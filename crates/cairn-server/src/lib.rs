@@ -49,6 +49,10 @@ pub struct State {
 impl State {
     /// The state of `ws` (a serving workspace: [`Workspace::serving`]).
     pub fn new(ws: Arc<Workspace>) -> anyhow::Result<Arc<State>> {
+        // A restore drill whose schedule cannot be read would never run: refused now.
+        for (name, spec) in &ws.config().file().jobs {
+            jobs::Schedule::of_drill(name, spec)?;
+        }
         let path = ws.local().catalog.clone();
         // The catalog first: it creates the file with the settings SQLite needs.
         ws.catalog_for_backup()?;
@@ -102,9 +106,188 @@ pub fn start(state: &Arc<State>, job: Job, trigger: &str) -> anyhow::Result<Opti
         );
         tracing::info!(job = %job.name, run = id, status = outcome.status.as_str(), "run ended");
         alert(&state, &job, id, &outcome).await;
+        // The drill follows a succeeded run when the job has no schedule of its own for
+        // it, still in the job's slot: it tests the restore points this run wrote.
+        if outcome.status == Status::Succeeded
+            && let Ok(Some(percent)) = job.verify()
+            && let Ok(None) = job.drill_schedule()
+        {
+            let resources = outcome
+                .report
+                .iter()
+                .flat_map(|r| r.resources.iter().filter(|x| x.ok()))
+                .map(|x| x.resource.clone())
+                .collect();
+            match jobs::begin_drill(
+                &state.store,
+                &job.name,
+                &job.spec.tenant,
+                "after-backup",
+                percent,
+            ) {
+                Ok(drill) => run_drill(&state, &job, drill, percent, resources).await,
+                Err(e) => tracing::error!(job = %job.name, "recording a drill: {e:#}"),
+            }
+        }
         mirror_audit(&state).await;
     });
     Ok(Some(id))
+}
+
+/// Starts a restore drill of `job` in the background, in the job's slot (never beside a
+/// run of it); `None` when a run of it is under way, or the job has no `verify`. Returns
+/// the drill's run id. It tests the latest restore point of each resource the job has
+/// backed up.
+pub fn start_drill(state: &Arc<State>, job: Job, trigger: &str) -> anyhow::Result<Option<i64>> {
+    let Some(percent) = job.verify()? else {
+        return Ok(None);
+    };
+    let Some(slot) = state.running.claim(&job.name) else {
+        return Ok(None);
+    };
+    let id = jobs::begin_drill(&state.store, &job.name, &job.spec.tenant, trigger, percent)?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        let s = state.clone();
+        let name = job.name.clone();
+        let resources = tokio::task::spawn_blocking(move || jobs::last_success(&s.store, &name))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r)
+            .map(|m| m.into_keys().collect());
+        match resources {
+            Ok(resources) => run_drill(&state, &job, id, percent, resources).await,
+            Err(e) => {
+                let outcome = jobs::DrillOutcome::failed(format!(
+                    "reading the job's resources from the run history: {e:#}"
+                ));
+                record_drill(&state, &job, id, &outcome).await;
+            }
+        }
+        mirror_audit(&state).await;
+    });
+    Ok(Some(id))
+}
+
+/// A restore drill of `job` recorded as run `id`: the latest restore point of each of
+/// `resources` (the job's), `percent` of its items read back and compared with the
+/// catalog. Then metrics, the audit log, and an alert when it failed or could not run.
+async fn run_drill(state: &Arc<State>, job: &Job, id: i64, percent: f64, resources: Vec<String>) {
+    let outcome = if resources.is_empty() {
+        jobs::DrillOutcome::failed(
+            "the job has backed up no resource yet: nothing to test (hint: the drill reads back what the job's backups wrote; it runs once a backup has succeeded)",
+        )
+    } else {
+        // Queued with the writers: a prune or forget under way would pull data from under
+        // the drill and pass for damage.
+        let _writer = state.writer.lock().await;
+        let ws = state.ws.clone();
+        let req = cairn_app::maintenance::DrillRequest {
+            tenant: Some(job.spec.tenant.clone()),
+            resource: None,
+            resources,
+            sample_percent: percent,
+        };
+        match tokio::task::spawn_blocking(move || cairn_app::maintenance::drill(&ws, &req)).await {
+            Ok(Ok(report)) => jobs::DrillOutcome::of(report),
+            Ok(Err(e)) => {
+                let c = cairn_app::classify(&e);
+                jobs::DrillOutcome::failed(match c.hint {
+                    Some(h) => format!("{} (hint: {h})", c.message),
+                    None => c.message,
+                })
+            }
+            Err(e) => jobs::DrillOutcome::failed(format!("the drill stopped: {e}")),
+        }
+    };
+    record_drill(state, job, id, &outcome).await;
+}
+
+/// What a restore drill leaves behind: its run record, metrics, an audit entry, and an
+/// alert when it failed.
+async fn record_drill(state: &Arc<State>, job: &Job, id: i64, outcome: &jobs::DrillOutcome) {
+    if let Err(e) = jobs::finish_drill(&state.store, id, outcome) {
+        tracing::error!(job = %job.name, run = id, "recording the drill: {e:#}");
+    }
+    state
+        .metrics
+        .drill(&job.name, outcome.status.as_str(), outcome.report.as_ref());
+    let result = match (&outcome.report, &outcome.error) {
+        (Some(r), None) => format!(
+            "ok: {} items of {} restore points read back",
+            r.checked, r.points
+        ),
+        (Some(r), Some(_)) if !r.failed.is_empty() => format!(
+            "failed: {} of the items of {} restore points could not be read back",
+            r.failed.len(),
+            r.points
+        ),
+        (_, e) => format!("failed: {}", e.as_deref().unwrap_or("?")),
+    };
+    tracing::info!(job = %job.name, run = id, status = outcome.status.as_str(), "restore drill: {result}");
+    let entry = audit::AuditEntry {
+        actor: "scheduler".into(),
+        role: "server".into(),
+        source: None,
+        action: "drill.run".into(),
+        target: format!("job {} run {id}", job.name),
+        outcome: result,
+    };
+    let audit = state.audit.clone();
+    match tokio::task::spawn_blocking(move || audit.append(&entry)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!("appending to the audit log: {e:#}"),
+        Err(e) => tracing::error!("appending to the audit log: {e}"),
+    }
+    if outcome.status != Status::Succeeded {
+        send_alert(state, job, drill_alert(job, id, outcome)).await;
+    }
+}
+
+/// Items of a failed drill named in its alert; the run's record has them all.
+const DRILL_ALERT_ITEMS: usize = 10;
+
+/// The alert of a restore drill that failed or could not run.
+fn drill_alert(job: &Job, id: i64, o: &jobs::DrillOutcome) -> alerts::Alert {
+    let (summary, mut details): (String, Vec<String>) = match &o.report {
+        Some(r) if !r.failed.is_empty() => (
+            format!(
+                "restore drill of job {} failed: {} items could not be read back as they were backed up",
+                job.name,
+                r.failed.len()
+            ),
+            r.failed
+                .iter()
+                .take(DRILL_ALERT_ITEMS)
+                .map(|f| {
+                    let item = if f.path.is_empty() {
+                        "(restore point)"
+                    } else {
+                        &f.path
+                    };
+                    format!("{} point {} {item}: {}", f.resource, f.point, f.reason)
+                })
+                .collect(),
+        ),
+        _ => (
+            format!("restore drill of job {} could not run", job.name),
+            o.error.iter().cloned().collect(),
+        ),
+    };
+    if let Some(r) = &o.report
+        && r.failed.len() > DRILL_ALERT_ITEMS
+    {
+        details.push(format!(
+            "… and {} more (GET /api/v1/runs/{id} lists them all)",
+            r.failed.len() - DRILL_ALERT_ITEMS
+        ));
+    }
+    alerts::Alert::new(alerts::AlertKind::DrillFailed, summary)
+        .job(job.name.clone())
+        .tenant(job.spec.tenant.clone())
+        .run(id)
+        .details(details)
 }
 
 /// One run: back up, retry what failed for a transient reason, apply retention.
@@ -169,7 +352,7 @@ async fn execute(state: &Arc<State>, job: &Job) -> Outcome {
     {
         let req = cairn_app::maintenance::ForgetRequest {
             rule,
-            holds: api::holds(&state.store).unwrap_or_default(),
+            // The legal holds on record are applied by forget itself.
             ..Default::default()
         };
         match cairn_app::maintenance::forget(state.ws.clone(), req).await {
@@ -349,6 +532,7 @@ pub async fn daily_summary(state: &Arc<State>) -> anyhow::Result<bool> {
     let lines: Vec<alerts::RunLine> = runs
         .iter()
         .map(|r| alerts::RunLine {
+            kind: r.kind.as_str().to_string(),
             job: r.job.clone(),
             tenant: r.tenant.clone(),
             run: r.id,
@@ -414,6 +598,7 @@ pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<
         .as_ref()
         .and_then(|s| s.daily_summary.clone());
     let mut summary_sent: Option<chrono::NaiveDate> = None;
+    let mut next_drill = std::collections::HashMap::new();
     loop {
         let now = chrono::Utc::now();
         if summary_due(summary_at.as_deref(), now, summary_sent) {
@@ -433,7 +618,7 @@ pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<
                 Vec::new()
             }
         };
-        for job in jobs.into_iter().filter(Job::enabled) {
+        for job in jobs.iter().filter(|j| j.enabled()) {
             let sched = match job.schedule() {
                 Ok(s) => s,
                 Err(e) => {
@@ -446,7 +631,9 @@ pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<
             let due = match next.get(&job.name) {
                 Some(t) => *t,
                 None => {
-                    let last = jobs::last_started(&state.store, &job.name).ok().flatten();
+                    let last = jobs::last_started(&state.store, &job.name, jobs::Kind::Backup)
+                        .ok()
+                        .flatten();
                     let cut = jobs::last_interrupted(&state.store, &job.name).unwrap_or(false);
                     match first_due(&sched, last, cut, started, now) {
                         Some(t) => t,
@@ -477,12 +664,76 @@ pub async fn schedule(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<
                 next.insert(job.name.clone(), due);
             }
         }
+        // After the backups: a backup and a drill of one job due at once, the backup goes
+        // first and the drill waits for it.
+        for job in jobs.iter().filter(|j| j.enabled()) {
+            drill_if_due(&state, job, &mut next_drill, first, started, now);
+        }
         first = false;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Starts `job`'s restore drill when its `verify-schedule` says so (a slot missed while
+/// the server was down: once at start-up). A drill due while a run of the job is under way
+/// waits for it.
+fn drill_if_due(
+    state: &Arc<State>,
+    job: &Job,
+    next: &mut std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+    first: bool,
+    started: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let sched = match (job.verify(), job.drill_schedule()) {
+        (Ok(Some(_)), Ok(Some(s))) => s,
+        (Err(e), _) | (Ok(Some(_)), Err(e)) => {
+            if first {
+                tracing::error!("{e}");
+            }
+            return;
+        }
+        _ => return,
+    };
+    let due = match next.get(&job.name) {
+        Some(t) => *t,
+        None => {
+            let last = jobs::last_started(&state.store, &job.name, jobs::Kind::Drill)
+                .ok()
+                .flatten();
+            match first_due(&sched, last, false, started, now) {
+                Some(t) => t,
+                None => return,
+            }
+        }
+    };
+    if due > now {
+        next.insert(job.name.clone(), due);
+        return;
+    }
+    let trigger = if first && due == started {
+        "startup"
+    } else {
+        "schedule"
+    };
+    match start_drill(state, job.clone(), trigger) {
+        Ok(Some(id)) => tracing::info!(job = %job.name, run = id, "restore drill started"),
+        Ok(None) => {
+            // A run of the job holds its slot: the drill goes once it is over.
+            next.insert(job.name.clone(), due);
+            return;
+        }
+        Err(e) => tracing::error!(job = %job.name, "starting a restore drill: {e:#}"),
+    }
+    next.insert(
+        job.name.clone(),
+        sched
+            .next_after(now)
+            .unwrap_or(now + chrono::Duration::days(365)),
+    );
 }
 
 /// Runs the server on `listener` until `stop` fires: the API, the scheduler, and on stop a

@@ -1,6 +1,6 @@
 //! What `/metrics` shows, in Prometheus' text format: runs by job and outcome, what they
 //! backed up, how long they took, when each job and each resource last succeeded, Graph's
-//! requests and throttling, restores and exports. Kept with `prometheus-client`, fed by
+//! requests and throttling, restore drills and what they found, restores and exports. Kept with `prometheus-client`, fed by
 //! the run executor and the API as things happen.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -43,6 +43,10 @@ pub struct Metrics {
     pub last_success: Family<JobLabels, Gauge>,
     pub resource_last_success: Family<ResourceLabels, Gauge>,
     pub tasks: Family<TaskLabels, Counter>,
+    pub drills: Family<RunLabels, Counter>,
+    pub drill_checked: Family<JobLabels, Counter>,
+    pub drill_failed_items: Family<JobLabels, Gauge>,
+    pub drill_last_success: Family<JobLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -64,6 +68,10 @@ impl Metrics {
             last_success: Family::default(),
             resource_last_success: Family::default(),
             tasks: Family::default(),
+            drills: Family::default(),
+            drill_checked: Family::default(),
+            drill_failed_items: Family::default(),
+            drill_last_success: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -107,6 +115,26 @@ impl Metrics {
             m.resource_last_success.clone(),
         );
         registry.register("tasks", "Restores and exports started", m.tasks.clone());
+        registry.register(
+            "drill_runs",
+            "Restore drills by job and outcome",
+            m.drills.clone(),
+        );
+        registry.register(
+            "drill_checked_items",
+            "Items restore drills read back",
+            m.drill_checked.clone(),
+        );
+        registry.register(
+            "drill_failed_items",
+            "Items the job's last restore drill could not read back as they were backed up",
+            m.drill_failed_items.clone(),
+        );
+        registry.register(
+            "drill_last_success_timestamp_seconds",
+            "When the job's last restore drill succeeded",
+            m.drill_last_success.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -123,6 +151,33 @@ impl Metrics {
         self.tasks
             .get_or_create(&TaskLabels { kind: kind.into() })
             .inc();
+    }
+
+    /// A restore drill ended (`report`: what it found, `None` when it could not run).
+    pub fn drill(
+        &self,
+        job: &str,
+        status: &str,
+        report: Option<&cairn_app::maintenance::DrillReport>,
+    ) {
+        let j = JobLabels { job: job.into() };
+        self.drills
+            .get_or_create(&RunLabels {
+                job: job.into(),
+                status: status.into(),
+            })
+            .inc();
+        if let Some(r) = report {
+            self.drill_checked.get_or_create(&j).inc_by(r.checked);
+            self.drill_failed_items
+                .get_or_create(&j)
+                .set(r.failed.len() as i64);
+        }
+        if status == "succeeded" {
+            self.drill_last_success
+                .get_or_create(&j)
+                .set(chrono::Utc::now().timestamp());
+        }
     }
 
     /// A run ended.

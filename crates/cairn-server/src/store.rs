@@ -45,6 +45,16 @@ CREATE TABLE IF NOT EXISTS server_run_resources (
     seconds REAL NOT NULL,
     PRIMARY KEY (run, resource)
 );
+CREATE TABLE IF NOT EXISTS server_drill_failures (
+    run INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    tenant TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    point INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (run, seq)
+);
 CREATE TABLE IF NOT EXISTS server_tokens (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -106,6 +116,7 @@ impl Store {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
         )?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -133,6 +144,28 @@ impl Store {
     ) -> anyhow::Result<Option<T>> {
         self.with(|c| c.query_row(sql, args, |r| r.get(0)).optional())
     }
+}
+
+/// Columns added since the tables were first created, added to a file made before them.
+const ADDED: &[(&str, &str, &str)] = &[
+    // `backup` or `drill` (a restore drill of the job's restore points).
+    ("server_runs", "kind", "TEXT NOT NULL DEFAULT 'backup'"),
+    // A drill's share of items read back, in percent.
+    ("server_runs", "sample", "REAL"),
+];
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, decl) in ADDED {
+        let present: bool = conn.query_row(
+            &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name=?1"),
+            [column],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Seconds since the epoch, as the tables keep times.
@@ -171,5 +204,29 @@ mod tests {
             )
             .unwrap();
         assert_eq!(spec.as_deref(), Some("{}"));
+    }
+
+    #[test]
+    fn a_file_made_before_drills_gains_their_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("catalog.db");
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch(
+            "CREATE TABLE server_runs (id INTEGER PRIMARY KEY, job TEXT NOT NULL, tenant TEXT NOT NULL,
+               status TEXT NOT NULL, trigger TEXT NOT NULL, started INTEGER NOT NULL, finished INTEGER,
+               resources INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+               items INTEGER NOT NULL DEFAULT 0, fetched INTEGER NOT NULL DEFAULT 0,
+               bytes INTEGER NOT NULL DEFAULT 0, requests INTEGER NOT NULL DEFAULT 0,
+               throttled INTEGER NOT NULL DEFAULT 0, forgotten INTEGER NOT NULL DEFAULT 0, error TEXT);
+             INSERT INTO server_runs (job, tenant, status, trigger, started) VALUES ('n', 't', 'succeeded', 'schedule', 1);",
+        )
+        .unwrap();
+        drop(c);
+        let s = Store::open(&p).unwrap();
+        let kind: Option<String> = s.one("SELECT kind FROM server_runs", []).unwrap();
+        assert_eq!(kind.as_deref(), Some("backup"));
+        // Opening again changes nothing.
+        drop(s);
+        Store::open(&p).unwrap();
     }
 }

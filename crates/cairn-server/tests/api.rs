@@ -315,11 +315,24 @@ async fn bad_input_is_a_4xx_with_a_hint() {
             json!({"name": "../x", "spec": {"tenant": "contoso", "every": "1d"}}),
             "job name",
         ),
+        (
+            json!({"name": "x", "spec": {"tenant": "contoso", "every": "1d", "verify": "150%"}}),
+            "job x: verify = \\\"150%\\\" is not a share",
+        ),
+        (
+            json!({"name": "x", "spec": {"tenant": "contoso", "every": "1d", "verify-schedule": "7d"}}),
+            "no verify",
+        ),
+        (
+            json!({"name": "x", "spec": {"tenant": "contoso", "every": "1d", "verify": "5%", "verify-schedule": "sometimes"}}),
+            "verify-schedule",
+        ),
     ] {
         let (s, v) = call(&f.state, "POST", "/api/v1/jobs", Some(admin), Some(body)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
         let text = v["error"].to_string();
         assert!(text.contains(needle), "{text}");
+        assert!(v["error"]["hint"].is_string(), "{v}");
     }
     let (s, v) = call(&f.state, "GET", "/api/v1/jobs/missing", Some(admin), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
@@ -349,5 +362,9 @@ async fn the_openapi_document_names_every_route() {
         "/api/v1/tokens",
     ] {
         assert!(doc["paths"][p].is_object(), "{p} missing");
+    }
+    // A run says whether it was a backup or a restore drill, and what the drill found.
+    for s in ["Kind", "DrillSummary", "DrillFailure"] {
+        assert!(doc["components"]["schemas"][s].is_object(), "{s} missing");
     }
 }
