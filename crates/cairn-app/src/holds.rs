@@ -421,19 +421,14 @@ fn query_of(h: &Hold) -> Option<Query> {
     })
 }
 
-/// The items a search hold covers: (catalog resource id, item id), and every snapshot
-/// holding a version of one. A custodian's own mailbox and drive are covered whole.
-pub fn search_items(
-    cat: &dyn Catalog,
-    h: &Hold,
-) -> anyhow::Result<(Vec<(i64, String)>, Vec<String>)> {
+/// Every snapshot holding a version of an item a search hold covers. A custodian's own
+/// mailbox and drive are covered whole.
+fn search_snapshots(cat: &dyn Catalog, h: &Hold) -> anyhow::Result<Vec<String>> {
     let Some(q) = query_of(h) else {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(Vec::new());
     };
-    let mut items = Vec::new();
     let mut snaps = std::collections::BTreeSet::new();
-    let mut add_hit = |cat: &dyn Catalog, hit: &cairn_catalog::Hit| -> anyhow::Result<()> {
-        items.push((hit.resource.id, hit.row.item.clone()));
+    let mut add_hit = |hit: &cairn_catalog::Hit| -> anyhow::Result<()> {
         let last = hit.last.as_ref().map(|p| p.seq).unwrap_or(i64::MAX);
         for p in cat.points(hit.resource.id)? {
             if p.seq >= hit.first.seq && p.seq <= last {
@@ -443,7 +438,7 @@ pub fn search_items(
         Ok(())
     };
     for hit in cat.find(&q)? {
-        add_hit(cat, &hit)?;
+        add_hit(&hit)?;
     }
     // The custodian's own data: whatever their mailbox or drive holds matches, whoever
     // sent it.
@@ -462,13 +457,9 @@ pub fn search_items(
                 ..q.clone()
             };
             for hit in cat.find(&own)? {
-                add_hit(cat, &hit)?;
+                add_hit(&hit)?;
             }
         }
     }
-    Ok((items, snaps.into_iter().collect()))
-}
-
-fn search_snapshots(cat: &dyn Catalog, h: &Hold) -> anyhow::Result<Vec<String>> {
-    Ok(search_items(cat, h)?.1)
+    Ok(snaps.into_iter().collect())
 }

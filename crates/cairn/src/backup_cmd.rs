@@ -130,7 +130,11 @@ pub fn print_report(r: &JobReport) -> anyhow::Result<()> {
             }
         }
     }
-    let suspect = r.resources.iter().filter(|x| !x.findings.is_empty()).count();
+    let suspect = r
+        .resources
+        .iter()
+        .filter(|x| !x.findings.is_empty())
+        .count();
     if suspect > 0 {
         eprintln!(
             "warning: {suspect} restore points are suspect (signs of ransomware or mass change, see above); the last clean restore point of each is under an automatic legal hold (`cairn hold list`)"

@@ -281,7 +281,7 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
     );
     let (status, filed) = api.call(
         "DELETE",
-        &format!("/api/v1/holds/{}", hold["id"]),
+        &format!("/api/v1/holds/{}", hold["id"].as_str().unwrap()),
         &admin,
         None,
     );
@@ -294,7 +294,14 @@ fn a_job_runs_on_its_own_and_destruction_needs_two_admins() {
     );
     assert_eq!(status, 200, "{v}");
     let holds = api.get("/api/v1/holds", &auditor);
-    assert!(holds[0]["released"].is_string(), "{holds}");
+    assert!(holds[0]["released"]["at"].is_string(), "{holds}");
+    assert!(
+        holds[0]["released"]["by"]
+            .as_str()
+            .unwrap()
+            .contains("approved"),
+        "{holds}"
+    );
 
     // Four eyes: a forget filed by one admin does nothing until another approves it.
     let (status, v) = api.call(
