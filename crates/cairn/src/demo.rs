@@ -1,6 +1,7 @@
 //! `cairn demo`: the story on embedded defaults — a simulated tenant, a local repository,
 //! three users backed up (mail, calendars, contacts, OneDrive), changed, backed up again,
-//! a file restored and verified, and a deleted message restored into the mailbox.
+//! a file restored and verified, a deleted message restored into the mailbox, and a
+//! ransomware attack caught by the next backup.
 
 use crate::sim::{print_banner, runtime};
 use anyhow::Context;
@@ -172,6 +173,9 @@ pub fn demo() -> anyhow::Result<()> {
         let mail_ok =
             delete_and_restore_a_message(&server, &graph, &repo, &catalog, &user, &upn).await?;
 
+        // Ransomware hits the second user's OneDrive: the next backup catches it.
+        let caught = ransomware(&server, &engine, &repo, &catalog, &targets[1]).await?;
+
         let stats: Value = reqwest::get(format!("{}/_sim/stats", server.url()))
             .await?
             .json()
@@ -186,6 +190,7 @@ pub fn demo() -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         anyhow::ensure!(ok, "the restored file differs from the original");
         anyhow::ensure!(mail_ok, "the deleted message did not come back identical");
+        anyhow::ensure!(caught, "the attack went unnoticed");
         Ok(())
     })
 }
@@ -252,6 +257,62 @@ async fn delete_and_restore_a_message(
         }
     );
     Ok(back)
+}
+
+/// Plays the simulator's ransomware attack on `target`, backs it up and scores the new
+/// restore point against the previous one, as every `cairn backup` does. Returns whether
+/// it was found suspect.
+async fn ransomware(
+    server: &SimServer,
+    engine: &Arc<cairn_backup::Engine>,
+    repo: &Arc<Repo>,
+    catalog: &Arc<cairn_catalog::SqliteCatalog>,
+    target: &cairn_backup::Target,
+) -> anyhow::Result<bool> {
+    use cairn_catalog::Catalog;
+    let attack: Value = reqwest::Client::new()
+        .post(format!("{}/_sim/mutate", server.url()))
+        .json(
+            &serde_json::json!({"seed": 9, "ops": ["encrypt"], "resource": target.id,
+                                  "delete_mail": 0.4}),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
+    outln!(
+        "
+ransomware hits {}: {} files encrypted and renamed, ransom notes dropped, mail purged",
+        target.name,
+        attack["applied"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x["op"] == "encrypt").count())
+            .unwrap_or(0)
+    );
+    let report = engine.run(vec![target.clone()]).await;
+    print_job(&report)?;
+    let (repo, catalog, name) = (repo.clone(), catalog.clone(), target.name.clone());
+    let findings = tokio::task::spawn_blocking(move || {
+        let res = catalog.resource("contoso", cairn_catalog::ResourceKind::User, &name)?;
+        let points = catalog.points(res.id)?;
+        let [.., prev, new] = points.as_slice() else {
+            anyhow::bail!("{name} has fewer than two restore points");
+        };
+        let t = cairn_app::detect::Thresholds::default();
+        let f = cairn_app::detect::score(&*catalog, &repo, &res, prev, new, &t)?;
+        anyhow::Ok((prev.seq, new.seq, f))
+    })
+    .await??;
+    let (prev, new, findings) = findings;
+    for f in &findings {
+        outln!("  SUSPECT {}: {}", f.signal, f.summary);
+    }
+    if !findings.is_empty() {
+        outln!(
+            "restore point {new} is suspect; `cairn backup` holds point {prev}, the last clean one, so no retention rule can expire it"
+        );
+    }
+    Ok(!findings.is_empty())
 }
 
 /// One line per resource: what the run found and fetched.
