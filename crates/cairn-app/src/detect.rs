@@ -126,6 +126,9 @@ pub fn entropy(bytes: &[u8]) -> f64 {
 const HEAD: usize = 8 * 1024;
 /// Smaller files say little about their entropy.
 const MIN_SIZE: u64 = 512;
+/// Distinct ransom-note names followed, and folders counted per name, at most.
+const NOTE_NAMES: usize = 64;
+const NOTE_FOLDERS_MAX: usize = 10_000;
 /// Examples kept per finding.
 const EXAMPLES: usize = 5;
 
@@ -140,8 +143,9 @@ struct Tally {
     modified_examples: Vec<String>,
     purged_examples: Vec<String>,
     deleted_items_examples: Vec<String>,
-    /// (path) of files newly carrying a ransomware extension.
-    extension: Vec<String>,
+    /// Files newly carrying a ransomware extension, and a few of their paths.
+    extension: u64,
+    extension_examples: Vec<String>,
     /// note file name → folders it newly appears in.
     notes: BTreeMap<String, BTreeSet<String>>,
     /// (old path, new path) of modified files worth an entropy look.
@@ -194,7 +198,8 @@ impl Tally {
                 if n.kind == "file" {
                     let (old_name, new_name) = (file_name(&o.path), file_name(&n.path));
                     if old_name != new_name && is_ransom_ext(new_name) && !is_ransom_ext(old_name) {
-                        self.extension.push(n.path.clone());
+                        self.extension += 1;
+                        push(&mut self.extension_examples, &n.path);
                     }
                     let compressed = |name: &str| {
                         extension(name).is_some_and(|e| COMPRESSED.contains(&e.as_str()))
@@ -214,7 +219,8 @@ impl Tally {
                 }
                 let name = file_name(&n.path);
                 if is_ransom_ext(name) {
-                    self.extension.push(n.path.clone());
+                    self.extension += 1;
+                    push(&mut self.extension_examples, &n.path);
                 }
                 let lower = name.to_ascii_lowercase();
                 if NOTE_WORDS.iter().any(|w| lower.contains(w))
@@ -222,10 +228,14 @@ impl Tally {
                         ["txt", "html", "htm", "hta", "url", "rtf"].contains(&e.as_str())
                     })
                 {
-                    self.notes
-                        .entry(lower)
-                        .or_default()
-                        .insert(folder_of(&n.path).to_string());
+                    // Bounded: a handful of note names, folders counted up to a cap.
+                    let known = self.notes.contains_key(&lower);
+                    if known || self.notes.len() < NOTE_NAMES {
+                        let folders = self.notes.entry(lower).or_default();
+                        if folders.len() < NOTE_FOLDERS_MAX {
+                            folders.insert(folder_of(&n.path).to_string());
+                        }
+                    }
                 }
             }
             (None, None) => {}
@@ -312,19 +322,18 @@ pub fn score(
             std::mem::take(&mut tally.modified_examples),
         ));
     }
-    if tally.extension.len() as u64 >= t.extension_files {
+    if tally.extension >= t.extension_files {
         out.push(finding(
             "ransomware-extension",
             format!(
                 "{} files newly named with a ransomware extension (threshold {})",
-                tally.extension.len(),
-                t.extension_files
+                tally.extension, t.extension_files
             ),
             &[
-                ("files", tally.extension.len() as f64),
+                ("files", tally.extension as f64),
                 ("threshold", t.extension_files as f64),
             ],
-            tally.extension.iter().take(EXAMPLES).cloned().collect(),
+            std::mem::take(&mut tally.extension_examples),
         ));
     }
     if let Some((note, folders)) = tally.notes.iter().max_by_key(|(_, f)| f.len())
