@@ -73,7 +73,11 @@ pub struct ErasedPoint {
     pub rewritten_as: Option<String>,
     /// The whole restore point goes (the person's own resource).
     pub whole: bool,
-    /// Items removed from it (Graph ids, no content).
+    /// Items removed from it.
+    pub count: u64,
+    /// Their Graph ids (no content), for items cut out of someone else's restore point; a
+    /// whole point of the person's own is counted only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<String>,
     /// Why the storage still holds the data (retention): completed by a later prune.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,13 +166,12 @@ pub fn erase(ws: &Workspace, req: &EraseRequest) -> anyhow::Result<ErasureRecord
     if req.matches.contains(&Match::Owner) {
         for r in &own {
             for p in cat.points(r.id)? {
-                let mut items = Vec::new();
-                cat.for_each_at(r.id, p.seq, "", &mut |row| {
-                    if row.kind != crate::browse::FOLDER {
-                        items.push(row.item);
-                    }
-                    true
-                })?;
+                let count = cat
+                    .count_at(r.id, p.seq)?
+                    .into_iter()
+                    .filter(|(k, _)| k.as_str() != crate::browse::FOLDER)
+                    .map(|(_, n)| n)
+                    .sum();
                 points.push(ErasedPoint {
                     tenant: r.tenant.clone(),
                     resource: r.name.clone(),
@@ -176,7 +179,8 @@ pub fn erase(ws: &Workspace, req: &EraseRequest) -> anyhow::Result<ErasureRecord
                     snapshot: p.snapshot,
                     rewritten_as: None,
                     whole: true,
-                    items,
+                    count,
+                    items: Vec::new(),
                     pending: None,
                 });
             }
@@ -233,6 +237,7 @@ pub fn erase(ws: &Workspace, req: &EraseRequest) -> anyhow::Result<ErasureRecord
                     snapshot: snap.clone(),
                     rewritten_as: None,
                     whole: false,
+                    count: items.len() as u64,
                     items: items.iter().cloned().collect(),
                     pending: None,
                 });
@@ -253,6 +258,13 @@ pub fn erase(ws: &Workspace, req: &EraseRequest) -> anyhow::Result<ErasureRecord
     }
     // Held data is never erased.
     refuse_held(&holds::held(ws)?, &points)?;
+    // Distinct items: those cut out of others' points, and those of the person's own.
+    let mut own_items = 0;
+    if req.matches.contains(&Match::Owner) {
+        for r in &own {
+            own_items += distinct_items(&*cat, r.id, &mut |_| {})?;
+        }
+    }
     let items: BTreeSet<&String> = points.iter().flat_map(|p| p.items.iter()).collect();
     let mut record = ErasureRecord {
         id: format!("E-{:08x}", rand::random::<u32>()),
@@ -262,7 +274,7 @@ pub fn erase(ws: &Workspace, req: &EraseRequest) -> anyhow::Result<ErasureRecord
         requested_by: req.by.clone(),
         at: Utc::now(),
         status: "planned".into(),
-        items: items.len() as u64,
+        items: items.len() as u64 + own_items,
         points,
         completed: None,
         signature: String::new(),
@@ -287,17 +299,23 @@ pub fn erase(ws: &Workspace, req: &EraseRequest) -> anyhow::Result<ErasureRecord
         .map(|(s, _)| (*s).clone())
         .collect();
     cat.forget_snapshots(&gone)?;
-    for r in &own {
-        if req.matches.contains(&Match::Owner) {
-            let all: Vec<String> = record
-                .points
-                .iter()
-                .filter(|p| p.whole && p.resource == r.name && p.tenant == r.tenant)
-                .flat_map(|p| p.items.iter().cloned())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            cat.remove_versions(r.id, &all)?;
+    if req.matches.contains(&Match::Owner) {
+        for r in &own {
+            // Every version of their items leaves the catalog, a bounded batch at a time.
+            let mut batch = Vec::new();
+            let mut failed = None;
+            distinct_items(&*cat, r.id, &mut |item| {
+                batch.push(item);
+                if batch.len() >= 10_000
+                    && let Err(e) = cat.remove_versions(r.id, &std::mem::take(&mut batch))
+                {
+                    failed = Some(e);
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            cat.remove_versions(r.id, &batch)?;
         }
     }
     for p in record.points.iter_mut().filter(|p| p.whole) {
@@ -360,6 +378,21 @@ fn refuse_held(held: &Held, points: &[ErasedPoint]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Visits each distinct item of a resource once (streamed); returns how many.
+fn distinct_items(cat: &dyn Catalog, res: i64, f: &mut dyn FnMut(String)) -> anyhow::Result<u64> {
+    let mut last: Option<String> = None;
+    let mut n = 0;
+    cat.for_each_version(res, &mut |row, _, _| {
+        if row.kind != crate::browse::FOLDER && last.as_deref() != Some(row.item.as_str()) {
+            last = Some(row.item.clone());
+            n += 1;
+            f(row.item);
+        }
+        true
+    })?;
+    Ok(n)
 }
 
 /// Rewrites restore points `snaps` of resource `res` without `paths`, and the catalog

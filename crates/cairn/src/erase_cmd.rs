@@ -90,7 +90,7 @@ pub fn run(a: EraseArgs, config: Option<&Path>) -> anyhow::Result<()> {
     for p in &record.points {
         outln!(
             "{verb} {} {} of {}@{}{}{}",
-            p.items.len(),
+            p.count,
             if p.whole {
                 "items (the whole restore point)"
             } else {
