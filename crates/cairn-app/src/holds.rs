@@ -427,19 +427,8 @@ fn search_snapshots(cat: &dyn Catalog, h: &Hold) -> anyhow::Result<Vec<String>> 
     let Some(q) = query_of(h) else {
         return Ok(Vec::new());
     };
-    let mut snaps = std::collections::BTreeSet::new();
-    let mut add_hit = |hit: &cairn_catalog::Hit| -> anyhow::Result<()> {
-        let last = hit.last.as_ref().map(|p| p.seq).unwrap_or(i64::MAX);
-        for p in cat.points(hit.resource.id)? {
-            if p.seq >= hit.first.seq && p.seq <= last {
-                snaps.insert(p.snapshot);
-            }
-        }
-        Ok(())
-    };
-    for hit in cat.find(&q)? {
-        add_hit(&hit)?;
-    }
+    let mut snaps: std::collections::BTreeSet<String> =
+        cat.snapshots_matching(&q)?.into_iter().collect();
     // The custodian's own data: whatever their mailbox or drive holds matches, whoever
     // sent it.
     if let HoldTarget::Search {
@@ -456,9 +445,7 @@ fn search_snapshots(cat: &dyn Catalog, h: &Hold) -> anyhow::Result<Vec<String>> 
                 person: None,
                 ..q.clone()
             };
-            for hit in cat.find(&own)? {
-                add_hit(&hit)?;
-            }
+            snaps.extend(cat.snapshots_matching(&own)?);
         }
     }
     Ok(snaps.into_iter().collect())

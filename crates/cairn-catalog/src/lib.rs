@@ -258,6 +258,9 @@ pub trait Catalog: Send + Sync {
         f: &mut dyn FnMut(ItemRow) -> bool,
     ) -> Result<()>;
     fn find(&self, q: &Query) -> Result<Vec<Hit>>;
+    /// The snapshots of every restore point holding a version that matches `q` (its
+    /// `limit` aside): what a legal hold on a search keeps.
+    fn snapshots_matching(&self, q: &Query) -> Result<Vec<String>>;
     /// What changed from restore point `from` to `to` (later): per item, the version
     /// `from` held and the one `to` holds (`None`: absent there), ordered by item id.
     /// Unchanged items are not visited; `f` returning false stops the walk.

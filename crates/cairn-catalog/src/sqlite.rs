@@ -236,6 +236,53 @@ impl SqliteCatalog {
     }
 }
 
+/// The conditions of a search, appended to `sql` (which selects from `versions v JOIN
+/// resources r`), and their arguments.
+fn filter(q: &Query, sql: &mut String) -> Vec<rusqlite::types::Value> {
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if !q.resources.is_empty() {
+        let ids: Vec<String> = q.resources.iter().map(i64::to_string).collect();
+        sql.push_str(&format!(" AND r.id IN ({})", ids.join(",")));
+    }
+    if let Some(t) = &q.tenant {
+        arg(sql, " AND r.tenant = ?", t.clone().into());
+    }
+    if let Some(t) = &q.text {
+        arg(
+            sql,
+            " AND (lower(v.subject) LIKE ? OR lower(v.name) LIKE ?)",
+            format!("%{}%", t.to_lowercase()).into(),
+        );
+    }
+    if let Some(p) = &q.person {
+        arg(
+            sql,
+            " AND (lower(v.sender) LIKE ? OR lower(v.recipients) LIKE ?)",
+            format!("%{}%", p.to_lowercase()).into(),
+        );
+    }
+    if let Some(t) = q.after {
+        arg(sql, " AND v.date >= ?", micros(t).into());
+    }
+    if let Some(t) = q.before {
+        arg(sql, " AND v.date < ?", micros(t).into());
+    }
+    if let Some(n) = q.min_size {
+        arg(sql, " AND v.size >= ?", (n as i64).into());
+    }
+    if let Some(n) = q.max_size {
+        arg(sql, " AND v.size <= ?", (n as i64).into());
+    }
+    if let Some(k) = &q.kind {
+        arg(sql, " AND v.kind = ?", k.clone().into());
+    }
+    args
+}
+
 impl Catalog for SqliteCatalog {
     fn resource(&self, tenant: &str, kind: ResourceKind, name: &str) -> Result<Resource> {
         self.with(|c| {
@@ -666,6 +713,21 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
+    fn snapshots_matching(&self, q: &Query) -> Result<Vec<String>> {
+        let mut sql = String::from(
+            "SELECT DISTINCT p.snapshot FROM versions v JOIN resources r ON r.id = v.resource
+             JOIN points p ON p.resource = v.resource AND p.seq >= v.first
+               AND (v.last IS NULL OR p.seq <= v.last)
+             WHERE 1=1",
+        );
+        let args = filter(q, &mut sql);
+        self.with(|c| {
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
     fn changes(
         &self,
         res: i64,
@@ -772,47 +834,7 @@ impl Catalog for SqliteCatalog {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
-            args.push(v);
-            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-        };
-        if !q.resources.is_empty() {
-            let ids: Vec<String> = q.resources.iter().map(i64::to_string).collect();
-            sql.push_str(&format!(" AND r.id IN ({})", ids.join(",")));
-        }
-        if let Some(t) = &q.tenant {
-            arg(&mut sql, " AND r.tenant = ?", t.clone().into());
-        }
-        if let Some(t) = &q.text {
-            arg(
-                &mut sql,
-                " AND (lower(v.subject) LIKE ? OR lower(v.name) LIKE ?)",
-                format!("%{}%", t.to_lowercase()).into(),
-            );
-        }
-        if let Some(p) = &q.person {
-            arg(
-                &mut sql,
-                " AND (lower(v.sender) LIKE ? OR lower(v.recipients) LIKE ?)",
-                format!("%{}%", p.to_lowercase()).into(),
-            );
-        }
-        if let Some(t) = q.after {
-            arg(&mut sql, " AND v.date >= ?", micros(t).into());
-        }
-        if let Some(t) = q.before {
-            arg(&mut sql, " AND v.date < ?", micros(t).into());
-        }
-        if let Some(n) = q.min_size {
-            arg(&mut sql, " AND v.size >= ?", (n as i64).into());
-        }
-        if let Some(n) = q.max_size {
-            arg(&mut sql, " AND v.size <= ?", (n as i64).into());
-        }
-        if let Some(k) = &q.kind {
-            arg(&mut sql, " AND v.kind = ?", k.clone().into());
-        }
+        let args = filter(q, &mut sql);
         sql.push_str(" ORDER BY r.tenant, r.name, v.key, v.first");
         if let Some(n) = q.limit {
             sql.push_str(&format!(" LIMIT {n}"));
