@@ -960,6 +960,75 @@ mod tests {
     }
 
     #[test]
+    fn changes_between_points_pair_the_versions_of_each_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(&dir.path().join("catalog.db")).unwrap();
+        let res = c.resource("t", ResourceKind::User, "alice").unwrap().id;
+        for i in ["a", "b", "c", "d"] {
+            c.stage_put(
+                res,
+                &row(i, "mail:inbox", &format!("mail/Inbox/{i}.eml"), "1"),
+            )
+            .unwrap();
+        }
+        c.commit(res, "snap1", Utc::now()).unwrap();
+        // Point 2: a changes, b goes, e arrives; point 3: d moves, e goes, f arrives.
+        c.stage_put(res, &row("a", "mail:inbox", "mail/Inbox/a.eml", "2"))
+            .unwrap();
+        c.stage_remove(res, "mail:inbox", "b").unwrap();
+        c.stage_put(res, &row("e", "mail:inbox", "mail/Inbox/e.eml", "1"))
+            .unwrap();
+        c.commit(res, "snap2", Utc::now()).unwrap();
+        c.stage_put(res, &row("d", "mail:old", "mail/Old/d.eml", "2"))
+            .unwrap();
+        c.stage_remove(res, "mail:inbox", "e").unwrap();
+        c.stage_put(res, &row("f", "mail:inbox", "mail/Inbox/f.eml", "1"))
+            .unwrap();
+        c.commit(res, "snap3", Utc::now()).unwrap();
+        let diff = |from, to| {
+            let mut out = Vec::new();
+            c.changes(res, from, to, &mut |ch| {
+                let item = ch.old.as_ref().or(ch.new.as_ref()).unwrap().item.clone();
+                out.push(format!(
+                    "{item}:{}>{}",
+                    ch.old.map(|o| o.change).unwrap_or_default(),
+                    ch.new.map(|n| n.change).unwrap_or_default()
+                ));
+                true
+            })
+            .unwrap();
+            out
+        };
+        assert_eq!(diff(1, 2), ["a:1>2", "b:1>", "e:>1"]);
+        assert_eq!(diff(2, 3), ["d:1>2", "e:1>", "f:>1"]);
+        // Across two runs: e came and went, and is no change at all.
+        assert_eq!(diff(1, 3), ["a:1>2", "b:1>", "d:1>2", "f:>1"]);
+        let counts = c.count_at(res, 2).unwrap();
+        assert_eq!(counts.get("message"), Some(&4));
+        let mut versions = Vec::new();
+        c.for_each_version(res, &mut |r, first, last| {
+            versions.push(format!("{}{first}-{}", r.item, last.unwrap_or(0)));
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            versions,
+            [
+                "a1-1", "a2-0", "b1-1", "c1-0", "d1-2", "d3-0", "e2-2", "f3-0"
+            ]
+        );
+        let held = c
+            .snapshots_matching(&Query {
+                text: Some("subject of e".into()),
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(held, ["snap2"]);
+        assert_eq!(c.remove_versions(res, &["a".into()]).unwrap(), 2);
+        assert_eq!(at(&c, res, 1), ["b@1", "c@1", "d@1"]);
+    }
+
+    #[test]
     fn forgotten_points_leave_with_the_versions_only_they_held() {
         let dir = tempfile::tempdir().unwrap();
         let c = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
