@@ -236,7 +236,17 @@ pub async fn backup(
     })
     .await?;
     report.resources = scored.0;
-    scored.1?;
+    // The restore points are written whatever the scoring does: a failure to score is
+    // reported on each resource, not the run's failure.
+    if let Err(e) = scored.1 {
+        tracing::warn!("ransomware detection could not score this run: {e:#}");
+        for r in report.resources.iter_mut().filter(|r| r.snapshot.is_some()) {
+            r.skipped.push(cairn_backup::Skipped {
+                object: "ransomware detection".into(),
+                reason: format!("{e:#}"),
+            });
+        }
+    }
     Ok(report)
 }
 
