@@ -25,37 +25,34 @@ pub enum From {
 
 impl From {
     pub fn parse(s: &str) -> Result<From, UserError> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "modified" | "received" => Ok(From::Modified),
-            "deleted" => Ok(From::Deleted),
-            other => Err(
-                UserError::new(format!("--items-from {other}: not a date of items"))
+        match cairn_config::ItemsFrom::parse(s) {
+            Some(f) => Ok(f.into()),
+            None => Err(
+                UserError::new(format!("--items-from {}: not a date of items", s.trim()))
                     .hint("give modified (received for mail) or deleted"),
             ),
         }
     }
 }
 
-/// Parses `7y`, `18m` (months), `90d`, `2w`.
-pub fn parse_span(s: &str) -> Result<chrono::Duration, UserError> {
-    let bad = || {
-        UserError::new(format!("{s}: not a retention span"))
-            .hint("give a number and a unit: 7y, 18m (months), 90d, 2w")
-    };
-    let s = s.trim();
-    let unit = s.chars().last().ok_or_else(bad)?;
-    let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
-    if n <= 0 {
-        return Err(bad());
+impl std::convert::From<cairn_config::ItemsFrom> for From {
+    fn from(f: cairn_config::ItemsFrom) -> From {
+        match f {
+            cairn_config::ItemsFrom::Modified => From::Modified,
+            cairn_config::ItemsFrom::Deleted => From::Deleted,
+        }
     }
-    let days = match unit.to_ascii_lowercase() {
-        'y' => n * 365 + n / 4,
-        'm' => n * 30 + n * 5 / 12,
-        'w' => n * 7,
-        'd' => n,
-        _ => return Err(bad()),
-    };
-    Ok(chrono::Duration::days(days))
+}
+
+/// Parses `7y`, `18m` (months), `90d`, `2w` (`cairn_config::span_days`, the one reader of
+/// spans).
+pub fn parse_span(s: &str) -> Result<chrono::Duration, UserError> {
+    cairn_config::span_days(s)
+        .map(chrono::Duration::days)
+        .ok_or_else(|| {
+            UserError::new(format!("{s}: not a retention span"))
+                .hint("give a number and a unit: 7y, 18m (months), 90d, 2w")
+        })
 }
 
 /// The rule.

@@ -167,6 +167,14 @@ pub struct JobEntry {
     /// When the drill runs: a cron expression (in `timezone`) or an interval (`7d`)
     /// [default: after each succeeded run of the job].
     pub verify_schedule: Option<String>,
+    /// Item-level retention after each succeeded run, as `cairn forget --keep-items`: every
+    /// item of the job's resources is kept this long from its date (`7y`, `18m`, `90d`,
+    /// `2w`) and removed from the restore points holding it after [default: keep every
+    /// item as long as its restore points].
+    pub keep_items: Option<String>,
+    /// The date `keep-items` counts from: `modified` (received for mail) or `deleted` (in
+    /// Microsoft 365) [default: modified].
+    pub items_from: Option<String>,
     /// [default: true]
     pub enabled: Option<bool>,
     /// Where this job's alerts go, instead of `[server.alerts]`.
@@ -196,6 +204,88 @@ impl JobEntry {
             .with_hint("write a percentage above 0% and at most 100%, e.g. verify = \"5%\"")
         })
     }
+}
+
+impl JobEntry {
+    /// The job's item-level retention: how many days items are kept and from which date;
+    /// `None` without `keep-items`. An error names the job (`job`: its name, and where it
+    /// is defined) when `keep-items` is not a span or `items-from` not a date of items, or
+    /// when `items-from` comes without `keep-items`.
+    pub fn item_retention(&self, job: &str) -> Result<Option<(i64, ItemsFrom)>> {
+        let from = match &self.items_from {
+            None => ItemsFrom::Modified,
+            Some(f) => ItemsFrom::parse(f).ok_or_else(|| {
+                ConfigError::user(format!(
+                    "job {job}: items-from = {f:?} is not a date of items"
+                ))
+                .with_hint("write items-from = \"modified\" (received for mail) or \"deleted\" (in Microsoft 365)")
+            })?,
+        };
+        let Some(k) = &self.keep_items else {
+            if let Some(f) = &self.items_from {
+                return Err(ConfigError::user(format!(
+                    "job {job} has items-from = {f:?} but no keep-items"
+                ))
+                .with_hint(
+                    "add keep-items = \"7y\" (how long each item is kept), or remove items-from",
+                ));
+            }
+            return Ok(None);
+        };
+        let days = span_days(k).ok_or_else(|| {
+            ConfigError::user(format!(
+                "job {job}: keep-items = {k:?} is not a retention span"
+            ))
+            .with_hint("write a number and a unit: \"7y\", \"18m\" (months), \"90d\", \"2w\"")
+        })?;
+        Ok(Some((days, from)))
+    }
+}
+
+/// The date an item's retention counts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemsFrom {
+    /// Received (mail), start (events), else last modified.
+    Modified,
+    /// Deleted in Microsoft 365 (first seen missing by a backup).
+    Deleted,
+}
+
+impl ItemsFrom {
+    /// `modified` (or `received`) and `deleted`, in any case.
+    pub fn parse(s: &str) -> Option<ItemsFrom> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "modified" | "received" => Some(ItemsFrom::Modified),
+            "deleted" => Some(ItemsFrom::Deleted),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemsFrom::Modified => "modified",
+            ItemsFrom::Deleted => "deleted",
+        }
+    }
+}
+
+/// A retention span in days: `7y` (a year is 365¼ days, rounded down), `18m` (a month
+/// 30 5⁄12 days), `2w`, `90d`; `None` unless a positive whole number and one of the units.
+/// The one reader of spans: `cairn forget --keep-items` and `[jobs.NAME] keep-items`.
+pub fn span_days(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let unit = s.chars().last()?;
+    let n: i64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
+    if n <= 0 || n > 100_000 {
+        return None;
+    }
+    Some(match unit.to_ascii_lowercase() {
+        'y' => n * 365 + n / 4,
+        'm' => n * 30 + n * 5 / 12,
+        'w' => n * 7,
+        'd' => n,
+        _ => return None,
+    })
 }
 
 /// A share of items as written in `verify`: `5%`, `0.5%`, `100%`, in percent; `None` unless
@@ -456,7 +546,9 @@ impl Config {
             t.restore_certificate_password_file.as_mut().map(resolve);
         }
         for (name, job) in &file.jobs {
-            job.verify_percent(&format!("{name} in {}", path.display()))?;
+            let named = format!("{name} in {}", path.display());
+            job.verify_percent(&named)?;
+            job.item_retention(&named)?;
         }
         let alerts = file
             .server

@@ -370,3 +370,46 @@ fn a_restore_drill_is_a_share_of_the_items() {
     assert!(err.to_string().contains("no verify"), "{err}");
     assert!(hint_of(&err).contains("verify = "), "{}", hint_of(&err));
 }
+
+#[test]
+fn item_retention_of_a_job_is_a_span_from_a_date() {
+    let cfg = parse(
+        "[jobs.nightly]\ntenant = \"t\"\nevery = \"1d\"\nkeep-items = \"7y\"\nitems-from = \"deleted\"\n",
+    )
+    .unwrap();
+    let job = &cfg.file().jobs["nightly"];
+    assert_eq!(
+        job.item_retention("nightly").unwrap(),
+        Some((7 * 365 + 1, crate::ItemsFrom::Deleted))
+    );
+    let cfg = parse("[jobs.n]\ntenant = \"t\"\nevery = \"1d\"\nkeep-items = \"90d\"\n").unwrap();
+    assert_eq!(
+        cfg.file().jobs["n"].item_retention("n").unwrap(),
+        Some((90, crate::ItemsFrom::Modified))
+    );
+    let cfg = parse("[jobs.n]\ntenant = \"t\"\nevery = \"1d\"\n").unwrap();
+    assert_eq!(cfg.file().jobs["n"].item_retention("n").unwrap(), None);
+    assert_eq!(crate::span_days("2w"), Some(14));
+    assert_eq!(crate::span_days("18m"), Some(547));
+    for (keys, needle, hint) in [
+        ("keep-items = \"7\"", "keep-items", "7y"),
+        ("keep-items = \"0d\"", "keep-items", "7y"),
+        ("keep-items = \"seven years\"", "keep-items", "7y"),
+        (
+            "keep-items = \"1d\"\nitems-from = \"created\"",
+            "items-from",
+            "deleted",
+        ),
+        ("items-from = \"deleted\"", "no keep-items", "keep-items = "),
+    ] {
+        let text = format!("[jobs.nightly]\ntenant = \"t\"\nevery = \"1d\"\n{keys}\n");
+        let err = parse(&text).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("job nightly") && msg.contains(needle) && msg.contains("config.toml"),
+            "{msg}"
+        );
+        assert!(hint_of(&err).contains(hint), "{}", hint_of(&err));
+        assert!(err.is_user_error());
+    }
+}

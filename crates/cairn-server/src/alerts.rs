@@ -1,7 +1,7 @@
 //! Alerts: a backup nobody hears about failing is no backup. When a run fails or partly
 //! fails, a resource is left unprotected, a run met throttling or errors above what its
-//! job tolerates, or a restore drill could not read back what was backed up, the server
-//! tells someone — by webhook, by e-mail, or both — and once
+//! job tolerates, a restore drill could not read back what was backed up, or a new
+//! restore point shows signs of ransomware or mass change, the server tells someone — by webhook, by e-mail, or both — and once
 //! a day it sends a summary. Which of these happen is the scheduler's decision; this module
 //! only delivers an [`Alert`] to the channels of one `[server.alerts]` or `[jobs.NAME.alerts]`
 //! table ([`cairn_config::AlertsEntry`]).
@@ -86,6 +86,9 @@ pub enum AlertKind {
     /// A restore drill found items it could not read back as they were backed up, or
     /// could not run.
     DrillFailed,
+    /// Ransomware or mass-change detection found signs in a new restore point; the last
+    /// clean one is held.
+    SuspectRestorePoint,
     /// What happened in the last day.
     DailySummary,
 }
@@ -98,6 +101,7 @@ impl AlertKind {
             AlertKind::Unprotected => "unprotected",
             AlertKind::Throttling => "throttling",
             AlertKind::DrillFailed => "drill-failed",
+            AlertKind::SuspectRestorePoint => "suspect-restore-point",
             AlertKind::DailySummary => "daily-summary",
         }
     }

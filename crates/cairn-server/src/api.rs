@@ -183,9 +183,10 @@ pub fn route_action(method: &Method, path: &str) -> Option<Action> {
         ("GET", "/api/v1/tasks/{id}" | "/api/v1/holds") => ReadStatus,
         ("POST", "/api/v1/holds") => ManageJobs,
         ("DELETE", "/api/v1/holds/{id}") => Destroy,
-        ("GET", "/api/v1/audit") => ReadAudit,
+        ("GET", "/api/v1/audit" | "/api/v1/erasures") => ReadAudit,
         ("GET" | "POST", "/api/v1/tokens") | ("DELETE", "/api/v1/tokens/{name}") => ManageTokens,
-        ("POST", "/api/v1/forget" | "/api/v1/prune" | "/api/v1/approvals/{id}/approve") => Destroy,
+        ("POST", "/api/v1/forget" | "/api/v1/prune" | "/api/v1/approvals/{id}/approve")
+        | ("POST", "/api/v1/erasures") => Destroy,
         _ => Destroy,
     })
 }
@@ -273,9 +274,9 @@ async fn authorize(Axum(state): Axum<Shared>, mut req: Request, next: Next) -> R
         tenants, list_jobs, create_job, get_job, update_job, delete_job, run_job, job_runs,
         get_run, restore_points, ls, find, forget, prune, approvals, approve, audit_log,
         list_tokens, create_token, revoke_token, metrics_json, start_restore, start_export,
-        get_task, download, list_holds, place_hold, release_hold
+        get_task, download, list_holds, place_hold, release_hold, file_erasure, list_erasures
     ),
-    components(schemas(ErrorBody, ErrorDetail, Job, JobEntry, Run, RunDetail, jobs::RunResource, jobs::Status, jobs::Source, Role, auth::TokenInfo, JobView, NewJob, Started, TenantView, PointView, Approval, NewToken, CreatedToken, ForgetBody, Filed, LsView, FindView, AuditRecordView, RestoreBody, ExportBody, TaskStarted, crate::tasks::TaskView, crate::tasks::Kind, crate::tasks::TaskStatus, Hold, NewHold)),
+    components(schemas(ErrorBody, ErrorDetail, Job, JobEntry, Run, RunDetail, jobs::RunResource, jobs::Status, jobs::Source, Role, auth::TokenInfo, JobView, NewJob, Started, TenantView, PointView, Approval, NewToken, CreatedToken, ForgetBody, Filed, LsView, FindView, AuditRecordView, RestoreBody, ExportBody, TaskStarted, crate::tasks::TaskView, crate::tasks::Kind, crate::tasks::TaskStatus, Hold, NewHold, EraseBody, ErasureView)),
     modifiers(&Bearer),
     security(("bearer" = []))
 )]
@@ -403,6 +404,7 @@ pub fn app(state: Shared) -> axum::Router {
         .route("/api/v1/metrics", get(metrics_json))
         .route("/api/v1/holds", get(list_holds).post(place_hold))
         .route("/api/v1/holds/{id}", axum::routing::delete(release_hold))
+        .route("/api/v1/erasures", get(list_erasures).post(file_erasure))
         .route("/api/v1/restores", post(start_restore))
         .route("/api/v1/exports", post(start_export))
         .route("/api/v1/tasks/{id}", get(get_task))
@@ -599,6 +601,7 @@ fn check_job(state: &State, caller: &Caller, name: &str, spec: &JobEntry) -> Api
     cairn_app::backup::services(spec.services.as_deref())?;
     spec.verify_percent(name).map_err(anyhow::Error::from)?;
     jobs::Schedule::of_drill(name, spec)?;
+    spec.item_retention(name).map_err(anyhow::Error::from)?;
     Ok(())
 }
 
@@ -781,8 +784,23 @@ async fn get_run(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<RunDetail>> {
     match jobs::run(&state.store, id)? {
-        Some(r) if caller.sees(&r.run.tenant) => Ok(Json(r)),
+        Some(mut r) if caller.sees(&r.run.tenant) => {
+            for x in &mut r.results {
+                findings_for(&caller, &mut x.findings);
+            }
+            Ok(Json(r))
+        }
         _ => Err(ApiError::not_found(format!("no run {id}"))),
+    }
+}
+
+/// Findings as `caller` may see them: their example items are paths in a restore point
+/// (file names, folders), which only roles that may browse read.
+fn findings_for(caller: &Caller, findings: &mut [cairn_backup::Finding]) {
+    if !auth::allowed(caller.role, Action::Browse) {
+        for f in findings {
+            f.examples.clear();
+        }
     }
 }
 
@@ -805,6 +823,16 @@ pub struct PointView {
     pub items: u64,
     pub size: u64,
     pub kinds: BTreeMap<String, u64>,
+    /// Ransomware or mass-change detection found signs in it (see `findings`).
+    pub suspect: bool,
+    /// What detection found: `signal`, `summary`, `numbers`, `examples` (example items,
+    /// for roles that may browse).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub findings: Vec<cairn_backup::Finding>,
+    /// The legal hold in force that keeps it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 /// Restore points per resource, from the catalog.
@@ -830,6 +858,10 @@ async fn restore_points(
     Ok(Json(
         rows.into_iter()
             .filter(|r| caller.sees_resource(&r.tenant, &r.resource))
+            .map(|mut r| {
+                findings_for(&caller, &mut r.findings);
+                r
+            })
             .map(|r| PointView {
                 tenant: r.tenant,
                 resource: r.resource,
@@ -839,6 +871,9 @@ async fn restore_points(
                 items: r.items,
                 size: r.size,
                 kinds: r.kinds,
+                suspect: r.suspect,
+                findings: r.findings,
+                held_by: r.held_by,
             })
             .collect(),
     ))
@@ -1031,7 +1066,7 @@ pub struct Filed {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Approval {
     pub id: i64,
-    /// `forget`, `prune`, `update-job`.
+    /// `forget`, `prune`, `update-job`, `release-hold`, `erase`.
     pub action: String,
     pub body: serde_json::Value,
     pub filed_by: String,
@@ -1215,6 +1250,10 @@ async fn approve(
             "request {id} was decided meanwhile"
         )));
     }
+    let a = Approval {
+        approved_by: Some(caller.name.clone()),
+        ..a
+    };
     let result = carry_out(&state, &a).await;
     let (status, outcome) = match &result {
         Ok(o) => ("done", o.clone()),
@@ -1229,7 +1268,6 @@ async fn approve(
     Ok(Json(Approval {
         status: status.into(),
         outcome: Some(outcome),
-        approved_by: Some(caller.name),
         ..a
     }))
 }
@@ -1289,6 +1327,32 @@ async fn carry_out(state: &Shared, a: &Approval) -> anyhow::Result<String> {
             })
             .await??;
             Ok(format!("legal hold {} released", h.id))
+        }
+        "erase" => {
+            let b: EraseBody = serde_json::from_value(a.body.clone())?;
+            let mut req = erase_request(&b)?;
+            req.execute = true;
+            req.by = format!(
+                "{} (filed), {} (approved)",
+                a.filed_by,
+                a.approved_by.as_deref().unwrap_or("?")
+            );
+            let ws = state.ws.clone();
+            let r =
+                tokio::task::spawn_blocking(move || cairn_app::erase::erase(&ws, &req)).await??;
+            Ok(format!(
+                "erasure {} of {}: {}, {} items from {} restore points{}",
+                r.id,
+                r.subject,
+                r.status,
+                r.items,
+                r.points.len(),
+                match r.status.as_str() {
+                    "pending" =>
+                        " (the storage keeps some under retention: a later prune completes it)",
+                    _ => "",
+                }
+            ))
         }
         "update-job" => {
             let name = a.body["name"].as_str().unwrap_or_default().to_string();
@@ -1763,4 +1827,112 @@ async fn release_hold(
             status: "pending".into(),
         }),
     ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Erasure of one person's data
+
+/// An erasure: one person's data out of every restore point (`cairn erase`).
+#[derive(Clone, Deserialize, Serialize, ToSchema)]
+pub struct EraseBody {
+    /// The person: an e-mail address / user principal name.
+    pub subject: String,
+    /// Only this tenant's restore points (a token limited to a tenant: that one).
+    pub tenant: Option<String>,
+    /// `owner` (their own mailbox, calendar, contacts, OneDrive: whole restore points),
+    /// `sender`, `recipient` (items naming them, cut out of everyone else's).
+    #[serde(rename = "match")]
+    pub matches: Vec<String>,
+    /// Answer the plan at once and change nothing [default: false: file a request a
+    /// second admin approves].
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// An erasure record (`cairn_app::erase::ErasureRecord`: subject, matches, the restore
+/// points and item ids removed, who and when, `status` `planned`, `pending` or
+/// `complete`, the signature; never content), and in lists whether its signature holds
+/// (`signature_valid`).
+#[derive(Serialize, ToSchema)]
+#[schema(value_type = Object)]
+pub struct ErasureView(serde_json::Value);
+
+fn erase_request(b: &EraseBody) -> anyhow::Result<cairn_app::erase::EraseRequest> {
+    let matches = b
+        .matches
+        .iter()
+        .map(|m| cairn_app::erase::Match::parse(m))
+        .collect::<Result<std::collections::BTreeSet<_>, _>>()?;
+    Ok(cairn_app::erase::EraseRequest {
+        subject: b.subject.trim().to_string(),
+        tenant: b.tenant.clone(),
+        matches,
+        execute: false,
+        by: String::new(),
+    })
+}
+
+/// Plans an erasure (`dry_run`: the plan, at once) or files it as a request: it runs once a
+/// second admin approves it, and its signed record is kept in the repository.
+#[utoipa::path(post, path = "/api/v1/erasures", request_body = EraseBody, responses((status = 200, description = "The plan of a dry run", body = ErasureView), (status = 202, body = Filed), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn file_erasure(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Json(mut b): Json<EraseBody>,
+) -> ApiResult<Response> {
+    if caller.resource.is_some() {
+        return Err(ApiError::forbidden(
+            "a token limited to one resource may not erase a person's data",
+        )
+        .hint("an admin token of the whole tenant files erasures"));
+    }
+    b.tenant = scoped(&caller, b.tenant)?;
+    let mut req = erase_request(&b)?;
+    req.by = caller.name.clone();
+    // Planned first, even for a request: a person with no data, or held data, is the
+    // caller's to know now rather than a failed request later.
+    let ws = state.ws.clone();
+    let plan = blocking(move || cairn_app::erase::erase(&ws, &req)).await?;
+    if b.dry_run {
+        return Ok(Json(ErasureView(
+            serde_json::to_value(&plan).map_err(anyhow::Error::from)?,
+        ))
+        .into_response());
+    }
+    let id = file(&state, "erase", &serde_json::json!(b), &caller)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Filed {
+            id,
+            status: "pending".into(),
+        }),
+    )
+        .into_response())
+}
+
+/// The erasure records of the repository, oldest first, each with whether its signature
+/// (the repository's key) holds.
+#[utoipa::path(get, path = "/api/v1/erasures", responses((status = 200, body = [ErasureView])))]
+async fn list_erasures(
+    Axum(state): Axum<Shared>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> ApiResult<Json<Vec<ErasureView>>> {
+    let ws = state.ws.clone();
+    let all = blocking(move || cairn_app::erase::records(&ws)).await?;
+    let mut out = Vec::new();
+    for k in all {
+        // A token limited to a tenant sees the erasures of that tenant only.
+        let visible = k
+            .record
+            .tenant
+            .as_deref()
+            .map_or(caller.tenant.is_none(), |t| caller.sees(t))
+            && k.record.points.iter().all(|p| caller.sees(&p.tenant));
+        if visible {
+            out.push(ErasureView(
+                serde_json::to_value(&k).map_err(anyhow::Error::from)?,
+            ));
+        }
+    }
+    Ok(Json(out))
 }

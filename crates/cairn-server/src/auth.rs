@@ -58,12 +58,13 @@ pub enum Action {
     Browse,
     /// Item content leaves the repository: restore, export, download.
     ReadContent,
-    /// The audit log.
+    /// The audit log, and the erasure records.
     ReadAudit,
     /// Create, list, revoke tokens.
     ManageTokens,
     /// File a request that destroys or weakens backups (forget, prune, shorter retention,
-    /// deleting a job's restore points, releasing a legal hold), or approve one.
+    /// deleting a job's restore points, releasing a legal hold, erasing a person's data),
+    /// or approve one.
     Destroy,
 }
 

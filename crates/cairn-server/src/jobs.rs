@@ -3,9 +3,10 @@
 //! A job comes from the configuration file (`[jobs.NAME]`, changed by editing the file) or
 //! from the API (kept in the server's tables). A run backs up the job's scope through
 //! `cairn_app::backup` (the same code as `cairn backup`), retries resources that failed for
-//! a transient reason with backoff, records every resource's outcome, then applies the
-//! job's retention. Never two runs of one job at once. A run the server missed while it was
-//! down runs once at start-up, not once per missed slot.
+//! a transient reason with backoff, records every resource's outcome (detection's findings
+//! on a suspect restore point included), then applies the job's retention: restore points
+//! (`keep-daily`, …), then items (`keep-items`). Never two runs of one job at once. A run
+//! the server missed while it was down runs once at start-up, not once per missed slot.
 //!
 //! A job with `verify` also has restore drills (`cairn_app::maintenance::drill`, the same
 //! code as `cairn verify`): after each succeeded run, or on `verify-schedule`, a sample
@@ -184,6 +185,27 @@ impl Job {
         }
     }
 
+    /// The job's item-level retention (`keep-items`, `items-from`), `None` without one.
+    pub fn item_rule(&self) -> Result<Option<cairn_app::retention::ItemRule>, UserError> {
+        let rule = self.spec.item_retention(&self.name).map_err(|e| {
+            let hint = e.hint();
+            let u = UserError::new(e.to_string());
+            match hint {
+                Some(h) => u.hint(h),
+                None => u,
+            }
+        })?;
+        Ok(rule.map(|(days, from)| cairn_app::retention::ItemRule {
+            keep: chrono::Duration::days(days),
+            from: from.into(),
+            text: format!(
+                "{} from {}",
+                self.spec.keep_items.as_deref().unwrap_or_default().trim(),
+                from.as_str()
+            ),
+        }))
+    }
+
     /// The job's retention as a forget rule on its tenant, `None` when it keeps everything.
     pub fn retention(&self) -> Option<cairn_repo::ForgetRule> {
         let s = &self.spec;
@@ -227,6 +249,9 @@ pub fn shortens_retention(old: &JobEntry, new: &JobEntry) -> bool {
             e.keep_within_days,
         ]
     };
+    if shortens_item_retention(old, new) {
+        return true;
+    }
     let (o, n) = (counts(old), counts(new));
     let any_old = o.iter().any(Option::is_some);
     // A rule where there was none keeps less than keeping everything.
@@ -236,6 +261,23 @@ pub fn shortens_retention(old: &JobEntry, new: &JobEntry) -> bool {
     o.iter()
         .zip(n.iter())
         .any(|(a, b)| less(*a, *b) || (a.is_some() && b.is_none() && n.iter().any(Option::is_some)))
+}
+
+/// Whether `new`'s item-level retention keeps items for less time than `old`'s: a rule
+/// where there was none, a shorter span, or counting from an item's date rather than its
+/// deletion (which never comes for items still there). Spans that do not read as spans
+/// are refused elsewhere.
+fn shortens_item_retention(old: &JobEntry, new: &JobEntry) -> bool {
+    let rule = |e: &JobEntry| e.item_retention("").ok().flatten();
+    match (rule(old), rule(new)) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some((a, fa)), Some((b, fb))) => {
+            b < a
+                || (fa == cairn_config::ItemsFrom::Deleted
+                    && fb == cairn_config::ItemsFrom::Modified)
+        }
+    }
 }
 
 /// The jobs of the configuration file and of the API, by name.
@@ -378,6 +420,8 @@ pub struct Run {
     pub throttled: u64,
     /// Restore points removed by the job's retention after the run.
     pub forgotten: u64,
+    /// Items removed by the job's item-level retention (`keep-items`) after the run.
+    pub items_expired: u64,
     pub error: Option<String>,
     /// A drill's findings (for a drill, `resources`, `items` and `failed` count restore
     /// points tested, items read back and items that failed).
@@ -404,6 +448,16 @@ pub struct RunResource {
     /// Attempts within the run (failed for a transient reason: retried with backoff).
     pub attempts: u32,
     pub seconds: f64,
+    /// Signs of ransomware or mass change in the new restore point against the one before
+    /// (`signal`, `summary`, `numbers`, `examples`: example items for roles that may
+    /// browse): not empty, the point is suspect.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub findings: Vec<cairn_backup::Finding>,
+    /// The automatic legal hold placed on the resource's last clean restore point when the
+    /// new one is suspect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
 }
 
 /// A run with its resources.
@@ -417,7 +471,7 @@ pub struct RunDetail {
     pub drill_failures: Vec<DrillFailure>,
 }
 
-const RUN_COLS: &str = "id, job, tenant, status, trigger, started, finished, resources, failed, items, fetched, bytes, requests, throttled, forgotten, error, kind, sample";
+const RUN_COLS: &str = "id, job, tenant, status, trigger, started, finished, resources, failed, items, fetched, bytes, requests, throttled, forgotten, error, kind, sample, items_expired";
 
 fn run_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
     let kind = Kind::parse(&r.get::<_, String>(16)?);
@@ -449,6 +503,7 @@ fn run_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
         requests: r.get::<_, i64>(12)? as u64,
         throttled: r.get::<_, i64>(13)? as u64,
         forgotten: r.get::<_, i64>(14)? as u64,
+        items_expired: r.get::<_, i64>(18)? as u64,
         error: r.get(15)?,
     })
 }
@@ -490,7 +545,7 @@ pub fn run(store: &Store, id: i64) -> anyhow::Result<Option<RunDetail>> {
         };
         let mut st = c.prepare(
             "SELECT resource, kind, ok, snapshot, items, added, changed, removed, fetched, bytes,
-                    skipped, warnings, error, attempts, seconds
+                    skipped, warnings, error, attempts, seconds, findings, hold
              FROM server_run_resources WHERE run=?1 ORDER BY resource",
         )?;
         let results = st
@@ -511,6 +566,11 @@ pub fn run(store: &Store, id: i64) -> anyhow::Result<Option<RunDetail>> {
                     error: r.get(12)?,
                     attempts: r.get(13)?,
                     seconds: r.get(14)?,
+                    findings: r
+                        .get::<_, Option<String>>(15)?
+                        .and_then(|f| serde_json::from_str(&f).ok())
+                        .unwrap_or_default(),
+                    hold: r.get(16)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -715,6 +775,34 @@ pub struct Outcome {
     pub report: Option<JobReport>,
     pub attempts: BTreeMap<String, u32>,
     pub forgotten: u64,
+    /// The job's item-level retention after the run, when it has one and the run succeeded.
+    pub items: Option<ItemRetention>,
+    /// The resources whose new restore point is suspect, by name.
+    pub suspects: BTreeMap<String, SuspectPoint>,
+    pub error: Option<String>,
+}
+
+/// A suspect restore point of a run, as detection recorded it.
+#[derive(Clone, Debug)]
+pub struct SuspectPoint {
+    /// The point, its findings and the automatic hold placed.
+    pub suspect: cairn_app::detect::Suspect,
+    /// The restore point the automatic hold keeps (the last clean one).
+    pub clean_point: Option<i64>,
+}
+
+/// What the job's item-level retention did after a run.
+#[derive(Clone, Debug, Default)]
+pub struct ItemRetention {
+    /// The rule, as `7y from modified`.
+    pub rule: String,
+    /// Items removed from every restore point holding them.
+    pub expired: u64,
+    /// Items past the rule that a legal hold keeps.
+    pub spared: u64,
+    /// Restore points rewritten without expired items.
+    pub rewritten: u64,
+    /// Why it did not run to the end.
     pub error: Option<String>,
 }
 
@@ -729,7 +817,8 @@ pub fn finish(store: &Store, id: i64, o: &Outcome) -> anyhow::Result<()> {
         };
         tx.execute(
             "UPDATE server_runs SET status=?2, finished=?3, resources=?4, failed=?5, items=?6,
-               fetched=?7, bytes=?8, requests=?9, throttled=?10, forgotten=?11, error=?12
+               fetched=?7, bytes=?8, requests=?9, throttled=?10, forgotten=?11, error=?12,
+               items_expired=?13
              WHERE id=?1",
             params![
                 id,
@@ -744,9 +833,16 @@ pub fn finish(store: &Store, id: i64, o: &Outcome) -> anyhow::Result<()> {
                 r.map(|r| r.throttled).unwrap_or(0) as i64,
                 o.forgotten as i64,
                 o.error,
+                o.items.as_ref().map(|i| i.expired).unwrap_or(0) as i64,
             ],
         )?;
         for res in r.map(|r| r.resources.as_slice()).unwrap_or_default() {
+            let findings = (!res.findings.is_empty())
+                .then(|| serde_json::to_string(&res.findings).unwrap_or_default());
+            let hold = o
+                .suspects
+                .get(&res.resource)
+                .and_then(|s| s.suspect.hold.clone());
             let warnings: Vec<String> = res
                 .skipped
                 .iter()
@@ -755,8 +851,9 @@ pub fn finish(store: &Store, id: i64, o: &Outcome) -> anyhow::Result<()> {
             tx.execute(
                 "INSERT OR REPLACE INTO server_run_resources (run, resource, kind, ok, snapshot,
                    items, added, changed, removed, fetched, bytes, skipped, warnings, error,
-                   attempts, seconds)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                   attempts, seconds, findings, hold)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                   ?17, ?18)",
                 params![
                     id,
                     res.resource,
@@ -774,6 +871,8 @@ pub fn finish(store: &Store, id: i64, o: &Outcome) -> anyhow::Result<()> {
                     res.error,
                     o.attempts.get(&res.resource).copied().unwrap_or(1),
                     res.seconds,
+                    findings,
+                    hold,
                 ],
             )?;
         }
@@ -970,5 +1069,51 @@ mod tests {
             "a rule where everything was kept"
         );
         assert!(!shortens_retention(&a, &none), "keeping everything");
+    }
+
+    #[test]
+    fn items_kept_for_less_time_is_a_shorter_retention() {
+        let items = |keep: Option<&str>, from: Option<&str>| JobEntry {
+            keep_items: keep.map(str::to_string),
+            items_from: from.map(str::to_string),
+            ..spec(None, Some("1d"))
+        };
+        let seven = items(Some("7y"), None);
+        assert!(
+            shortens_retention(&items(None, None), &seven),
+            "a rule where none was"
+        );
+        assert!(
+            !shortens_retention(&seven, &items(None, None)),
+            "keeping every item"
+        );
+        assert!(shortens_retention(&seven, &items(Some("1y"), None)));
+        assert!(
+            !shortens_retention(&seven, &items(Some("2556d"), None)),
+            "the same span"
+        );
+        assert!(!shortens_retention(&seven, &items(Some("10y"), None)));
+        let deleted = items(Some("7y"), Some("deleted"));
+        assert!(
+            !shortens_retention(&seven, &deleted),
+            "from deletion keeps longer"
+        );
+        assert!(shortens_retention(&deleted, &seven));
+        let job = Job {
+            name: "n".into(),
+            source: Source::File,
+            spec: deleted,
+        };
+        let rule = job.item_rule().unwrap().unwrap();
+        assert_eq!(rule.keep.num_days(), 7 * 365 + 1);
+        assert_eq!(rule.from, cairn_app::retention::From::Deleted);
+        assert_eq!(rule.text, "7y from deleted");
+        let bad = Job {
+            spec: items(Some("7"), None),
+            ..job
+        };
+        let e = bad.item_rule().unwrap_err();
+        assert!(e.to_string().contains("job n"), "{e}");
+        assert!(e.hint_text().is_some(), "{e}");
     }
 }

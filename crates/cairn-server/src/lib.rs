@@ -106,6 +106,29 @@ pub fn start(state: &Arc<State>, job: Job, trigger: &str) -> anyhow::Result<Opti
         );
         tracing::info!(job = %job.name, run = id, status = outcome.status.as_str(), "run ended");
         alert(&state, &job, id, &outcome).await;
+        suspected(&state, &job, id, &outcome).await;
+        if let Some(items) = &outcome.items {
+            state.metrics.items_expired(&job.name, items.expired);
+            let result = match &items.error {
+                None => format!(
+                    "ok: {} items expired by the rule {} ({} restore points rewritten, {} spared by legal holds)",
+                    items.expired, items.rule, items.rewritten, items.spared
+                ),
+                Some(e) => format!("failed: {e}"),
+            };
+            record_audit(
+                &state,
+                audit::AuditEntry {
+                    actor: "scheduler".into(),
+                    role: "server".into(),
+                    source: None,
+                    action: "retention.items".into(),
+                    target: format!("job {} run {id} (tenant {})", job.name, job.spec.tenant),
+                    outcome: result,
+                },
+            )
+            .await;
+        }
         // The drill follows a succeeded run when the job has no schedule of its own for
         // it, still in the job's slot: it tests the restore points this run wrote.
         if outcome.status == Status::Succeeded
@@ -234,14 +257,94 @@ async fn record_drill(state: &Arc<State>, job: &Job, id: i64, outcome: &jobs::Dr
         target: format!("job {} run {id}", job.name),
         outcome: result,
     };
+    record_audit(state, entry).await;
+    if outcome.status != Status::Succeeded {
+        send_alert(state, job, drill_alert(job, id, outcome)).await;
+    }
+}
+
+/// Appends what the server did by itself to the audit log (an error is logged: the work
+/// it records is done).
+async fn record_audit(state: &Arc<State>, entry: audit::AuditEntry) {
     let audit = state.audit.clone();
     match tokio::task::spawn_blocking(move || audit.append(&entry)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!("appending to the audit log: {e:#}"),
         Err(e) => tracing::error!("appending to the audit log: {e}"),
     }
-    if outcome.status != Status::Succeeded {
-        send_alert(state, job, drill_alert(job, id, outcome)).await;
+}
+
+/// For each resource of a run whose new restore point is suspect: an alert, an audit entry
+/// and the metric. The run keeps its status: a suspect point is still a good copy of what
+/// the tenant held.
+async fn suspected(state: &Arc<State>, job: &Job, id: i64, o: &Outcome) {
+    let Some(report) = &o.report else { return };
+    for r in report.resources.iter().filter(|r| !r.findings.is_empty()) {
+        let recorded = o.suspects.get(&r.resource);
+        state.metrics.suspect(&job.name);
+        let snapshot = r.snapshot.as_deref().unwrap_or("?");
+        let point = match recorded {
+            Some(s) => format!("restore point {}", s.suspect.point),
+            None => format!("the restore point of snapshot {snapshot}"),
+        };
+        let hold = match (
+            recorded.and_then(|s| s.suspect.hold.as_deref()),
+            recorded.and_then(|s| s.clean_point),
+        ) {
+            (Some(h), Some(clean)) => format!(
+                "automatic legal hold {h} keeps restore point {clean}, the last clean one; it is released only by a four-eyes request (DELETE /api/v1/holds/{h})"
+            ),
+            (Some(h), None) => format!(
+                "automatic legal hold {h} keeps the last clean restore point; it is released only by a four-eyes request (DELETE /api/v1/holds/{h})"
+            ),
+            (None, _) => "no earlier clean restore point to hold".to_string(),
+        };
+        let signals: Vec<&str> = r.findings.iter().map(|f| f.signal.as_str()).collect();
+        tracing::warn!(job = %job.name, run = id, resource = %r.resource, "suspect {point}: {}", signals.join(", "));
+        let mut details = vec![
+            format!("resource: {} (tenant {})", r.resource, job.spec.tenant),
+            format!("{point}, snapshot {snapshot}"),
+        ];
+        details.extend(
+            r.findings
+                .iter()
+                .map(|f| format!("{}: {}", f.signal, f.summary)),
+        );
+        details.push(hold.clone());
+        let a = alerts::Alert::new(
+            alerts::AlertKind::SuspectRestorePoint,
+            format!(
+                "backup job {}: {point} of {} is suspect ({})",
+                job.name,
+                r.resource,
+                signals.join(", ")
+            ),
+        )
+        .job(job.name.clone())
+        .tenant(job.spec.tenant.clone())
+        .run(id)
+        .details(details);
+        send_alert(state, job, a).await;
+        let findings: Vec<String> = r
+            .findings
+            .iter()
+            .map(|f| format!("{} ({})", f.signal, f.summary))
+            .collect();
+        record_audit(
+            state,
+            audit::AuditEntry {
+                actor: "scheduler".into(),
+                role: "server".into(),
+                source: None,
+                action: "backup.suspect".into(),
+                target: format!(
+                    "job {} run {id}: {} of tenant {}, {point} (snapshot {snapshot})",
+                    job.name, r.resource, job.spec.tenant
+                ),
+                outcome: format!("suspect: {}; {hold}", findings.join("; ")),
+            },
+        )
+        .await;
     }
 }
 
@@ -290,7 +393,8 @@ fn drill_alert(job: &Job, id: i64, o: &jobs::DrillOutcome) -> alerts::Alert {
         .details(details)
 }
 
-/// One run: back up, retry what failed for a transient reason, apply retention.
+/// One run: back up, retry what failed for a transient reason, note the suspect restore
+/// points, apply retention (restore points, then items).
 async fn execute(state: &Arc<State>, job: &Job) -> Outcome {
     let _writer = state.writer.lock().await;
     let tenant = TenantOverrides {
@@ -314,6 +418,8 @@ async fn execute(state: &Arc<State>, job: &Job) -> Outcome {
                 report: None,
                 attempts: Default::default(),
                 forgotten: 0,
+                items: None,
+                suspects: Default::default(),
                 error: Some(match c.hint {
                     Some(h) => format!("{} (hint: {h})", c.message),
                     None => c.message,
@@ -344,8 +450,11 @@ async fn execute(state: &Arc<State>, job: &Job) -> Outcome {
         }
     }
     let status = jobs::status_of(&report);
+    // Before retention rewrites anything: the suspect points as detection recorded them.
+    let suspects = suspects_of(state, job, &report).await;
     let mut forgotten = 0;
     let mut error = None;
+    let mut items = None;
     // Retention after each successful run only: a run that failed leaves every point.
     if status == Status::Succeeded
         && let Some(rule) = job.retention()
@@ -360,12 +469,145 @@ async fn execute(state: &Arc<State>, job: &Job) -> Outcome {
             Err(e) => error = Some(format!("retention: {e:#}")),
         }
     }
+    // Then item-level retention, over the job's resources.
+    if status == Status::Succeeded {
+        match job.item_rule() {
+            Ok(Some(rule)) => {
+                let done = expire_items(state, job, &report, rule).await;
+                if let Some(e) = &done.error {
+                    error = Some(match error {
+                        Some(before) => format!("{before}; item retention: {e}"),
+                        None => format!("item retention: {e}"),
+                    });
+                }
+                items = Some(done);
+            }
+            Ok(None) => {}
+            Err(e) => error = Some(format!("item retention: {e}")),
+        }
+    }
     Outcome {
         status,
         report: Some(report),
         attempts,
         forgotten,
+        items,
+        suspects,
         error,
+    }
+}
+
+/// The suspect restore points of a run (resources whose report has findings), as detection
+/// recorded them in the catalog: with the automatic hold on the last clean point.
+async fn suspects_of(
+    state: &Arc<State>,
+    job: &Job,
+    report: &cairn_backup::JobReport,
+) -> std::collections::BTreeMap<String, jobs::SuspectPoint> {
+    let wanted: Vec<(String, String)> = report
+        .resources
+        .iter()
+        .filter(|r| !r.findings.is_empty())
+        .filter_map(|r| Some((r.resource.clone(), r.snapshot.clone()?)))
+        .collect();
+    if wanted.is_empty() {
+        return Default::default();
+    }
+    let ws = state.ws.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let all = cairn_app::detect::suspects(&*ws.catalog()?)?;
+        let holds = cairn_app::holds::list(&ws)?;
+        let kept = |id: &str| {
+            holds
+                .iter()
+                .find(|h| h.id == id)
+                .and_then(|h| match &h.target {
+                    cairn_app::holds::HoldTarget::Point { point, .. } => Some(*point),
+                    _ => None,
+                })
+        };
+        anyhow::Ok(
+            wanted
+                .into_iter()
+                .filter_map(|(resource, snapshot)| {
+                    let suspect = all.get(&snapshot)?.clone();
+                    let clean_point = suspect.hold.as_deref().and_then(kept);
+                    Some((
+                        resource,
+                        jobs::SuspectPoint {
+                            suspect,
+                            clean_point,
+                        },
+                    ))
+                })
+                .collect(),
+        )
+    })
+    .await;
+    match found {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            tracing::error!(job = %job.name, "reading the suspect restore points: {e:#}");
+            Default::default()
+        }
+        Err(e) => {
+            tracing::error!(job = %job.name, "reading the suspect restore points: {e}");
+            Default::default()
+        }
+    }
+}
+
+/// The job's item-level retention over its resources (those of this run and those it
+/// backed up before): expired items leave every restore point holding them, held ones
+/// are spared. Under the run's hold on the repository.
+async fn expire_items(
+    state: &Arc<State>,
+    job: &Job,
+    report: &cairn_backup::JobReport,
+    rule: cairn_app::retention::ItemRule,
+) -> jobs::ItemRetention {
+    let mut resources: std::collections::BTreeSet<String> = report
+        .resources
+        .iter()
+        .map(|r| r.resource.clone())
+        .collect();
+    let (ws, store, name, tenant) = (
+        state.ws.clone(),
+        state.store.clone(),
+        job.name.clone(),
+        job.spec.tenant.clone(),
+    );
+    let text = rule.text.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        resources.extend(jobs::last_success(&store, &name)?.into_keys());
+        let scope = cairn_app::retention::Scope {
+            tenant: Some(tenant),
+            resources: resources.into_iter().collect(),
+        };
+        cairn_app::retention::apply(&ws, &rule, &scope, false, chrono::Utc::now())
+    })
+    .await
+    .map_err(anyhow::Error::from)
+    .and_then(|r| r);
+    match done {
+        Ok(r) => jobs::ItemRetention {
+            rule: text,
+            expired: r.removed.len() as u64,
+            spared: r.spared.len() as u64,
+            rewritten: r.rewritten,
+            error: None,
+        },
+        Err(e) => {
+            let c = cairn_app::classify(&e);
+            jobs::ItemRetention {
+                rule: text,
+                error: Some(match c.hint {
+                    Some(h) => format!("{} (hint: {h})", c.message),
+                    None => c.message,
+                }),
+                ..Default::default()
+            }
+        }
     }
 }
 
@@ -736,6 +978,22 @@ fn drill_if_due(
     );
 }
 
+/// Moves the legal holds still in force in the server's former table to Cairn's legal
+/// holds ([`store::migrate_holds`]), under the repository's writer; done at every start
+/// (nothing to do once they have moved). An error leaves the rows for the next start.
+pub async fn migrate_holds(state: &Arc<State>) -> anyhow::Result<store::MovedHolds> {
+    let _writer = state.writer.lock().await;
+    let (ws, store) = (state.ws.clone(), state.store.clone());
+    let moved = tokio::task::spawn_blocking(move || store::migrate_holds(&ws, &store)).await??;
+    if !moved.moved.is_empty() {
+        tracing::info!(
+            "{} legal holds of the server's former table moved to Cairn's legal holds",
+            moved.moved.len()
+        );
+    }
+    Ok(moved)
+}
+
 /// Runs the server on `listener` until `stop` fires: the API, the scheduler, and on stop a
 /// graceful end (running jobs are abandoned at their next await: what they staged is
 /// durable, and their job runs again at the next start).
@@ -751,6 +1009,8 @@ pub async fn serve(
             "{closed} runs were interrupted when the server last stopped; their jobs run again now"
         );
     }
+    // Before any run: retention must see the holds of the server's former table.
+    migrate_holds(&state).await?;
     let scheduler = tokio::spawn(schedule(state.clone(), rx.clone()));
     let mut api_stop = rx.clone();
     let router = app(state.clone());

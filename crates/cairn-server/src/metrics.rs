@@ -1,7 +1,8 @@
 //! What `/metrics` shows, in Prometheus' text format: runs by job and outcome, what they
 //! backed up, how long they took, when each job and each resource last succeeded, Graph's
-//! requests and throttling, restore drills and what they found, restores and exports. Kept with `prometheus-client`, fed by
-//! the run executor and the API as things happen.
+//! requests and throttling, restore drills and what they found, suspect restore points,
+//! items removed by item-level retention, restores and exports. Kept with
+//! `prometheus-client`, fed by the run executor and the API as things happen.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -47,6 +48,8 @@ pub struct Metrics {
     pub drill_checked: Family<JobLabels, Counter>,
     pub drill_failed_items: Family<JobLabels, Gauge>,
     pub drill_last_success: Family<JobLabels, Gauge>,
+    pub suspect_points: Family<JobLabels, Counter>,
+    pub items_expired: Family<JobLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -72,6 +75,8 @@ impl Metrics {
             drill_checked: Family::default(),
             drill_failed_items: Family::default(),
             drill_last_success: Family::default(),
+            suspect_points: Family::default(),
+            items_expired: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -135,7 +140,31 @@ impl Metrics {
             "When the job's last restore drill succeeded",
             m.drill_last_success.clone(),
         );
+        registry.register(
+            "suspect_restore_points",
+            "New restore points in which detection found signs of ransomware or mass change",
+            m.suspect_points.clone(),
+        );
+        registry.register(
+            "retention_expired_items",
+            "Items removed by the jobs' item-level retention",
+            m.items_expired.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// A run wrote a suspect restore point.
+    pub fn suspect(&self, job: &str) {
+        self.suspect_points
+            .get_or_create(&JobLabels { job: job.into() })
+            .inc();
+    }
+
+    /// The job's item-level retention removed `n` items.
+    pub fn items_expired(&self, job: &str, n: u64) {
+        self.items_expired
+            .get_or_create(&JobLabels { job: job.into() })
+            .inc_by(n);
     }
 
     /// The text format.

@@ -1,5 +1,6 @@
 //! What the server keeps: run history, API tokens, jobs defined through the API and
-//! requests awaiting approval — tables in the catalog's SQLite file, beside what the
+//! requests awaiting approval (and the legal holds of before they moved to `cairn-app`,
+//! until [`migrate_holds`] has moved them) — tables in the catalog's SQLite file, beside what the
 //! catalog holds (one file to back up, one place a restore of the server's state reads).
 
 use rusqlite::{Connection, OptionalExtension};
@@ -152,6 +153,14 @@ const ADDED: &[(&str, &str, &str)] = &[
     ("server_runs", "kind", "TEXT NOT NULL DEFAULT 'backup'"),
     // A drill's share of items read back, in percent.
     ("server_runs", "sample", "REAL"),
+    // Items the job's item-level retention removed after the run.
+    ("server_runs", "items_expired", "INTEGER NOT NULL DEFAULT 0"),
+    // What detection found in the resource's new restore point (JSON), and the automatic
+    // legal hold placed on its last clean one.
+    ("server_run_resources", "findings", "TEXT"),
+    ("server_run_resources", "hold", "TEXT"),
+    // Why a hold of the server's former table is no longer in force there (it moved).
+    ("server_holds", "note", "TEXT"),
 ];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -166,6 +175,138 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What [`migrate_holds`] did with the holds of the server's former table.
+#[derive(Debug, Default)]
+pub struct MovedHolds {
+    /// (row id in `server_holds`, id of the legal hold that replaces it).
+    pub moved: Vec<(i64, String)>,
+    /// (row id, target, why): left in force in the old table, tried again at the next
+    /// start.
+    pub left: Vec<(i64, String, String)>,
+}
+
+/// Moves the legal holds still in force in the server's former table (`server_holds`, no
+/// longer read since holds are `cairn-app`'s, in the catalog and the repository): each is
+/// placed as a hold on its target — a resource, or the restore point its snapshot id
+/// prefix names — by whoever placed it, then marked released in the old table with a note
+/// naming the hold that replaces it. A target the catalog cannot resolve (a resource it
+/// does not know, a prefix of no restore point or of several) is logged and left in the
+/// old table, to be tried again at the next start. Runs at every start and finds nothing
+/// to do once every row has moved. Blocking.
+pub fn migrate_holds(ws: &cairn_app::Workspace, store: &Store) -> anyhow::Result<MovedHolds> {
+    type Row = (i64, Option<String>, String, String, String, i64);
+    let rows: Vec<Row> = store.with(|c| {
+        let mut st = c.prepare(
+            "SELECT id, tenant, target, reason, placed_by, placed FROM server_holds
+             WHERE released IS NULL ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?;
+        rows.collect()
+    })?;
+    let mut out = MovedHolds::default();
+    for (id, tenant, target, reason, placed_by, placed) in rows {
+        let resolved = match cairn_app::maintenance::legal_hold(target.trim()) {
+            cairn_repo::LegalHold::Resource(name) => Ok((tenant.clone(), name)),
+            cairn_repo::LegalHold::Snapshot(prefix) => {
+                point_of_prefix(ws, tenant.as_deref(), &prefix)
+            }
+        };
+        let placed_as = resolved.and_then(|(tenant, spec)| {
+            let new = cairn_app::holds::NewHold {
+                tenant,
+                resource: Some(spec),
+                reason: format!(
+                    "{} (placed {} through the server's API)",
+                    reason.trim(),
+                    time(placed).format("%Y-%m-%d %H:%M UTC")
+                ),
+                ..Default::default()
+            };
+            cairn_app::holds::place(ws, &new, &placed_by)
+        });
+        match placed_as {
+            Ok(h) => {
+                store.with(|c| {
+                    c.execute(
+                        "UPDATE server_holds SET released=?2, note=?3 WHERE id=?1",
+                        rusqlite::params![id, now(), format!("moved to legal hold {}", h.id)],
+                    )
+                })?;
+                tracing::info!(
+                    "the server's legal hold {id} on {target} is now legal hold {}",
+                    h.id
+                );
+                out.moved.push((id, h.id));
+            }
+            Err(e) if cairn_app::classify(&e).class == cairn_app::Class::User => {
+                let c = cairn_app::classify(&e);
+                tracing::warn!(
+                    "the server's legal hold {id} on {target} ({reason}) could not be moved to Cairn's legal holds and stays in the old table, not in force for retention: {}{}",
+                    c.message,
+                    c.hint
+                        .map(|h| format!(" (hint: {h}; or place it again with POST /api/v1/holds)"))
+                        .unwrap_or_default()
+                );
+                out.left.push((id, target, c.message));
+            }
+            Err(e) => {
+                return Err(e.context(format!(
+                    "moving the server's legal hold {id} on {target} to Cairn's legal holds"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The resource and restore point a snapshot id prefix of a former hold names, as
+/// `RESOURCE@SNAPSHOT`, with the resource's tenant.
+fn point_of_prefix(
+    ws: &cairn_app::Workspace,
+    tenant: Option<&str>,
+    prefix: &str,
+) -> anyhow::Result<(Option<String>, String)> {
+    use cairn_catalog::Catalog as _;
+    let cat = ws.catalog()?;
+    let prefix = prefix.to_ascii_lowercase();
+    let mut found: Vec<(cairn_catalog::Resource, String)> = Vec::new();
+    for r in cat.resources()? {
+        if tenant.is_some_and(|t| t != r.tenant) {
+            continue;
+        }
+        for p in cat.points(r.id)? {
+            if p.snapshot.starts_with(&prefix) && !found.iter().any(|(_, s)| *s == p.snapshot) {
+                found.push((r.clone(), p.snapshot));
+            }
+        }
+    }
+    match found.len() {
+        1 => {
+            let (r, snapshot) = found.remove(0);
+            Ok((Some(r.tenant), format!("{}@{snapshot}", r.name)))
+        }
+        0 => Err(cairn_app::UserError::new(format!(
+            "no restore point of the catalog has a snapshot id starting with {prefix}"
+        ))
+        .hint("it may have been forgotten since")
+        .into()),
+        n => Err(cairn_app::UserError::new(format!(
+            "{n} restore points have a snapshot id starting with {prefix}"
+        ))
+        .hint("place a hold on each of them (`cairn hold add --resource RESOURCE@POINT`)")
+        .into()),
+    }
 }
 
 /// Seconds since the epoch, as the tables keep times.

@@ -142,6 +142,13 @@ fn table() -> Vec<(&'static str, String, Option<Value>, Vec<Role>)> {
             vec![A],
         ),
         ("POST", "/api/v1/prune".into(), None, vec![A]),
+        ("GET", "/api/v1/erasures".into(), None, vec![A, U]),
+        (
+            "POST",
+            "/api/v1/erasures".into(),
+            Some(json!({"subject": "nobody@x", "match": ["owner"], "dry_run": true})),
+            vec![A],
+        ),
         (
             "POST",
             "/api/v1/approvals/999/approve".into(),
@@ -360,11 +367,20 @@ async fn the_openapi_document_names_every_route() {
         "/api/v1/forget",
         "/api/v1/approvals/{id}/approve",
         "/api/v1/tokens",
+        "/api/v1/erasures",
+        "/api/v1/holds/{id}",
     ] {
         assert!(doc["paths"][p].is_object(), "{p} missing");
     }
     // A run says whether it was a backup or a restore drill, and what the drill found.
-    for s in ["Kind", "DrillSummary", "DrillFailure"] {
+    for s in [
+        "Kind",
+        "DrillSummary",
+        "DrillFailure",
+        "EraseBody",
+        "ErasureView",
+        "PointView",
+    ] {
         assert!(doc["components"]["schemas"][s].is_object(), "{s} missing");
     }
 }
