@@ -124,6 +124,12 @@ struct AccessClaims {
     tid: String,
     uti: String,
     ver: String,
+    /// Delegated tokens only: the scopes the user consented to, space separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scp: Option<String>,
+    /// Delegated tokens only: the user's object id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oid: Option<String>,
 }
 
 impl TokenIssuer {
@@ -166,8 +172,46 @@ impl TokenIssuer {
             tid: tenant_id.to_owned(),
             uti: URL_SAFE_NO_PAD.encode(uti),
             ver: "1.0".to_owned(),
+            scp: None,
+            oid: None,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        self.sign(&claims)
+    }
+
+    /// A new delegated access token: `client_id` acting for the user `oid` with the scopes
+    /// `scp` (space separated), from a sign-in (authorization code). It carries no `roles`, so
+    /// Graph grants it none of the app's application permissions.
+    pub fn issue_delegated(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        oid: &str,
+        scp: &str,
+        now_unix: i64,
+    ) -> String {
+        let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
+        let uti: [u8; 16] = rand::rng().random();
+        let claims = AccessClaims {
+            aud: GRAPH_AUDIENCE.to_owned(),
+            iss: format!("https://sts.windows.net/{tenant_id}/"),
+            iat: now_unix,
+            nbf: now_unix,
+            exp: now_unix.saturating_add(lifetime),
+            appid: client_id.to_owned(),
+            idtyp: "user".to_owned(),
+            roles: Vec::new(),
+            sub: oid.to_owned(),
+            tid: tenant_id.to_owned(),
+            uti: URL_SAFE_NO_PAD.encode(uti),
+            ver: "1.0".to_owned(),
+            scp: Some(scp.to_owned()),
+            oid: Some(oid.to_owned()),
+        };
+        self.sign(&claims)
+    }
+
+    fn sign(&self, claims: &AccessClaims) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .expect("HS256 signing of plain claims with an in-memory key cannot fail")
     }
 

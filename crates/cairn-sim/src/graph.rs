@@ -144,6 +144,7 @@ impl Sim {
                         None => Resp::not_found_files(),
                     },
                     ["drives"] => self.list_drives(req, r),
+                    ["members"] if m == "GET" => self.list_group_members(req, group.idx),
                     ["threads"] if m == "GET" => self.list_threads(req, r),
                     ["threads", id, more @ ..] => self.thread_routes(req, r, id, more),
                     ["sites", "root", more @ ..] => {
@@ -352,6 +353,32 @@ impl Sim {
         let items = q.apply(Entity::Group, items);
         let url = format!("{}/v1.0/groups", req.base);
         page_list_counted(req, &url, items, 100, 999, q.count)
+    }
+
+    /// `GET /groups/{id}/members`: the group's direct members (users only: the simulated
+    /// groups have no nested groups, devices or service principals), each typed with
+    /// `@odata.type`, paged like the directory (default 100, at most 999).
+    fn list_group_members(&self, req: &Req, group: u32) -> Resp {
+        let select = req.select();
+        let items = self
+            .model
+            .tenant
+            .group_members(group)
+            .filter_map(|u| self.user_value(u))
+            .map(|mut v| {
+                apply_select(&mut v, &select);
+                v["@odata.type"] = json!("#microsoft.graph.user");
+                v
+            })
+            .collect();
+        let id = self
+            .model
+            .tenant
+            .group(group)
+            .map(|g| g.id)
+            .unwrap_or_default();
+        let url = format!("{}/v1.0/groups/{id}/members", req.base);
+        page_list(req, &url, items, 100, 999)
     }
 
     // ---- group conversations -----------------------------------------------------------

@@ -15,6 +15,7 @@ pub mod mime;
 pub mod mime_headers;
 pub mod model;
 pub mod odata;
+pub mod oidc;
 pub mod paging;
 pub mod permissions;
 pub mod plan;
@@ -28,5 +29,6 @@ pub mod uploads;
 pub mod wire;
 
 pub use config::{SimApp, SimConfig, ThrottleLimits, ThrottleMode};
+pub use oidc::user_password;
 pub use server::SimServer;
 pub use tenant::TenantSpec;

@@ -190,6 +190,7 @@ pub const RULES: &[Rule] = &[
     directory("users/*", USERS),
     directory("groups", GROUPS),
     directory("groups/*", GROUPS),
+    directory("groups/*/members", GROUPS),
 ];
 
 /// What each permission implies besides itself (applied transitively): ReadWrite implies Read,

@@ -73,6 +73,20 @@ impl Drop for SimServer {
 pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(jwks))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(authorize).post(authorize),
+        )
+        .route("/{tenant}/oauth2/v2.0/logout", get(logout).post(logout))
+        .route("/_sim/passwords", get(passwords))
+        .route("/_sim/apps/redirect-uris", post(redirect_uris))
+        .route("/_sim/app-roles", post(app_roles))
+        .route("/_sim/rotate-keys", post(rotate_keys))
         .route("/_sim/stats", get(stats))
         .route("/_sim/manifest", get(manifest))
         .route("/_sim/mutate", post(mutate))
@@ -105,11 +119,103 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn token(State(sim): State<Arc<Sim>>, Path(tenant): Path<String>, body: Bytes) -> Response {
+async fn token(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = parse_query(&String::from_utf8_lossy(&body));
-    let resp = sim.token(&tenant, &form);
+    let resp = sim.token(&base_of(&headers), &tenant, &form);
     sim.count("POST /{tenant}/oauth2/v2.0/token", resp.status, 0);
     to_http(&sim, resp, None).await
+}
+
+async fn openid_configuration(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let resp = sim.openid_configuration(&base_of(&headers), &tenant);
+    sim.count(
+        "GET /{tenant}/v2.0/.well-known/openid-configuration",
+        resp.status,
+        0,
+    );
+    to_http(&sim, resp, None).await
+}
+
+async fn jwks(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let resp = sim.jwks(&base_of(&headers), &tenant);
+    sim.count("GET /{tenant}/discovery/v2.0/keys", resp.status, 0);
+    to_http(&sim, resp, None).await
+}
+
+/// The parameters of a front-channel request: the form body of a POST, then the query.
+fn front_channel_params(uri: &Uri, body: &Bytes) -> Vec<(String, String)> {
+    let mut params = parse_query(&String::from_utf8_lossy(body));
+    params.extend(uri.query().map(parse_query).unwrap_or_default());
+    params
+}
+
+async fn authorize(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let params = front_channel_params(&uri, &body);
+    let resp = sim.authorize_endpoint(&tenant, &params, method == Method::POST);
+    sim.count(
+        &format!("{method} /{{tenant}}/oauth2/v2.0/authorize"),
+        resp.status,
+        0,
+    );
+    to_http(&sim, resp, None).await
+}
+
+async fn logout(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let resp = sim.logout(&tenant, &front_channel_params(&uri, &body));
+    sim.count("/{tenant}/oauth2/v2.0/logout", resp.status, 0);
+    to_http(&sim, resp, None).await
+}
+
+async fn passwords(State(sim): State<Arc<Sim>>) -> Response {
+    to_http(&sim, Resp::ok(sim.passwords_json()), None).await
+}
+
+async fn redirect_uris(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let resp = match serde_json::from_slice::<crate::oidc::RedirectUrisRequest>(&body) {
+        Ok(r) => sim.register_redirect_uris(&r),
+        Err(e) => Resp::bad_request(&format!(
+            "Invalid request: {e}. Send {{\"client_id\": …, \"uris\": [\"https://…\"]}}."
+        )),
+    };
+    to_http(&sim, resp, None).await
+}
+
+async fn app_roles(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let resp = match serde_json::from_slice::<crate::oidc::AppRoleRequest>(&body) {
+        Ok(r) => sim.assign_app_role(&r),
+        Err(e) => Resp::bad_request(&format!(
+            "Invalid request: {e}. Send {{\"client_id\": …, \"user\": ID or UPN, \"role\": …}}."
+        )),
+    };
+    to_http(&sim, resp, None).await
+}
+
+async fn rotate_keys(State(sim): State<Arc<Sim>>) -> Response {
+    to_http(&sim, sim.rotate_keys(), None).await
 }
 
 async fn graph(

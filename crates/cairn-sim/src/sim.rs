@@ -76,6 +76,8 @@ pub struct Sim {
     bursts: Mutex<HashMap<Res, u32>>,
     /// Which `Sites.Selected` apps were granted which site collections.
     pub site_grants: SiteGrants,
+    /// Sign-in for people (OpenID Connect): signing keys, codes, redirect URIs, app roles.
+    pub idp: crate::oidc::IdentityProvider,
 }
 
 impl std::fmt::Debug for Sim {
@@ -145,6 +147,7 @@ impl Sim {
             uploads: Mutex::new(HashMap::new()),
             bursts: Mutex::new(HashMap::new()),
             site_grants: SiteGrants::default(),
+            idp: crate::oidc::IdentityProvider::new(cfg.tenant.seed),
             cfg,
         })
     }
@@ -608,90 +611,49 @@ impl Sim {
 
     // ---- token endpoint ----------------------------------------------------------------
 
-    /// `POST /{tenant}/oauth2/v2.0/token` (form body).
-    pub fn token(&self, tenant: &str, form: &[(String, String)]) -> Resp {
+    /// `POST /{tenant}/oauth2/v2.0/token` (form body): the client-credentials grant for apps,
+    /// and the authorization-code grant of a person's sign-in (`oidc`). `base` is the URL the
+    /// client reached the simulator at (the issuer of ID tokens).
+    pub fn token(&self, base: &str, tenant: &str, form: &[(String, String)]) -> Resp {
         let get = |k: &str| form.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
-        let oauth_err = |status: u16, error: &str, desc: &str| {
-            Resp::json(
-                status,
-                json!({"error": error, "error_description": desc, "error_codes": [], "timestamp": chrono::Utc::now().to_rfc3339()}),
-            )
-        };
         if tenant != self.cfg.tenant_id && !tenant.eq_ignore_ascii_case(&self.cfg.tenant.domain) {
-            return oauth_err(
+            return oauth_error(
                 400,
                 "invalid_request",
                 &format!("AADSTS90002: Tenant '{tenant}' not found."),
             );
         }
-        if get("grant_type") != Some("client_credentials") {
-            return oauth_err(
-                400,
-                "unsupported_grant_type",
-                "AADSTS70003: The app requested an unsupported grant type.",
-            );
+        match get("grant_type") {
+            Some("client_credentials") => {}
+            Some("authorization_code") => return self.redeem_code(base, form),
+            _ => {
+                return oauth_error(
+                    400,
+                    "unsupported_grant_type",
+                    "AADSTS70003: The app requested an unsupported grant type.",
+                );
+            }
         }
         let Some(client_id) = get("client_id") else {
-            return oauth_err(
+            return oauth_error(
                 400,
                 "invalid_request",
                 "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
             );
         };
-        let app: Option<&SimApp> = self.cfg.apps.iter().find(|a| a.client_id == client_id);
-        if client_id != self.cfg.client_id && app.is_none() {
-            return oauth_err(
-                400,
-                "unauthorized_client",
-                &format!(
-                    "AADSTS700016: Application with identifier '{client_id}' was not found in the directory."
-                ),
-            );
-        }
+        let Some(app) = self.find_app(client_id) else {
+            return unknown_client(client_id);
+        };
         if !get("scope").is_some_and(|s| s.ends_with("/.default")) {
-            return oauth_err(
+            return oauth_error(
                 400,
                 "invalid_scope",
                 "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.",
             );
         }
         let now = chrono::Utc::now().timestamp();
-        if let Some(secret) = get("client_secret") {
-            let expected = app.map_or(&self.cfg.client_secret, |a| &a.client_secret);
-            if secret != expected {
-                return oauth_err(
-                    401,
-                    "invalid_client",
-                    "AADSTS7000215: Invalid client secret provided.",
-                );
-            }
-        } else if let Some(assertion) = get("client_assertion") {
-            if get("client_assertion_type")
-                != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-            {
-                return oauth_err(
-                    400,
-                    "invalid_request",
-                    "AADSTS50027: client_assertion_type is invalid.",
-                );
-            }
-            // Only the default app has certificates registered.
-            let Some(v) = self.verifier.get().filter(|_| app.is_none()) else {
-                return oauth_err(
-                    401,
-                    "invalid_client",
-                    "AADSTS700027: No certificate is registered for this application.",
-                );
-            };
-            if let Err(e) = v.verify(assertion, now) {
-                return oauth_err(401, "invalid_client", &e.to_string());
-            }
-        } else {
-            return oauth_err(
-                401,
-                "invalid_client",
-                "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is required.",
-            );
+        if let Err(resp) = self.authenticate_client(app, form, now) {
+            return resp;
         }
         let roles: Vec<String> = match app {
             Some(a) => a.roles.clone(),
@@ -704,6 +666,68 @@ impl Sim {
         Resp::ok(
             json!({"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": token}),
         )
+    }
+
+    /// The app registration `client_id` names: `Some(None)` for the default app,
+    /// `Some(Some(app))` for a further one, `None` when the directory has no such app.
+    pub(crate) fn find_app(&self, client_id: &str) -> Option<Option<&SimApp>> {
+        if client_id == self.cfg.client_id {
+            return Some(None);
+        }
+        self.cfg
+            .apps
+            .iter()
+            .find(|a| a.client_id == client_id)
+            .map(Some)
+    }
+
+    /// Checks the client's credential in a token request: its secret, or (default app only)
+    /// a certificate-signed client assertion. `Err` is the token endpoint's answer.
+    pub(crate) fn authenticate_client(
+        &self,
+        app: Option<&SimApp>,
+        form: &[(String, String)],
+        now: i64,
+    ) -> Result<(), Resp> {
+        let get = |k: &str| form.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
+        if let Some(secret) = get("client_secret") {
+            let expected = app.map_or(&self.cfg.client_secret, |a| &a.client_secret);
+            if secret != expected {
+                return Err(oauth_error(
+                    401,
+                    "invalid_client",
+                    "AADSTS7000215: Invalid client secret provided.",
+                ));
+            }
+        } else if let Some(assertion) = get("client_assertion") {
+            if get("client_assertion_type")
+                != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            {
+                return Err(oauth_error(
+                    400,
+                    "invalid_request",
+                    "AADSTS50027: client_assertion_type is invalid.",
+                ));
+            }
+            // Only the default app has certificates registered.
+            let Some(v) = self.verifier.get().filter(|_| app.is_none()) else {
+                return Err(oauth_error(
+                    401,
+                    "invalid_client",
+                    "AADSTS700027: No certificate is registered for this application.",
+                ));
+            };
+            if let Err(e) = v.verify(assertion, now) {
+                return Err(oauth_error(401, "invalid_client", &e.to_string()));
+            }
+        } else {
+            return Err(oauth_error(
+                401,
+                "invalid_client",
+                "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is required.",
+            ));
+        }
+        Ok(())
     }
 
     /// Was the request's token issued in the last few seconds?
@@ -822,6 +846,31 @@ impl Sim {
         }
         (mail_items + file_items) / time
     }
+}
+
+/// The token endpoint's error body (OAuth 2.0 with Entra's extras).
+pub(crate) fn oauth_error(status: u16, error: &str, desc: &str) -> Resp {
+    let code: Option<u64> = desc
+        .strip_prefix("AADSTS")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok());
+    Resp::json(
+        status,
+        json!({"error": error, "error_description": desc,
+               "error_codes": code.map(|c| vec![c]).unwrap_or_default(),
+               "timestamp": chrono::Utc::now().to_rfc3339()}),
+    )
+}
+
+/// AADSTS700016 at the token endpoint.
+pub(crate) fn unknown_client(client_id: &str) -> Resp {
+    oauth_error(
+        400,
+        "unauthorized_client",
+        &format!(
+            "AADSTS700016: Application with identifier '{client_id}' was not found in the directory."
+        ),
+    )
 }
 
 fn throttled_resp(files: bool, retry: u64) -> Resp {

@@ -426,6 +426,32 @@ impl Tenant {
         self.group(idx)
     }
 
+    /// Is user `user` a member of group `group`? Licensed members only (shared mailboxes and
+    /// unlicensed users are in no group): about one group in three, and always group
+    /// `user % groups`, so that every licensed user is in at least one group. Generated, so
+    /// `/groups/{id}/members` and the ID token's `groups` claim agree without storing anything.
+    pub fn is_member(&self, group: u32, user: u32) -> bool {
+        if group >= self.spec.groups {
+            return false;
+        }
+        let Some(u) = self.user(user) else {
+            return false;
+        };
+        u.kind == UserKind::Member
+            && (user % self.spec.groups == group
+                || hash(self.seed(), &[3, group as u64, user as u64]) % 3 == 0)
+    }
+
+    /// The members of group `group` (user indexes, ascending).
+    pub fn group_members(&self, group: u32) -> impl Iterator<Item = u32> + '_ {
+        (0..self.spec.users).filter(move |&u| self.is_member(group, u))
+    }
+
+    /// The groups user `user` is a member of (group indexes, ascending).
+    pub fn member_of(&self, user: u32) -> impl Iterator<Item = u32> + '_ {
+        (0..self.spec.groups).filter(move |&g| self.is_member(g, user))
+    }
+
     fn root_site_count(&self) -> u32 {
         self.spec.sites + self.spec.groups
     }

@@ -1,7 +1,7 @@
 //! `cairn sim …`: run and drive the tenant simulator.
 
 use anyhow::Context;
-use cairn_sim::tenant::{Tenant, TenantSpec};
+use cairn_sim::tenant::{Tenant, TenantSpec, User, UserKind};
 use cairn_sim::{SimConfig, SimServer, ThrottleMode};
 use clap::{Args, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -87,10 +87,13 @@ enum Throttle {
     Off,
 }
 
+/// Where `cairn sim serve` listens unless told otherwise.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8365";
+
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8365")]
+    #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
     #[command(flatten)]
     tenant: TenantArgs,
@@ -278,7 +281,26 @@ pub fn print_banner(server: &SimServer) -> anyhow::Result<()> {
     outln!(
         "  admin        {url}/_sim/stats, {url}/_sim/manifest?resource=ID, POST {url}/_sim/mutate"
     );
+    outln!(
+        "  sign-in      {url}/{}/v2.0/.well-known/openid-configuration",
+        cfg.tenant_id
+    );
+    let tenant = Tenant::new(cfg.tenant.clone());
+    if let Some(u) = sign_in_users(&tenant).next() {
+        outln!(
+            "               e.g. {} / {}   (every user: {url}/_sim/passwords)",
+            u.upn,
+            cairn_sim::user_password(cfg.tenant.seed, &u.upn)
+        );
+    }
     Ok(())
+}
+
+/// The users who can sign in (shared mailboxes are disabled accounts).
+fn sign_in_users(tenant: &Tenant) -> impl Iterator<Item = User> + '_ {
+    (0..tenant.spec.users)
+        .filter_map(|i| tenant.user(i))
+        .filter(|u| u.kind != UserKind::SharedMailbox)
 }
 
 /// Prints the generated tenant.
@@ -299,6 +321,20 @@ pub fn info(t: &TenantArgs) -> anyhow::Result<()> {
             outln!("site  {}  {}", s.id, s.web_url);
         }
     }
+    // People sign in (OpenID Connect) with passwords derived from the seed.
+    let tenant_id = SimConfig::new(t.spec()).tenant_id;
+    outln!(
+        "oidc  http://{DEFAULT_LISTEN}/{tenant_id}/v2.0/.well-known/openid-configuration  \
+         (cairn sim serve with the default --listen)"
+    );
+    for u in sign_in_users(&tenant).take(3) {
+        outln!(
+            "login {}  password {}",
+            u.upn,
+            cairn_sim::user_password(t.seed, &u.upn)
+        );
+    }
+    outln!("      (every user's password: GET http://{DEFAULT_LISTEN}/_sim/passwords)");
     Ok(())
 }
 

@@ -7,4 +7,5 @@ mod harness;
 mod permissions;
 mod ransomware;
 mod sdk;
+mod signin;
 mod walk;
