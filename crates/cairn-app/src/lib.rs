@@ -22,5 +22,6 @@ pub mod export;
 pub mod holds;
 pub mod maintenance;
 pub mod permissions;
+pub mod preview;
 pub mod restore;
 pub mod retention;

@@ -309,6 +309,23 @@ pub struct ServerEntry {
     /// Send a summary of the last day's runs to `alerts` every day at this time (UTC,
     /// `HH:MM`).
     pub daily_summary: Option<String>,
+    /// Where people reach the server (`https://cairn.example.com`): the portal's sign-in
+    /// redirect URI is `{public-url}/auth/callback`, and cookies are `Secure` when it is
+    /// `https` (docs/portal.md).
+    pub public_url: Option<String>,
+    /// `[server.portal]`: who gets which role when signing in to the portal.
+    pub portal: Option<PortalEntry>,
+}
+
+/// `[server.portal]`: roles of people signing in through Microsoft Entra ID beside the app
+/// roles of their ID token (docs/portal.md).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PortalEntry {
+    /// Group object id → role (`admin`, `backup-operator`, `restore-operator`,
+    /// `auditor`), from the ID token's `groups` claim.
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, String>,
 }
 
 /// Where alerts go: a webhook, e-mail, or both.
@@ -353,6 +370,11 @@ pub struct TenantEntry {
     pub restore_client_secret_file: Option<PathBuf>,
     pub restore_certificate: Option<PathBuf>,
     pub restore_certificate_password_file: Option<PathBuf>,
+    /// The portal app (docs/portal.md): people sign in to `cairn serve` with it (OpenID
+    /// Connect, authorization code with PKCE). Its client id …
+    pub portal_client_id: Option<String>,
+    /// … and the file holding its client secret.
+    pub portal_client_secret_file: Option<PathBuf>,
 }
 
 /// Where the repository is and how to unlock it, given explicitly (flags, a request);
@@ -544,6 +566,14 @@ impl Config {
             t.restore_client_secret_file.as_mut().map(resolve);
             t.restore_certificate.as_mut().map(resolve);
             t.restore_certificate_password_file.as_mut().map(resolve);
+            if t.portal_client_id.is_some() != t.portal_client_secret_file.is_some() {
+                return Err(ConfigError::user(format!(
+                    "{} needs both portal-client-id and portal-client-secret-file, or neither",
+                    where_()
+                ))
+                .with_hint("the portal app's application (client) id and the file of its client secret (docs/portal.md)"));
+            }
+            t.portal_client_secret_file.as_mut().map(resolve);
         }
         for (name, job) in &file.jobs {
             let named = format!("{name} in {}", path.display());

@@ -413,3 +413,29 @@ fn item_retention_of_a_job_is_a_span_from_a_date() {
         assert!(err.is_user_error());
     }
 }
+
+#[test]
+fn the_portal_app_and_public_url_are_read_with_their_paths() {
+    let text = format!(
+        "{TWO}\nportal-client-id = \"portal-app\"\nportal-client-secret-file = \"secrets/portal\"\n\n[server]\npublic-url = \"https://cairn.example.com\"\n[server.portal]\ngroups = {{ \"g-1\" = \"auditor\" }}\n"
+    );
+    let cfg = parse(&text).unwrap();
+    let f = cfg.file();
+    let t = &f.tenants["fabrikam"];
+    assert_eq!(t.portal_client_id.as_deref(), Some("portal-app"));
+    assert_eq!(
+        t.portal_client_secret_file.as_deref(),
+        Some(Path::new("/etc/cairn/secrets/portal"))
+    );
+    let server = f.server.as_ref().unwrap();
+    assert_eq!(
+        server.public_url.as_deref(),
+        Some("https://cairn.example.com")
+    );
+    assert_eq!(server.portal.as_ref().unwrap().groups["g-1"], "auditor");
+    // One without the other is refused, naming both keys.
+    let half = format!("{TWO}\nportal-client-id = \"portal-app\"\n");
+    let e = parse(&half).unwrap_err();
+    assert!(e.to_string().contains("portal-client-secret-file"), "{e}");
+    assert!(hint_of(&e).contains("docs/portal.md"));
+}

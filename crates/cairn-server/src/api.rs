@@ -1,8 +1,9 @@
 //! The REST API under `/api/v1`, its OpenAPI document (generated from these handlers by
 //! utoipa), `/metrics`, `/healthz` and `/readyz`.
 //!
-//! One middleware authenticates every `/api/v1` call, checks the caller's role against the
-//! action of the route (`route_action`, the one table of which route is which action) and
+//! One middleware authenticates every `/api/v1` call (an API token, or a portal session
+//! with its CSRF token on changes), checks the caller's role against the action of the
+//! route (`route_action`, the one table of which route is which action) and
 //! appends state-changing calls and reads of item content to the audit log. Errors have
 //! one shape, `{"error": {"code", "message", "hint"}}`, with the status the error
 //! classification gives.
@@ -172,15 +173,22 @@ pub fn route_action(method: &Method, path: &str) -> Option<Action> {
     let m = method.as_str();
     Some(match (m, path) {
         (_, "/api/v1/openapi.json") => return None,
+        (_, "/" | "/assets/{*path}") => return None,
+        ("GET", "/api/v1/preview" | "/api/v1/preview/attachment" | "/api/v1/preview/file") => {
+            ReadContent
+        }
+        ("GET", "/api/v1/me") => Whoami,
+        ("GET", "/api/v1/restore-points") => ListPoints,
+        ("GET", "/api/v1/tasks/{id}") => TaskStatus,
         ("GET", "/api/v1/jobs/{name}/runs" | "/api/v1/runs/{id}" | "/api/v1/jobs/{name}")
-        | ("GET", "/api/v1/jobs" | "/api/v1/tenants" | "/api/v1/restore-points")
+        | ("GET", "/api/v1/jobs" | "/api/v1/tenants")
         | ("GET", "/api/v1/approvals" | "/api/v1/metrics") => ReadStatus,
         ("POST", "/api/v1/jobs" | "/api/v1/jobs/{name}/run")
         | ("PUT" | "DELETE", "/api/v1/jobs/{name}") => ManageJobs,
         ("GET", "/api/v1/ls" | "/api/v1/find") => Browse,
         ("POST", "/api/v1/restores" | "/api/v1/exports")
         | ("GET", "/api/v1/tasks/{id}/download") => ReadContent,
-        ("GET", "/api/v1/tasks/{id}" | "/api/v1/holds") => ReadStatus,
+        ("GET", "/api/v1/holds") => ReadStatus,
         ("POST", "/api/v1/holds") => ManageJobs,
         ("DELETE", "/api/v1/holds/{id}") => Destroy,
         ("GET", "/api/v1/audit" | "/api/v1/erasures") => ReadAudit,
@@ -201,6 +209,95 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The CSRF token of the session a call came with (`None` for an API token): `/api/v1/me`
+/// hands it to the portal's pages.
+#[derive(Clone)]
+struct SessionCsrf(Option<String>);
+
+/// The answer to a change made with a session cookie but without its CSRF token.
+pub(crate) fn csrf_refused() -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "csrf",
+        "a change made with a portal session needs its CSRF token",
+    )
+    .hint("send the value of the cairn_csrf cookie (or `csrf` of GET /api/v1/me) as the X-CSRF-Token header, or as the form field csrf")
+    .into_response()
+}
+
+/// The body of `req`, read (at most 1 MiB), and the request to pass on with it.
+async fn buffered(req: Request) -> Result<(Request, axum::body::Bytes), Response> {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(b) => Ok((
+            Request::from_parts(parts, axum::body::Body::from(b.clone())),
+            b,
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad-request",
+            "the request body is larger than 1 MiB",
+        )
+        .into_response()),
+    }
+}
+
+/// Whether `spec` (`RESOURCE[@POINT]`) names `own`. User principal names hold an `@`
+/// themselves: the whole text, else the part before the last `@` (as the catalog's
+/// resolver reads it).
+fn names_own(spec: &str, own: &str) -> bool {
+    let spec = spec.trim();
+    spec.eq_ignore_ascii_case(own)
+        || spec
+            .rsplit_once('@')
+            .is_some_and(|(name, _)| name.eq_ignore_ascii_case(own))
+}
+
+/// What of a self-service caller's call is not their own: the resource (or restore
+/// target) it names, when another. Reads the query, and the JSON body of restores and
+/// exports (`req` is passed on with it).
+async fn not_own(
+    caller: &Caller,
+    path: &str,
+    req: Request,
+) -> Result<(Request, Option<String>), Response> {
+    let own = caller.resource.clone().unwrap_or_default();
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let other = |v: Option<String>, whole: bool| {
+        v.filter(|v| {
+            if whole {
+                !v.trim().eq_ignore_ascii_case(&own)
+            } else {
+                !names_own(v, &own)
+            }
+        })
+    };
+    Ok(match path {
+        "/api/v1/restore-points" | "/api/v1/find" => (req, other(q("resource"), true)),
+        "/api/v1/ls" => (req, other(q("target"), false)),
+        "/api/v1/restores" | "/api/v1/exports" => {
+            let (req, body) = buffered(req).await?;
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let target = v["target"].as_str().map(str::to_string);
+            let mut found = other(target, false);
+            if found.is_none()
+                && let Some(to) = v["to"].as_str()
+                && let Some(cairn_restore::RestoreTarget::User(u)) =
+                    cairn_restore::RestoreTarget::parse(to)
+                && !u.eq_ignore_ascii_case(&own)
+            {
+                found = Some(format!("user:{u}"));
+            }
+            (req, found)
+        }
+        _ => (req, None),
+    })
+}
+
 async fn authorize(Axum(state): Axum<Shared>, mut req: Request, next: Next) -> Response {
     let path = req
         .extensions()
@@ -211,8 +308,14 @@ async fn authorize(Axum(state): Axum<Shared>, mut req: Request, next: Next) -> R
     let Some(action) = route_action(&method, &path) else {
         return next.run(req).await;
     };
+    let changes = method != Method::GET && method != Method::HEAD;
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string());
+    // Who: an API token, else a portal session (whose changes carry its CSRF token).
+    let mut csrf = None;
     let caller = match bearer(req.headers()) {
-        None => None,
         Some(t) => {
             let store = state.store.clone();
             let t = t.to_string();
@@ -221,16 +324,82 @@ async fn authorize(Axum(state): Axum<Shared>, mut req: Request, next: Next) -> R
                 Err(e) => return e.into_response(),
             }
         }
+        None => match crate::session::cookie(req.headers(), crate::session::COOKIE) {
+            None => None,
+            Some(id) => {
+                let (store, id) = (state.store.clone(), id.to_string());
+                match blocking(move || crate::session::lookup(&store, &id)).await {
+                    Err(e) => return e.into_response(),
+                    Ok(None) => None,
+                    Ok(Some(s)) => {
+                        if changes {
+                            let header = req
+                                .headers()
+                                .get(crate::session::CSRF_HEADER)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string);
+                            let form = req
+                                .headers()
+                                .get(header::CONTENT_TYPE)
+                                .and_then(|v| v.to_str().ok())
+                                .is_some_and(|v| {
+                                    v.starts_with("application/x-www-form-urlencoded")
+                                });
+                            let given = match (header, form) {
+                                (Some(h), _) => Some(h),
+                                (None, true) => {
+                                    let (r, body) = match buffered(req).await {
+                                        Ok(x) => x,
+                                        Err(e) => return e,
+                                    };
+                                    req = r;
+                                    crate::session::form_field(&body, "csrf")
+                                }
+                                (None, false) => None,
+                            };
+                            if !crate::session::csrf_matches(&s.csrf, given.as_deref()) {
+                                return csrf_refused();
+                            }
+                        }
+                        csrf = Some(s.csrf);
+                        Some(s.caller)
+                    }
+                }
+            }
+        },
     };
     let Some(caller) = caller else {
-        let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API token is needed")
-            .hint("send `Authorization: Bearer TOKEN`; `cairn token create --name NAME --role ROLE` makes one on the server's machine")
+        let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API token or a portal session is needed")
+            .hint("send `Authorization: Bearer TOKEN` (`cairn token create --name NAME --role ROLE` makes one on the server's machine), or sign in at /login")
             .into_response();
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     };
+    let denied = |what: String, outcome: String| {
+        let entry = crate::audit::AuditEntry {
+            actor: caller.name.clone(),
+            role: caller.role.as_str().to_string(),
+            source: source.clone(),
+            action: "access.denied".into(),
+            target: what,
+            outcome,
+        };
+        let audit = state.audit.clone();
+        async move {
+            if let Err(e) = blocking(move || audit.append(&entry).map(|_| ())).await {
+                tracing::error!("appending to the audit log: {e:?}");
+            }
+        }
+    };
     if !auth::allowed(caller.role, action) {
+        if caller.role == Role::SelfService {
+            denied(
+                format!("{} {path}", method.as_str()),
+                "denied: not for self-service".into(),
+            )
+            .await;
+        }
         return ApiError::forbidden(format!(
             "the {} role may not {} {path}",
             caller.role.as_str(),
@@ -239,14 +408,33 @@ async fn authorize(Axum(state): Axum<Shared>, mut req: Request, next: Next) -> R
         .hint("docs/server.md lists what each role may do")
         .into_response();
     }
-    let source = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string());
+    // A person without a role reaches their own resource only: said here, once, for
+    // every route (the handlers' scope checks stay behind it).
+    if caller.role == Role::SelfService {
+        let (r, other) = match not_own(&caller, &path, req).await {
+            Ok(x) => x,
+            Err(e) => return e,
+        };
+        req = r;
+        if let Some(other) = other {
+            let own = caller.resource.as_deref().unwrap_or("?");
+            denied(
+                format!("{} {path} {other}", method.as_str()),
+                format!("denied: {other} is not {own}'s own"),
+            )
+            .await;
+            return ApiError::forbidden(format!(
+                "{} may reach only their own restore points ({own}), not {other}",
+                caller.name
+            ))
+            .hint("restores go to your own mailbox and drive: to = original or folder:NAME")
+            .into_response();
+        }
+    }
     req.extensions_mut().insert(caller.clone());
+    req.extensions_mut().insert(SessionCsrf(csrf));
     let uri = req.uri().to_string();
     let response = next.run(req).await;
-    let changes = method != Method::GET;
     if changes || action == Action::ReadContent {
         let entry = crate::audit::AuditEntry {
             actor: caller.name.clone(),
@@ -271,12 +459,12 @@ async fn authorize(Axum(state): Axum<Shared>, mut req: Request, next: Next) -> R
 #[openapi(
     info(title = "Cairn", description = "Backup and recovery for Microsoft 365: the server's API"),
     paths(
-        tenants, list_jobs, create_job, get_job, update_job, delete_job, run_job, job_runs,
+        me, tenants, list_jobs, create_job, get_job, update_job, delete_job, run_job, job_runs,
         get_run, restore_points, ls, find, forget, prune, approvals, approve, audit_log,
         list_tokens, create_token, revoke_token, metrics_json, start_restore, start_export,
         get_task, download, list_holds, place_hold, release_hold, file_erasure, list_erasures
     ),
-    components(schemas(ErrorBody, ErrorDetail, Job, JobEntry, Run, RunDetail, jobs::RunResource, jobs::Status, jobs::Source, Role, auth::TokenInfo, JobView, NewJob, Started, TenantView, PointView, Approval, NewToken, CreatedToken, ForgetBody, Filed, LsView, FindView, AuditRecordView, RestoreBody, ExportBody, TaskStarted, crate::tasks::TaskView, crate::tasks::Kind, crate::tasks::TaskStatus, Hold, NewHold, EraseBody, ErasureView)),
+    components(schemas(Me, ErrorBody, ErrorDetail, Job, JobEntry, Run, RunDetail, jobs::RunResource, jobs::Status, jobs::Source, Role, auth::TokenInfo, JobView, NewJob, Started, TenantView, PointView, Approval, NewToken, CreatedToken, ForgetBody, Filed, LsView, FindView, AuditRecordView, RestoreBody, ExportBody, TaskStarted, crate::tasks::TaskView, crate::tasks::Kind, crate::tasks::TaskStatus, Hold, NewHold, EraseBody, ErasureView)),
     modifiers(&Bearer),
     security(("bearer" = []))
 )]
@@ -382,6 +570,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
 pub fn app(state: Shared) -> axum::Router {
     let api = axum::Router::new()
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/me", get(me))
         .route("/api/v1/tenants", get(tenants))
         .route("/api/v1/jobs", get(list_jobs).post(create_job))
         .route(
@@ -409,6 +598,7 @@ pub fn app(state: Shared) -> axum::Router {
         .route("/api/v1/exports", post(start_export))
         .route("/api/v1/tasks/{id}", get(get_task))
         .route("/api/v1/tasks/{id}/download", get(download))
+        .merge(crate::portal::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
@@ -422,6 +612,7 @@ pub fn app(state: Shared) -> axum::Router {
     axum::Router::new()
         .merge(api)
         .merge(metrics)
+        .merge(crate::signin::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async {
@@ -429,6 +620,11 @@ pub fn app(state: Shared) -> axum::Router {
                 .hint("the API is described at /api/v1/openapi.json")
         })
         .layer(axum::middleware::from_fn(json_errors))
+        // Last: every route above, and every answer, gets the security headers.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::signin::security_headers,
+        ))
         .with_state(state)
 }
 
@@ -477,6 +673,41 @@ async fn readyz(Axum(state): Axum<Shared>) -> ApiResult<&'static str> {
         status: StatusCode::SERVICE_UNAVAILABLE,
         code: "unavailable",
         ..e
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Who is calling
+
+/// The caller: a token, or a person signed in to the portal.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    /// The token's name, or the person's user principal name or account name.
+    pub name: String,
+    /// The one tenant the caller is limited to.
+    pub tenant: Option<String>,
+    /// `admin`, `backup-operator`, `restore-operator`, `auditor` or `self-service`.
+    pub role: String,
+    /// The only resources the caller reaches (a self-service person: their own user
+    /// principal name); `null`: every resource of its tenants.
+    pub resources: Option<Vec<String>>,
+    /// A portal session's CSRF token, for the `X-CSRF-Token` header of changes; `null`
+    /// for an API token.
+    pub csrf: Option<String>,
+}
+
+/// Who is calling.
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+async fn me(
+    axum::Extension(caller): axum::Extension<Caller>,
+    axum::Extension(SessionCsrf(csrf)): axum::Extension<SessionCsrf>,
+) -> Json<Me> {
+    Json(Me {
+        role: caller.role.as_str().to_string(),
+        resources: caller.resource.clone().map(|r| vec![r]),
+        name: caller.name,
+        tenant: caller.tenant,
+        csrf,
     })
 }
 
@@ -1429,8 +1660,11 @@ pub struct CreatedToken {
 #[utoipa::path(post, path = "/api/v1/tokens", request_body = NewToken, responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody)))]
 async fn create_token(
     Axum(state): Axum<Shared>,
-    Json(b): Json<NewToken>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Json(mut b): Json<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    // An admin limited to a tenant makes tokens of that tenant only.
+    b.tenant = scoped(&caller, b.tenant)?;
     let expires = match &b.expires {
         None => None,
         Some(e) => Some(auth::parse_duration(e).ok_or_else(|| {
@@ -1645,6 +1879,8 @@ fn task_of(state: &State, caller: &Caller, id: u64) -> ApiResult<Arc<crate::task
         .tasks
         .get(id)
         .filter(|t| caller.tenant.is_none() || t.snapshot().tenant == caller.tenant)
+        // A caller limited to one resource (a self-service person) sees its own tasks.
+        .filter(|t| caller.resource.is_none() || t.snapshot().owner == caller.name)
         .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
 }
 

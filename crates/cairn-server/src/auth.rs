@@ -22,6 +22,10 @@ pub enum Role {
     RestoreOperator,
     /// Read everything, the audit log and run history included; no item content.
     Auditor,
+    /// A person signed in to the portal without any of the roles above: their own restore
+    /// points (their mailbox and drive) only — list, browse, search, export, and restore
+    /// to where they came from. Never the role of a token or a local account.
+    SelfService,
 }
 
 impl Role {
@@ -38,9 +42,11 @@ impl Role {
             Role::BackupOperator => "backup-operator",
             Role::RestoreOperator => "restore-operator",
             Role::Auditor => "auditor",
+            Role::SelfService => "self-service",
         }
     }
 
+    /// One of [`Role::ALL`] (the roles of tokens and accounts; never `self-service`).
     pub fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
@@ -50,8 +56,14 @@ impl Role {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
-    /// Tenants, jobs, runs, restore points, metrics: what is protected and how well.
+    /// Tenants, jobs, runs, approvals, holds, metrics: what is protected and how well.
     ReadStatus,
+    /// The restore points of the resources the caller may see.
+    ListPoints,
+    /// A restore's or export's progress (a self-service caller: its own tasks).
+    TaskStatus,
+    /// Who the caller is (`/api/v1/me`).
+    Whoami,
     /// Create or change a job (not shortening its retention), run one now.
     ManageJobs,
     /// What a restore point holds: names, subjects, sizes (not content).
@@ -71,12 +83,16 @@ pub enum Action {
 /// The role × action table (docs/server.md shows it).
 pub fn allowed(role: Role, action: Action) -> bool {
     use Action::*;
-    match role {
-        Role::Admin => true,
-        Role::BackupOperator => matches!(action, ReadStatus | ManageJobs),
-        Role::RestoreOperator => matches!(action, ReadStatus | Browse | ReadContent),
-        Role::Auditor => matches!(action, ReadStatus | Browse | ReadAudit),
-    }
+    let everyone = matches!(action, ListPoints | TaskStatus | Whoami);
+    everyone
+        || match role {
+            Role::Admin => true,
+            Role::BackupOperator => matches!(action, ReadStatus | ManageJobs),
+            Role::RestoreOperator => matches!(action, ReadStatus | Browse | ReadContent),
+            Role::Auditor => matches!(action, ReadStatus | Browse | ReadAudit),
+            // Limited further to the person's own resource by the middleware.
+            Role::SelfService => matches!(action, Browse | ReadContent),
+        }
 }
 
 /// What a token is limited to: one tenant, or one resource of one tenant (a token for a
@@ -88,10 +104,10 @@ pub struct Scope {
     pub resource: Option<String>,
 }
 
-/// Who is calling.
+/// Who is calling: an API token, or a person signed in to the portal (a session).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Caller {
-    /// The token's name.
+    /// The token's name; a person's user principal name or local account name.
     pub name: String,
     pub role: Role,
     /// A token limited to one tenant sees and touches that tenant only.
@@ -143,6 +159,13 @@ pub fn create(
     scope: &Scope,
     expires: Option<chrono::Duration>,
 ) -> anyhow::Result<String> {
+    if role == Role::SelfService {
+        return Err(cairn_app::UserError::new(
+            "self-service is the role of people signed in to the portal, not of a token",
+        )
+        .hint("a token for one person's mailbox: --role restore-operator --tenant T --resource UPN")
+        .into());
+    }
     if scope.resource.is_some() && scope.tenant.is_none() {
         return Err(
             cairn_app::UserError::new("a token limited to a resource needs its tenant")

@@ -12,8 +12,13 @@ pub mod audit;
 pub mod auth;
 pub mod jobs;
 pub mod metrics;
+pub mod oidc;
+mod portal;
+pub mod session;
+mod signin;
 pub mod store;
 pub mod tasks;
+pub mod users;
 
 pub use api::{ApiDoc, app};
 
@@ -44,6 +49,16 @@ pub struct State {
     pub tasks: tasks::Tasks,
     /// Where exports are written for download.
     pub exports: std::path::PathBuf,
+    /// Where people reach the server (`[server] public-url`, no trailing `/`).
+    pub public_url: Option<String>,
+    /// The tenants people sign in through (those with a portal app).
+    pub portal: Vec<oidc::PortalTenant>,
+    /// `[server.portal] groups`: group object id → role.
+    pub portal_groups: std::collections::BTreeMap<String, String>,
+    /// The Content-Security-Policy of every response.
+    pub csp: String,
+    /// HTTP client of the sign-in (discovery, keys, code redemption).
+    pub http: reqwest::Client,
 }
 
 impl State {
@@ -59,6 +74,42 @@ impl State {
         let store = Arc::new(store::Store::open(&path)?);
         let audit = Arc::new(audit::AuditLog::open(&path)?);
         let server = ws.config().file().server.clone().unwrap_or_default();
+        let public_url = match server.public_url.as_deref() {
+            None => None,
+            Some(u) => match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {
+                    Some(u.trim_end_matches('/').to_string())
+                }
+                _ => {
+                    return Err(cairn_app::UserError::new(format!(
+                        "[server] public-url = {u:?} is not an http(s) URL"
+                    ))
+                    .hint("the address people reach the server at, e.g. https://cairn.example.com")
+                    .into());
+                }
+            },
+        };
+        let portal_groups = server.portal.clone().unwrap_or_default().groups;
+        for (group, role) in &portal_groups {
+            if auth::Role::parse(role).is_none() {
+                return Err(cairn_app::UserError::new(format!(
+                    "[server.portal] groups gives group {group} the role {role:?}, which is none"
+                ))
+                .hint("admin, backup-operator, restore-operator or auditor")
+                .into());
+            }
+        }
+        let portal = oidc::portal_tenants(&ws);
+        let csp = signin::content_security_policy(
+            &portal
+                .iter()
+                .map(|t| t.login_url.clone())
+                .collect::<Vec<_>>(),
+        );
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         Ok(Arc::new(State {
             ws,
             store,
@@ -71,7 +122,26 @@ impl State {
             retry_backoff: Duration::from_secs(30),
             tasks: tasks::Tasks::default(),
             exports: path.with_file_name("exports"),
+            public_url,
+            portal,
+            portal_groups,
+            csp,
+            http,
         }))
+    }
+
+    /// The portal's sign-in redirect URI: `{public-url}/auth/callback`.
+    pub fn redirect_uri(&self) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|u| format!("{u}/auth/callback"))
+    }
+
+    /// Cookies carry `Secure` when people reach the server over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https:"))
     }
 
     /// Every job, from the configuration file and the API.

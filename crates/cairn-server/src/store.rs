@@ -1,5 +1,5 @@
-//! What the server keeps: run history, API tokens, jobs defined through the API and
-//! requests awaiting approval (and the legal holds of before they moved to `cairn-app`,
+//! What the server keeps: run history, API tokens, local accounts, the portal's sessions
+//! and pending sign-ins, jobs defined through the API and requests awaiting approval (and the legal holds of before they moved to `cairn-app`,
 //! until [`migrate_holds`] has moved them) — tables in the catalog's SQLite file, beside what the
 //! catalog holds (one file to back up, one place a restore of the server's state reads).
 
@@ -91,6 +91,31 @@ CREATE TABLE IF NOT EXISTS server_approvals (
     decided INTEGER,
     status TEXT NOT NULL,
     outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS server_users (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    tenant TEXT,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS server_sessions (
+    hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    via TEXT NOT NULL,
+    role TEXT NOT NULL,
+    tenant TEXT,
+    resource TEXT,
+    csrf TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS server_logins (
+    state TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    verifier TEXT NOT NULL,
+    expires INTEGER NOT NULL
 );
 "#;
 

@@ -28,6 +28,7 @@ mod restore_cmd;
 mod serve_cmd;
 mod sim;
 mod tenant_cmd;
+mod user_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -98,6 +99,8 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// API tokens of the server: create (printed once), list, revoke.
     Token(serve_cmd::TokenArgs),
+    /// Local accounts of the server's portal: add, list, remove.
+    User(user_cmd::UserArgs),
     /// The server's audit log: verify its hash chain, export it.
     Audit(audit_cmd::AuditArgs),
     /// Show Cairn at work on a simulated tenant, on embedded defaults.
@@ -144,6 +147,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Serve(a) => serve_cmd::serve(a, config),
         Command::Token(a) => serve_cmd::token(a, config),
+        Command::User(a) => user_cmd::run(a, config),
         Command::Audit(a) => audit_cmd::run(a, config),
         Command::Demo => demo::demo(),
     };

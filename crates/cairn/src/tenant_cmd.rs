@@ -146,6 +146,8 @@ fn add(a: AddArgs, cfg: &Config) -> anyhow::Result<()> {
         restore_certificate: absolute(&a.restore_certificate)?.map(PathBuf::from),
         restore_certificate_password_file: absolute(&a.restore_certificate_password_file)?
             .map(PathBuf::from),
+        portal_client_id: None,
+        portal_client_secret_file: None,
     };
     let tenant = ResolvedTenant {
         name: Some(a.name.clone()),

@@ -765,3 +765,98 @@ fn a_run_stopped_by_sigterm_resumes_at_the_next_start() {
     drop(server);
     rt.block_on(sim.stop());
 }
+
+#[test]
+fn a_local_account_made_with_cairn_user_signs_in_and_sees_the_jobs() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let home = home();
+    super::config::init_repository(&home, "served");
+    let pw = home.write("secrets/ann", "a long enough passphrase\n");
+    ok(&home.run(&[
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "admin",
+        "--password-file",
+        s(&pw),
+    ]));
+    let short = home.write("secrets/short", "short\n");
+    let refused = home.run(&[
+        "user",
+        "add",
+        "bob",
+        "--role",
+        "auditor",
+        "--password-file",
+        s(&short),
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let list: Value =
+        serde_json::from_str(&stdout(&home.run(&["user", "list", "--json"]))).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        (list[0]["name"].as_str(), list[0]["role"].as_str()),
+        (Some("ann"), Some("admin"))
+    );
+    assert!(
+        !list.to_string().contains("argon2"),
+        "no hash listed: {list}"
+    );
+
+    let server = start(&home);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = server.url.clone();
+    let login = |password: &str| {
+        let r = rt
+            .block_on(
+                http.post(format!("{url}/login/local"))
+                    .form(&[("username", "ann"), ("password", password)])
+                    .send(),
+            )
+            .unwrap();
+        let cookies: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        (r.status().as_u16(), cookies)
+    };
+    let (status, cookies) = login("not the passphrase");
+    assert_eq!((status, cookies.len()), (401, 0));
+    let (status, cookies) = login("a long enough passphrase");
+    assert_eq!(status, 303, "{cookies:?}");
+    let session = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("cairn_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .unwrap();
+    assert!(
+        cookies.iter().all(|c| !c.contains("Secure")),
+        "no https public-url: {cookies:?}"
+    );
+    let jobs = |session: &str| {
+        let r = rt
+            .block_on(
+                http.get(format!("{url}/api/v1/jobs"))
+                    .header("cookie", format!("cairn_session={session}"))
+                    .send(),
+            )
+            .unwrap();
+        assert!(r.headers().contains_key("content-security-policy"));
+        r.status().as_u16()
+    };
+    assert_eq!(jobs(&session), 200);
+    // Removing the account ends its sessions.
+    ok(&home.run(&["user", "remove", "ann"]));
+    assert_eq!(jobs(&session), 401);
+    drop(server);
+}
