@@ -699,7 +699,15 @@ impl Sim {
             tenant = esc(tenant),
             login = esc(login),
         );
-        html(200, "Sign in to your account", &body)
+        // The form's answer is a redirect to the app: its origin must be a form action too,
+        // or the browser refuses to follow it (a redirect after a form submission is held to
+        // `form-action`). The redirect URI was checked before this page is shown.
+        let app = p
+            .get("redirect_uri")
+            .and_then(|u| url::Url::parse(u).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null");
+        html_with(200, "Sign in to your account", &body, app.as_deref())
     }
 
     /// The authorization-code grant at the token endpoint: checks the client, then the code
@@ -1059,6 +1067,11 @@ fn error_page(status: u16, aadsts: &str) -> Resp {
 
 /// A self-contained HTML page (no external assets, no script) that may not be framed.
 fn html(status: u16, title: &str, body: &str) -> Resp {
+    html_with(status, title, body, None)
+}
+
+/// `html`, its forms also allowed to end up at `form_origin` (where a sign-in redirects).
+fn html_with(status: u16, title: &str, body: &str, form_origin: Option<&str>) -> Resp {
     const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f2f2f2;margin:0}\
         main{max-width:440px;margin:10vh auto;background:#fff;padding:44px;\
         box-shadow:0 2px 6px rgba(0,0,0,.2)}h1{font-size:24px;font-weight:600}\
@@ -1079,8 +1092,11 @@ fn html(status: u16, title: &str, body: &str) -> Resp {
         .with_header("X-Frame-Options", "DENY")
         .with_header(
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
+            format!(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'{}; \
+                 frame-ancestors 'none'; base-uri 'none'",
+                form_origin.map(|o| format!(" {o}")).unwrap_or_default()
+            ),
         )
 }
 
