@@ -192,6 +192,16 @@ impl SqliteCatalog {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;",
         )
         .map_err(err)?;
+        // SQLite's lower() folds ASCII only: searches fold case as Rust does, for every
+        // script (a Cyrillic subject is found whatever the case typed).
+        conn.create_scalar_function(
+            "cairn_lower",
+            1,
+            rusqlite::functions::FunctionFlags::SQLITE_UTF8
+                | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase())),
+        )
+        .map_err(err)?;
         Ok(conn)
     }
 
@@ -254,14 +264,14 @@ fn filter(q: &Query, sql: &mut String) -> Vec<rusqlite::types::Value> {
     if let Some(t) = &q.text {
         arg(
             sql,
-            " AND (lower(v.subject) LIKE ? OR lower(v.name) LIKE ?)",
+            " AND (cairn_lower(v.subject) LIKE ? OR cairn_lower(v.name) LIKE ?)",
             format!("%{}%", t.to_lowercase()).into(),
         );
     }
     if let Some(p) = &q.person {
         arg(
             sql,
-            " AND (lower(v.sender) LIKE ? OR lower(v.recipients) LIKE ?)",
+            " AND (cairn_lower(v.sender) LIKE ? OR cairn_lower(v.recipients) LIKE ?)",
             format!("%{}%", p.to_lowercase()).into(),
         );
     }
@@ -955,6 +965,25 @@ mod tests {
             })
             .unwrap();
         assert_eq!(hits.len(), 1);
+        // Case folds in every script, not in ASCII only.
+        c.stage_put(
+            res,
+            &ItemRow {
+                subject: Some("Отчёт за квартал".into()),
+                ..row("q", "mail:inbox", "mail/Inbox/q.eml", "1")
+            },
+        )
+        .unwrap();
+        c.commit(res, "snap3", Utc::now()).unwrap();
+        for typed in ["отчёт", "ОТЧЁТ ЗА"] {
+            let found = c
+                .find(&Query {
+                    text: Some(typed.into()),
+                    ..Query::default()
+                })
+                .unwrap();
+            assert_eq!(found.len(), 1, "{typed}");
+        }
         assert_eq!(hits[0].first.snapshot, "snap1");
         assert_eq!(hits[0].last.as_ref().map(|p| p.seq), Some(1));
     }
