@@ -2,6 +2,10 @@
 //! three users backed up (mail, calendars, contacts, OneDrive), changed, backed up again,
 //! a file restored and verified, a deleted message restored into the mailbox, and a
 //! ransomware attack caught by the next backup.
+//!
+//! `cairn demo --portal` then leaves the simulator and a `cairn serve` (in this process, on
+//! 127.0.0.1) running, with the tenant's portal sign-in set up against the simulator, and
+//! prints the portal's address and a demo user's sign-in until Ctrl-C.
 
 use crate::sim::{print_banner, runtime};
 use anyhow::Context;
@@ -13,7 +17,7 @@ use serde_json::Value;
 use sha2::Digest;
 use std::sync::Arc;
 
-pub fn demo() -> anyhow::Result<()> {
+pub fn demo(portal: bool) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let spec = TenantSpec {
             users: 10,
@@ -81,7 +85,16 @@ pub fn demo() -> anyhow::Result<()> {
         };
         outln!("\nrepository created at {path}");
 
-        let catalog = Arc::new(cairn_catalog::SqliteCatalog::open(&dir.join("catalog.db"))?);
+        // With --portal: the server's configuration, and its catalog is the demo's.
+        let portal = match portal {
+            true => Some(Portal::prepare(&server, &dir, &path).await?),
+            false => None,
+        };
+        let catalog_path = match &portal {
+            Some(p) => p.ws.local().catalog.clone(),
+            None => dir.join("catalog.db"),
+        };
+        let catalog = Arc::new(cairn_catalog::SqliteCatalog::open(&catalog_path)?);
         let engine = Arc::new(cairn_backup::Engine::new(
             graph.clone(),
             repo.clone(),
@@ -186,13 +199,137 @@ pub fn demo() -> anyhow::Result<()> {
             stats["throttled_total"],
             graph.requests()
         );
+        let story = if !ok {
+            Err(anyhow::anyhow!(
+                "the restored file differs from the original"
+            ))
+        } else if !mail_ok {
+            Err(anyhow::anyhow!(
+                "the deleted message did not come back identical"
+            ))
+        } else if !caught {
+            Err(anyhow::anyhow!("the attack went unnoticed"))
+        } else {
+            Ok(())
+        };
+        let served = match portal {
+            Some(p) if story.is_ok() => p.serve(&server).await,
+            _ => Ok(()),
+        };
         server.stop().await;
         let _ = std::fs::remove_dir_all(&dir);
-        anyhow::ensure!(ok, "the restored file differs from the original");
-        anyhow::ensure!(mail_ok, "the deleted message did not come back identical");
-        anyhow::ensure!(caught, "the attack went unnoticed");
-        Ok(())
+        let _ = std::fs::remove_dir_all(portal_dir(&dir));
+        story.and(served)
     })
+}
+
+fn portal_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push("-portal");
+    name.into()
+}
+
+/// `cairn demo --portal`: a `cairn serve` of the demo's repository, its tenant signing
+/// people in through the simulator.
+struct Portal {
+    ws: cairn_app::Workspace,
+    listener: tokio::net::TcpListener,
+    public: String,
+}
+
+impl Portal {
+    async fn prepare(
+        server: &SimServer,
+        dir: &std::path::Path,
+        repo: &str,
+    ) -> anyhow::Result<Portal> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let public = format!("http://{}", listener.local_addr()?);
+        let home = portal_dir(dir);
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home)?;
+        let c = &server.sim.cfg;
+        let file = |name: &str, body: &str| -> anyhow::Result<String> {
+            let p = home.join(name);
+            std::fs::write(&p, body)?;
+            Ok(p.to_string_lossy().into_owned())
+        };
+        let password = file("password", "demo\n")?;
+        let secret = file("client-secret", &c.client_secret)?;
+        let portal_secret = file("portal-secret", &c.client_secret)?;
+        let config = format!(
+            r#"repository = {repo:?}
+password-file = {password:?}
+cache-dir = {cache:?}
+
+[server]
+public-url = "{public}"
+
+[tenants.contoso]
+tenant-id = "{tenant}"
+client-id = "{client}"
+client-secret-file = {secret:?}
+graph-url = "{url}"
+login-url = "{url}"
+portal-client-id = "{client}"
+portal-client-secret-file = {portal_secret:?}
+
+[jobs.demo]
+tenant = "contoso"
+every = "1d"
+groups = "none"
+sites = "none"
+services = ["mail"]
+"#,
+            cache = home.join("cache").to_string_lossy(),
+            tenant = c.tenant_id,
+            client = c.client_id,
+            url = server.url(),
+        );
+        let path = file("config.toml", &config)?;
+        let ws = cairn_app::Workspace::new(
+            crate::config::load(Some(std::path::Path::new(&path)))?,
+            &Default::default(),
+        )?
+        .serving();
+        if let Some(parent) = ws.local().catalog.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        Ok(Portal {
+            ws,
+            listener,
+            public,
+        })
+    }
+
+    /// Serves the portal until Ctrl-C.
+    async fn serve(self, server: &SimServer) -> anyhow::Result<()> {
+        let address = self.listener.local_addr()?.to_string();
+        let _owner = self.ws.local().lock_for_serving(&address)?;
+        let passwords: Vec<Value> = reqwest::get(format!("{}/_sim/passwords", server.url()))
+            .await?
+            .json()
+            .await?;
+        let who = passwords
+            .first()
+            .context("the simulator has no user with a password")?;
+        let state = cairn_server::State::new(Arc::new(self.ws))?;
+        outln!("\nthe portal: {}/", self.public);
+        outln!(
+            "  sign in with Microsoft (tenant contoso): {}/login?tenant=contoso",
+            self.public
+        );
+        outln!(
+            "  as {} with the password {}",
+            who["user"].as_str().unwrap_or(""),
+            who["password"].as_str().unwrap_or("")
+        );
+        outln!("Ctrl-C stops the server and the simulator");
+        cairn_server::serve(state, self.listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    }
 }
 
 /// Deletes an Inbox message in the simulated mailbox, restores it with `cairn-restore` and

@@ -104,7 +104,12 @@ enum Command {
     /// The server's audit log: verify its hash chain, export it.
     Audit(audit_cmd::AuditArgs),
     /// Show Cairn at work on a simulated tenant, on embedded defaults.
-    Demo,
+    Demo {
+        /// Then leave a `cairn serve` with its portal running (its address and a demo
+        /// user's sign-in are printed), until Ctrl-C.
+        #[arg(long)]
+        portal: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -149,7 +154,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(a) => serve_cmd::token(a, config),
         Command::User(a) => user_cmd::run(a, config),
         Command::Audit(a) => audit_cmd::run(a, config),
-        Command::Demo => demo::demo(),
+        Command::Demo { portal } => demo::demo(portal),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

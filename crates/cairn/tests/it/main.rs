@@ -139,6 +139,61 @@ fn demo_runs_on_embedded_defaults() {
 }
 
 #[test]
+fn demo_portal_leaves_a_server_to_sign_in_to() {
+    let mut child = Child(
+        cairn()
+            .args(["demo", "--portal"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cairn runs"),
+    );
+    let pid = child.0.id();
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let (mut url, mut who, mut seen) = (None, None, String::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(u) = line.strip_prefix("the portal: ") {
+            url = Some(u.trim().to_string());
+        }
+        if let Some(rest) = line.trim_start().strip_prefix("as ") {
+            who = rest
+                .split_once(" with the password ")
+                .map(|(u, p)| (u.to_string(), p.to_string()));
+        }
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(
+        seen.contains("the message is back in the Inbox, identical"),
+        "{seen}"
+    );
+    let url = url.unwrap_or_else(|| panic!("the portal's address: {seen}"));
+    let (upn, password) = who.unwrap_or_else(|| panic!("a sign-in: {seen}"));
+    assert!(upn.contains('@') && !password.is_empty(), "{seen}");
+    let url = url.trim_end_matches('/');
+    for path in ["/", "/login"] {
+        let code = curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{url}{path}"),
+        ]);
+        assert_eq!(code, "200", "{url}{path}");
+    }
+    drop(child);
+    let demo = std::env::temp_dir().join(format!("cairn-demo-{pid}"));
+    let _ = std::fs::remove_dir_all(&demo);
+    let _ = std::fs::remove_dir_all(format!("{}-portal", demo.display()));
+}
+
+#[test]
 fn graph_get_prints_json_like_az_rest() {
     let (_child, url, tenant, client) = serve();
     let run = |secret: &str, args: &[&str]| {

@@ -148,7 +148,7 @@ function itemQuery(point, path, extra = {}) {
 // Who is signed in, and whose data
 
 function showSignIn() {
-  for (const id of ["pick", "timeline", "search", "browse", "preview", "act", "task"]) show(id, false);
+  for (const id of ["dashboard", "pick", "timeline", "search", "browse", "preview", "act", "task"]) show(id, false);
   show("signin");
   say("");
 }
@@ -167,6 +167,7 @@ async function start() {
   $("close-preview").addEventListener("click", closePreview);
   $("restore").addEventListener("click", () => restore().catch(fail));
   $("download").addEventListener("click", () => exportSelection().catch(fail));
+  $("refresh-jobs").addEventListener("click", () => loadDashboard().catch(fail));
   $("resource").addEventListener("change", () => {
     const [tenant, resource] = JSON.parse($("resource").value);
     pickResource({ tenant, resource }).catch(fail);
@@ -184,6 +185,7 @@ async function start() {
     const role = state.me.role || "self-service";
     $("who").textContent = `${state.me.name || ""} · ${role}${state.me.tenant ? ` · ${state.me.tenant}` : ""}`;
     show("logout");
+    if (OPERATORS.includes(role)) await loadDashboard().catch(fail);
   }
   await loadResources();
 }
@@ -500,6 +502,94 @@ async function follow(id, what) {
     link.hidden = false;
   }
   return t;
+}
+
+// ---------------------------------------------------------------------------------------
+// The operator's dashboard: jobs, their last run, its failures, "Run now"
+
+const OPERATORS = ["admin", "backup-operator", "restore-operator", "auditor"];
+// Roles the server lets start a job (it refuses the others anyway).
+const RUNNERS = ["admin", "backup-operator"];
+
+function canRun() {
+  return !!state.me && RUNNERS.includes(state.me.role);
+}
+
+async function loadDashboard() {
+  const jobs = await api("/api/v1/jobs");
+  jobs.sort((a, b) => String(a.name).localeCompare(String(b.name)));
+  const body = $("jobs").querySelector("tbody");
+  body.replaceChildren();
+  const failing = [];
+  for (const j of jobs) {
+    const tr = el("tr", null, { "data-job": j.name });
+    const tenant = j.spec && j.spec.tenant ? j.spec.tenant : "";
+    const name = el("td");
+    name.append(el("strong", j.name));
+    if (tenant) name.append(el("span", ` ${tenant}`, { class: "note" }));
+    const r = j.last_run;
+    const last = el("td", null, { class: "last-run" });
+    if (j.running && (!r || r.status !== "running")) last.append(el("span", "running", { class: "st-running" }));
+    if (r) {
+      last.append(el("span", r.status, { class: `st-${r.status}` }), el("span", ` ${when(r.started)}`));
+      if (r.status !== "running") failing.push(r);
+    } else if (!j.running) {
+      last.append(el("span", "never run", { class: "note" }));
+    }
+    const failed = el("td", r ? String(r.failed) : "", { class: "failed" });
+    const act = el("td");
+    if (canRun()) {
+      const b = button("Run now", () => runJob(j.name, b).catch(fail), { "aria-label": `Run ${j.name} now` });
+      b.disabled = !!j.running;
+      act.append(b);
+    }
+    tr.append(name, last, failed, act);
+    body.append(tr);
+  }
+  if (!jobs.length) {
+    const tr = el("tr");
+    tr.append(el("td", "No jobs configured.", { colspan: "4" }));
+    body.append(tr);
+  }
+  await loadFailures(failing.filter((r) => r.failed > 0 || r.error));
+  show("dashboard");
+  return jobs;
+}
+
+async function loadFailures(runs) {
+  const ul = $("failures");
+  ul.replaceChildren();
+  for (const r of runs) {
+    let detail = null;
+    try {
+      detail = await api(`/api/v1/runs/${encodeURIComponent(r.id)}`);
+    } catch {
+      detail = null;
+    }
+    if (r.error) ul.append(el("li", `${r.job} (run ${r.id}): ${r.error}`));
+    for (const x of (detail && detail.results) || []) {
+      if (x.ok) continue;
+      ul.append(el("li", `${r.job} (run ${r.id}): ${x.resource} — ${x.error || "failed"}`));
+    }
+  }
+  if (!ul.children.length) ul.append(el("li", "None.", { class: "note" }));
+}
+
+async function runJob(name, b) {
+  clearError();
+  b.disabled = true;
+  const started = await api(`/api/v1/jobs/${encodeURIComponent(name)}/run`, { method: "POST" });
+  const status = $("jobs-status");
+  status.textContent = `Run ${started.id} of ${name} started.`;
+  for (let i = 0; i < 600; i += 1) {
+    const jobs = await loadDashboard();
+    const j = jobs.find((x) => x.name === name);
+    if (!j || (!j.running && j.last_run && j.last_run.id >= started.id && j.last_run.status !== "running")) break;
+    await sleep(1000);
+  }
+  const j = (await api(`/api/v1/jobs/${encodeURIComponent(name)}`)) || {};
+  const r = j.last_run;
+  status.textContent = r ? `Run ${r.id} of ${name}: ${r.status}, ${r.failed} failed.` : `Run ${started.id} of ${name} ended.`;
 }
 
 start().catch(fail);
