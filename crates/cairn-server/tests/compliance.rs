@@ -8,39 +8,14 @@
 mod common;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use cairn_server::auth::{self, Role};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
-
-/// What the webhook receiver got: each request's headers and body.
-type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
-
-/// A webhook receiver on 127.0.0.1 answering 200.
-async fn receiver() -> (String, Received) {
-    let got: Received = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(
-                |axum::extract::State(got): axum::extract::State<Received>,
-                 headers: HeaderMap,
-                 body: axum::body::Bytes| async move {
-                    got.lock().unwrap().push((headers, body.to_vec()));
-                    StatusCode::OK
-                },
-            ),
-        )
-        .with_state(got.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hook"), got)
-}
 
 /// A simulated tenant of `users` users with small messages and `files` files in each drive.
 async fn tenant(users: u32, mail: u32, files: u32) -> cairn_testkit::SimTenant {
@@ -178,7 +153,7 @@ fn token(state: &cairn_server::State, name: &str, role: Role) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspect_restore_point_alerts_is_audited_and_its_hold_goes_only_by_four_eyes() {
     let sim = tenant(1, 12, 20).await;
-    let (hook, got) = receiver().await;
+    let (hook, got) = common::receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let config = configure(
         dir.path(),
@@ -366,7 +341,7 @@ async fn a_suspect_restore_point_alerts_is_audited_and_its_hold_goes_only_by_fou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_is_a_request_a_second_admin_approves_and_leaves_a_signed_record() {
     let sim = tenant(4, 30, 0).await;
-    let (hook, _got) = receiver().await;
+    let (hook, _got) = common::receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let config = configure(dir.path(), &sim, "services = [\"mail\"]", &hook);
     let state = common::state(&config);
@@ -506,7 +481,7 @@ async fn an_erasure_is_a_request_a_second_admin_approves_and_leaves_a_signed_rec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_with_keep_items_removes_expired_items_after_its_run() {
     let sim = tenant(1, 12, 6).await;
-    let (hook, _got) = receiver().await;
+    let (hook, _got) = common::receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let config = configure(
         dir.path(),
@@ -617,7 +592,7 @@ async fn a_job_with_keep_items_removes_expired_items_after_its_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_of_the_former_server_table_move_to_cairns_holds_at_start() {
     let sim = tenant(2, 6, 0).await;
-    let (hook, _got) = receiver().await;
+    let (hook, _got) = common::receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let config = configure(dir.path(), &sim, "services = [\"mail\"]", &hook);
     let state = common::state(&config);

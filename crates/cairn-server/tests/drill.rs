@@ -6,39 +6,14 @@
 mod common;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use cairn_server::auth::{self, Role};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
-
-/// What the webhook receiver got: each request's headers and body.
-type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
-
-/// A webhook receiver on 127.0.0.1 answering 200.
-async fn receiver() -> (String, Received) {
-    let got: Received = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(
-                |axum::extract::State(got): axum::extract::State<Received>,
-                 headers: HeaderMap,
-                 body: axum::body::Bytes| async move {
-                    got.lock().unwrap().push((headers, body.to_vec()));
-                    StatusCode::OK
-                },
-            ),
-        )
-        .with_state(got.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hook"), got)
-}
 
 /// A tenant of one user with a few small messages.
 async fn tenant() -> cairn_testkit::SimTenant {
@@ -157,7 +132,7 @@ fn largest_pack(repo: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_with_verify_backs_up_then_reads_its_restore_points_back() {
     let sim = tenant().await;
-    let (hook, got) = receiver().await;
+    let (hook, got) = common::receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let config = configure(dir.path(), &sim, "verify = \"100%\"", &hook);
     let state = common::state(&config);
@@ -234,7 +209,7 @@ async fn a_job_with_verify_backs_up_then_reads_its_restore_points_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_drill_over_a_damaged_pack_fails_and_alerts_naming_items() {
     let sim = tenant().await;
-    let (hook, got) = receiver().await;
+    let (hook, got) = common::receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let config = configure(
         dir.path(),

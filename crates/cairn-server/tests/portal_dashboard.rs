@@ -47,35 +47,9 @@ services = ["mail"]
     config
 }
 
-/// Where the browser test lives, and the Chromium it drives; `None` (after saying so) when
-/// either is missing outside CI.
-fn browser() -> Option<(PathBuf, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cairn/tests/browser");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let ready = dir.join("node_modules/playwright-core").exists()
-        && Path::new(&chromium).exists()
-        && std::process::Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok();
-    if !ready {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the browser test: install chromium and `npm ci --prefix {}`",
-            dir.display()
-        );
-        eprintln!(
-            "skipped: node, {chromium} or {}/node_modules missing",
-            dir.display()
-        );
-        return None;
-    }
-    Some((dir, chromium))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_dashboard_an_admin_runs_a_job_and_sees_its_run() {
-    let Some((dir, chromium)) = browser() else {
+    let Some((dir, chromium)) = common::browser() else {
         return;
     };
     let sim = cairn_testkit::SimTenant::start(cairn_sim::TenantSpec {

@@ -324,26 +324,9 @@ async fn a_hostile_message_previews_harmlessly() {
 /// does both); elsewhere it says so and passes, in CI it fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portal_in_a_browser() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cairn/tests/browser");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let ready = dir.join("node_modules/playwright-core").exists()
-        && Path::new(&chromium).exists()
-        && std::process::Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok();
-    if !ready {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the browser test: install chromium and `npm ci --prefix {}`",
-            dir.display()
-        );
-        eprintln!(
-            "skipped: node, {chromium} or {}/node_modules missing",
-            dir.display()
-        );
+    let Some((dir, chromium)) = common::browser() else {
         return;
-    }
+    };
     let f = backed_up().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,7 +1,9 @@
-//! Set-up shared by the server's test binaries.
+//! Set-up shared by the server's test binaries (each uses some of it).
+#![allow(dead_code)]
 
-use std::path::Path;
-use std::sync::Arc;
+use axum::http::{HeaderMap, StatusCode};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The server's state over the configuration file at `config` (repository password `pw`),
 /// with its repository created: what `cairn serve` builds at start, without a listener.
@@ -13,4 +15,55 @@ pub fn state(config: &Path) -> Arc<cairn_server::State> {
         .serving();
     cairn_repo::Repo::init(ws.repo_options().unwrap()).unwrap();
     cairn_server::State::new(Arc::new(ws)).unwrap()
+}
+
+/// What the webhook receiver got: each request's headers and body.
+pub type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
+/// A webhook receiver on 127.0.0.1 answering 200.
+pub async fn receiver() -> (String, Received) {
+    let got: Received = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |axum::extract::State(got): axum::extract::State<Received>,
+                 headers: HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    got.lock().unwrap().push((headers, body.to_vec()));
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+/// Where the browser test lives, and the Chromium it drives; `None` (after saying so) when
+/// either is missing outside CI.
+pub fn browser() -> Option<(PathBuf, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cairn/tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let ready = dir.join("node_modules/playwright-core").exists()
+        && Path::new(&chromium).exists()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok();
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the browser test: install chromium and `npm ci --prefix {}`",
+            dir.display()
+        );
+        eprintln!(
+            "skipped: node, {chromium} or {}/node_modules missing",
+            dir.display()
+        );
+        return None;
+    }
+    Some((dir, chromium))
 }
