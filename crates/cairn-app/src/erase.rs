@@ -188,6 +188,7 @@ pub fn erase(ws: &Workspace, req: &EraseRequest) -> anyhow::Result<ErasureRecord
     }
     // Items sent or received in other resources.
     let mut cuts: BTreeMap<i64, Cut> = BTreeMap::new();
+    let mut points_of: BTreeMap<i64, Vec<cairn_catalog::Point>> = BTreeMap::new();
     if req.matches.contains(&Match::Sender) || req.matches.contains(&Match::Recipient) {
         let q = Query {
             tenant: req.tenant.clone(),
@@ -209,7 +210,14 @@ pub fn erase(ws: &Workspace, req: &EraseRequest) -> anyhow::Result<ErasureRecord
             cut.resource = Some(hit.resource.clone());
             cut.ids.insert(hit.row.item.clone());
             let last = hit.last.as_ref().map(|p| p.seq).unwrap_or(i64::MAX);
-            for p in cat.points(hit.resource.id)? {
+            // Each resource's restore points are read once, however many hits it has.
+            let known = match points_of.entry(hit.resource.id) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(cat.points(hit.resource.id)?)
+                }
+            };
+            for p in known.iter() {
                 if p.seq >= hit.first.seq && p.seq <= last {
                     cut.paths
                         .entry(p.snapshot.clone())
@@ -224,16 +232,17 @@ pub fn erase(ws: &Workspace, req: &EraseRequest) -> anyhow::Result<ErasureRecord
         }
         for cut in cuts.values() {
             let r = cut.resource.as_ref().expect("set with the cut");
-            let seqs: BTreeMap<String, i64> = cat
-                .points(r.id)?
+            let seqs: BTreeMap<&str, i64> = points_of
+                .get(&r.id)
                 .into_iter()
-                .map(|p| (p.snapshot, p.seq))
+                .flatten()
+                .map(|p| (p.snapshot.as_str(), p.seq))
                 .collect();
             for (snap, items) in &cut.items {
                 points.push(ErasedPoint {
                     tenant: r.tenant.clone(),
                     resource: r.name.clone(),
-                    point: seqs.get(snap).copied().unwrap_or_default(),
+                    point: seqs.get(snap.as_str()).copied().unwrap_or_default(),
                     snapshot: snap.clone(),
                     rewritten_as: None,
                     whole: false,

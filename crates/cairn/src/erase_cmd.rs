@@ -73,13 +73,12 @@ pub fn run(a: EraseArgs, config: Option<&Path>) -> anyhow::Result<()> {
         .iter()
         .map(|m| Match::parse(m))
         .collect::<Result<BTreeSet<_>, _>>()?;
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let req = EraseRequest {
         subject: a.subject.clone().unwrap_or_default(),
         tenant: a.tenant.clone(),
         matches,
         execute: a.execute,
-        by: format!("{user} (command line)"),
+        by: crate::hold_cmd::who(),
     };
     let record = erase::erase(&ws, &req)?;
     if a.json {

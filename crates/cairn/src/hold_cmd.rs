@@ -59,7 +59,8 @@ enum HoldCommand {
     },
 }
 
-fn who() -> String {
+/// Who is asking, as holds and erasure records name them.
+pub(crate) fn who() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let host = hostname();
     format!("{user}@{host} (command line)")
