@@ -187,6 +187,11 @@ async function start() {
     show("logout");
     if (OPERATORS.includes(role)) await loadDashboard().catch(fail);
   }
+  // Restoring into someone else's mailbox or OneDrive is for operators (the server refuses
+  // it to anyone else anyway); a token without sign-in is an operator's.
+  if (!state.me || RESTORERS.includes(state.me.role)) {
+    for (const id of ["to-user-choice", "to-user-label", "to-user"]) show(id);
+  }
   await loadResources();
 }
 
@@ -451,7 +456,15 @@ async function restore() {
   clearError();
   const to = document.querySelector("input[name=to]:checked").value;
   const name = $("folder-name").value.trim();
-  const dest = to === "folder" ? (name ? `folder:${name}` : "folder") : "original";
+  let dest = to === "folder" ? (name ? `folder:${name}` : "folder") : "original";
+  if (to === "user") {
+    const upn = $("to-user").value.trim();
+    if (!upn) {
+      fail({ message: "Name the user to restore to.", hint: "their sign-in name, such as someone@example.com" });
+      return;
+    }
+    dest = `user:${upn}`;
+  }
   for (const [point, paths] of groups()) {
     const t = await api("/api/v1/restores", {
       method: "POST",
@@ -508,6 +521,8 @@ async function follow(id, what) {
 // The operator's dashboard: jobs, their last run, its failures, "Run now"
 
 const OPERATORS = ["admin", "backup-operator", "restore-operator", "auditor"];
+// Roles the server lets restore into another user's mailbox or OneDrive.
+const RESTORERS = ["admin", "restore-operator"];
 // Roles the server lets start a job (it refuses the others anyway).
 const RUNNERS = ["admin", "backup-operator"];
 
