@@ -1,0 +1,7 @@
+//! Integration tests for cairn-fxics.
+
+mod build;
+mod malformed;
+mod mime;
+mod spec_vectors;
+mod streams;
