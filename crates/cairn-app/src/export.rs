@@ -35,11 +35,13 @@ pub enum Format {
     Vcf,
     /// OneDrive and library files (and list items as JSON) as a directory tree.
     Files,
+    /// One Outlook PST file of the mailbox: mail, calendars and contacts in their folders.
+    Pst,
 }
 
 impl Format {
     /// Every format, by the name `parse` takes.
-    pub const NAMES: [&'static str; 5] = ["eml", "mbox", "ics", "vcf", "files"];
+    pub const NAMES: [&'static str; 6] = ["eml", "mbox", "ics", "vcf", "files", "pst"];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +50,7 @@ impl Format {
             Format::Ics => "ics",
             Format::Vcf => "vcf",
             Format::Files => "files",
+            Format::Pst => "pst",
         }
     }
 
@@ -58,16 +61,18 @@ impl Format {
             "ics" => Some(Format::Ics),
             "vcf" => Some(Format::Vcf),
             "files" => Some(Format::Files),
+            "pst" => Some(Format::Pst),
             _ => None,
         }
     }
 
-    fn kinds(self) -> &'static [&'static str] {
+    pub(crate) fn kinds(self) -> &'static [&'static str] {
         match self {
             Format::Eml | Format::Mbox => &["message"],
             Format::Ics => &["event"],
             Format::Vcf => &["contact"],
             Format::Files => &["file", "listItem", FOLDER],
+            Format::Pst => &["message", "event", "contact"],
         }
     }
 
@@ -145,7 +150,7 @@ pub struct Skipped {
 }
 
 impl Report {
-    fn skip(&mut self, row: &ItemRow, reason: impl Into<String>) {
+    pub(crate) fn skip(&mut self, row: &ItemRow, reason: impl Into<String>) {
         let reason = reason.into();
         tracing::warn!(path = %row.path, "skipped: {reason}");
         self.skipped.push(Skipped {
@@ -180,6 +185,9 @@ pub fn export_blocking(
     req: &ExportRequest,
     progress: &dyn ExportProgress,
 ) -> anyhow::Result<Report> {
+    if req.format == Format::Pst {
+        return crate::pst::export(ws, req, progress);
+    }
     if req.zip && req.format.appends() {
         return Err(UserError::new(format!(
             "--zip does not go with --format {}",
@@ -238,7 +246,7 @@ pub async fn export(
 }
 
 /// The paths asked for, cleaned, without those that lie under another one.
-fn prefixes(given: &[String]) -> Vec<String> {
+pub(crate) fn prefixes(given: &[String]) -> Vec<String> {
     let mut paths: Vec<String> = given.iter().map(|p| clean_path(p)).collect();
     if paths.is_empty() || paths.iter().any(String::is_empty) {
         return vec![String::new()];
@@ -256,7 +264,7 @@ fn prefixes(given: &[String]) -> Vec<String> {
 
 /// Hands the catalog rows of the point under `paths` with one of `kinds` to `f`, in
 /// repository order. The walk runs on a thread and waits while `f` is behind.
-fn with_rows<R>(
+pub(crate) fn with_rows<R>(
     cat: &dyn Catalog,
     res: i64,
     seq: i64,
@@ -595,7 +603,7 @@ fn display_component(c: &str) -> String {
 
 /// The folder an item lives in, as safe components: `mail/<folder…>/<YYYY-MM>/<file>`
 /// gives `<folder…>`; `calendar/<cal>/<file>` and `contacts/<folder…>/<file>` their folder.
-fn folder_of(row: &ItemRow) -> Vec<String> {
+pub(crate) fn folder_of(row: &ItemRow) -> Vec<String> {
     let parts: Vec<&str> = row.path.split('/').collect();
     let end = if row.kind == "message" && parts.len() >= 4 {
         parts.len() - 2
@@ -654,6 +662,7 @@ impl Exporter<'_, '_> {
             }
             Format::Mbox => self.mbox(rows),
             Format::Ics | Format::Vcf => self.json_groups(format, rows),
+            Format::Pst => anyhow::bail!("a PST is written by crate::pst"),
         }
     }
 

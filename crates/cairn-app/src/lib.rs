@@ -23,5 +23,6 @@ pub mod holds;
 pub mod maintenance;
 pub mod permissions;
 pub mod preview;
+mod pst;
 pub mod restore;
 pub mod retention;

@@ -136,6 +136,22 @@ impl When {
     }
 }
 
+/// A Graph `dateTimeTimeZone` (`{"dateTime","timeZone"}`) as an instant: wall-clock time
+/// in a zone Cairn knows converted to UTC, in one it does not taken as UTC.
+pub fn utc_of(v: &Value) -> Option<chrono::DateTime<Utc>> {
+    Some(match When::of(v, false)? {
+        When::Date(d) => d.and_hms_opt(0, 0, 0)?.and_utc(),
+        When::Utc(t) => t.and_utc(),
+        When::Zoned { local, tz, .. } => match tz {
+            Some(tz) => tz
+                .from_local_datetime(&local)
+                .earliest()?
+                .with_timezone(&Utc),
+            None => local.and_utc(),
+        },
+    })
+}
+
 /// What a Graph `timeZone` string names.
 enum Zone {
     Utc,

@@ -17,6 +17,7 @@
 pub mod ics;
 pub mod mbox;
 pub mod names;
+pub mod pst;
 mod text;
 pub mod vcf;
 

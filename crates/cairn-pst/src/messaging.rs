@@ -202,7 +202,7 @@ impl FolderId {
 }
 
 /// What a folder holds; sets its container class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FolderKind {
     /// `IPF.Note`
     Mail,

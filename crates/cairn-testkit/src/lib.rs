@@ -11,6 +11,7 @@
 //! the pieces here.
 
 mod home;
+pub mod pst;
 mod tenant;
 mod workspace;
 

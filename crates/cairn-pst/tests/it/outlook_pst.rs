@@ -1,85 +1,15 @@
 //! Reading our PSTs back with Microsoft's `outlook-pst` crate.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 
+pub use cairn_testkit::pst::{Tree, column_texts, read_tree, text};
 use outlook_pst::ltp::prop_context::PropertyValue;
-use outlook_pst::ltp::table_context::TableContext;
 use outlook_pst::messaging::folder::Folder;
 use outlook_pst::messaging::store::Store;
 use outlook_pst::ndb::node_id::NodeId;
 
 use crate::fixture::{temp_dir, write_sample};
-
-fn text(v: &PropertyValue) -> Option<String> {
-    match v {
-        PropertyValue::Unicode(s) => Some(s.to_string()),
-        PropertyValue::String8(s) => Some(s.to_string()),
-        _ => None,
-    }
-}
-
-/// Column `prop_id` of every row of `table`, as text.
-pub fn column_texts(table: &dyn TableContext, prop_id: u16) -> Vec<(u32, Option<String>)> {
-    let ctx = table.context();
-    table
-        .rows_matrix()
-        .map(|row| {
-            let cols = row.columns(ctx).unwrap();
-            let v = ctx
-                .columns()
-                .iter()
-                .zip(cols)
-                .find(|(c, _)| c.prop_id() == prop_id)
-                .and_then(|(c, v)| v.map(|v| table.read_column(&v, c.prop_type()).unwrap()));
-            (u32::from(row.id()), v.as_ref().and_then(text))
-        })
-        .collect()
-}
-
-/// A folder tree as read back: path -> subjects of its messages (read from each message).
-pub type Tree = BTreeMap<Vec<String>, Vec<String>>;
-
-pub fn read_tree(path: &Path) -> Tree {
-    let store = outlook_pst::open_store(path).expect("outlook-pst opens the file");
-    let ipm = store.properties().ipm_sub_tree_entry_id().unwrap();
-    let top = store.open_folder(&ipm).unwrap();
-    let mut tree = Tree::new();
-    walk(&store, &top, Vec::new(), &mut tree);
-    tree
-}
-
-fn walk(store: &Rc<dyn Store>, folder: &Rc<dyn Folder>, path: Vec<String>, tree: &mut Tree) {
-    if !path.is_empty() {
-        let mut subjects = Vec::new();
-        if let Some(contents) = folder.contents_table() {
-            for (id, _) in column_texts(contents.as_ref(), 0x0037) {
-                let entry = store.properties().make_entry_id(NodeId::from(id)).unwrap();
-                let m = store.open_message(&entry, None).expect("message opens");
-                let subject = m
-                    .properties()
-                    .get(0x0037)
-                    .and_then(text)
-                    .unwrap_or_default();
-                subjects.push(subject);
-            }
-        }
-        tree.insert(path.clone(), subjects);
-    }
-    let Some(h) = folder.hierarchy_table() else {
-        return;
-    };
-    for (id, name) in column_texts(h.as_ref(), 0x3001) {
-        let entry = store.properties().make_entry_id(NodeId::from(id)).unwrap();
-        let child = store.open_folder(&entry).expect("folder opens");
-        let own = child.properties().display_name().unwrap();
-        assert_eq!(Some(own.clone()), name, "hierarchy row and folder agree");
-        let mut p = path.clone();
-        p.push(own);
-        walk(store, &child, p, tree);
-    }
-}
 
 #[test]
 fn outlook_pst_reads_folder_tree_and_subjects() {

@@ -22,11 +22,14 @@ pub struct ExportArgs {
     /// eml: each message as an .eml file (its original bytes), in its folder tree; mbox: one
     /// mboxrd file per mail folder; ics: one iCalendar file per calendar; vcf: one vCard 3.0
     /// file per contact folder; files: OneDrive and library files (and list items as JSON)
-    /// as a directory tree.
+    /// as a directory tree; pst: one Outlook PST file of mail, calendars and contacts in
+    /// their folders.
     #[arg(long, value_parser = Format::NAMES)]
     format: String,
     /// Directory to write to: created, and it must be empty. With --zip, the archive's
-    /// path if it ends in `.zip`, else the directory to write the archive into.
+    /// path if it ends in `.zip`, else the directory to write the archive into; with
+    /// --format pst, the file's path if it ends in `.pst`, else the directory to write it
+    /// into (an existing file is never overwritten).
     #[arg(long, short = 'o', value_name = "DIR")]
     output: PathBuf,
     /// Write one zip archive instead of a tree (eml, ics and files).

@@ -653,6 +653,113 @@ fn exports_equal_what_was_backed_up() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// The subject of every message exported as EML (the original bytes), read by mail-parser.
+fn eml_subjects(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = tree(dir)
+        .keys()
+        .map(|rel| {
+            let bytes = std::fs::read(dir.join(rel)).unwrap();
+            mail_parser::MessageParser::default()
+                .parse(&bytes)
+                .and_then(|m| m.subject().map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_pst_export_is_read_by_three_readers() {
+    let f = Fixture::new(34, false);
+    let user = f.user.as_str();
+    let (messages, events, contacts) = (
+        f.of_kind(1, "message").len(),
+        f.of_kind(1, "event").len(),
+        f.of_kind(1, "contact").len(),
+    );
+    assert!(messages > 0 && events > 0 && contacts > 0);
+
+    let pst = f.out("mailbox.pst");
+    let report = f.json(&[
+        "export",
+        user,
+        "--format",
+        "pst",
+        "-o",
+        pst.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        report["written"].as_u64().unwrap() as usize,
+        messages + events + contacts,
+        "{report}"
+    );
+    assert!(report["skipped"].as_array().unwrap().is_empty(), "{report}");
+    // Never over an existing file.
+    let again = f.run(&[
+        "export",
+        user,
+        "--format",
+        "pst",
+        "-o",
+        pst.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}",
+        cairn_testkit::stderr(&again)
+    );
+
+    // What the messages' subjects are: the EML export (byte for byte the manifest's MIME).
+    let eml = f.out("eml");
+    f.ok(&[
+        "export",
+        user,
+        "--format",
+        "eml",
+        "-o",
+        eml.to_str().unwrap(),
+    ]);
+    let want = eml_subjects(&eml);
+    assert_eq!(want.len(), messages);
+    let mail_folders: BTreeSet<Vec<String>> = tree(&eml)
+        .keys()
+        .map(|rel| {
+            let parts: Vec<String> = rel.split('/').map(str::to_string).collect();
+            // <folder…>/<file>.eml
+            parts[..parts.len() - 1].to_vec()
+        })
+        .collect();
+    let of_mail = |t: &BTreeMap<Vec<String>, Vec<String>>| -> Vec<String> {
+        let mut v: Vec<String> = t
+            .iter()
+            .filter(|(k, _)| mail_folders.contains(*k))
+            .flat_map(|(_, v)| v.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let count = |t: &BTreeMap<Vec<String>, Vec<String>>| t.values().map(Vec::len).sum::<usize>();
+
+    // Microsoft's outlook-pst crate: the folder tree, every item, the messages' subjects.
+    let read = cairn_testkit::pst::read_tree(&pst);
+    assert_eq!(count(&read), messages + events + contacts, "{read:?}");
+    assert_eq!(of_mail(&read), want, "outlook-pst");
+
+    // readpst (libpst).
+    let out = f.out("readpst");
+    let read = cairn_testkit::pst::readpst(&pst, &out);
+    assert_eq!(count(&read), messages + events + contacts, "{read:?}");
+    assert_eq!(of_mail(&read), want, "readpst");
+
+    // pffexport (libpff), which drops characters outside the BMP.
+    let out = f.out("pffexport");
+    let read = cairn_testkit::pst::pffexport(&pst, &out);
+    assert_eq!(count(&read), messages + events + contacts, "{read:?}");
+}
+
 #[test]
 fn names_from_the_catalog_cannot_escape_the_output() {
     let f = Fixture::new(44, false);
