@@ -228,9 +228,12 @@ impl Entries {
         };
         let marker = row.hash.as_deref().filter(|_| row.kind == "file");
         self.file(row.path.clone(), row.size, row.mtime, content, marker);
-        if row.kind == "message"
+        if matches!(row.kind.as_str(), "message" | "archiveItem")
             && let Some(meta) = row.sidecar
-            && let Some(stem) = row.path.strip_suffix(".eml")
+            && let Some(stem) = row
+                .path
+                .strip_suffix(".eml")
+                .or_else(|| row.path.strip_suffix(".fts"))
         {
             // Its time is the message's last change, so that a flag change that keeps the
             // sidecar's size is still seen as a change.

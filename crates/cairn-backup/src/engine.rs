@@ -458,7 +458,15 @@ impl Engine {
                     )));
                 }
                 if run.wants(Service::Mail) {
-                    all.push(Box::pin(service(run, "mail", crate::mail::stage(run))));
+                    // The in-place archive after the mailbox: Exchange counts both against
+                    // the person's limits.
+                    all.push(Box::pin(async move {
+                        let mail = service(run, "mail", crate::mail::stage(run)).await;
+                        if mail != Read::Missing {
+                            service(run, "archive", crate::inplace::stage(run)).await;
+                        }
+                        mail
+                    }));
                 }
                 if run.wants(Service::Calendar) {
                     all.push(Box::pin(service(

@@ -12,6 +12,7 @@ mod conversations;
 mod engine;
 mod error;
 mod files;
+mod inplace;
 mod mail;
 mod pim;
 mod rebuild;

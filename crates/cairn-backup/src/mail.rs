@@ -35,20 +35,30 @@ pub(crate) struct Folder {
     pub id: String,
     /// Display names from the root, `/`-joined (each made a safe component).
     pub path: String,
+    /// The mailbox holding it, when Graph names one (`parentMailboxUrl` of the mailbox
+    /// import/export API: an auto-expanded archive's auxiliary mailbox).
+    pub home: Option<String>,
 }
 
 /// Every folder of a hierarchy (`mailFolders`, `contactFolders`), flat from its delta
 /// query, with its path; search folders are left out (they hold no items of their own).
 pub(crate) async fn folder_tree(run: &Run<'_>, hierarchy: &str) -> anyhow::Result<Vec<Folder>> {
-    let mut all: HashMap<String, (String, Option<String>)> = HashMap::new();
-    let mut search: HashSet<String> = HashSet::new();
-    let mut s = Box::pin(run.graph().delta(
+    folder_tree_at(
+        run,
         &format!(
             "{}/{hierarchy}/delta?$select=id,displayName,parentFolderId",
             run.base
         ),
-        None,
-    ));
+    )
+    .await
+}
+
+/// [`folder_tree`] from a folder delta query's URL.
+pub(crate) async fn folder_tree_at(run: &Run<'_>, delta: &str) -> anyhow::Result<Vec<Folder>> {
+    let mut all: HashMap<String, (String, Option<String>)> = HashMap::new();
+    let mut homes: HashMap<String, String> = HashMap::new();
+    let mut search: HashSet<String> = HashSet::new();
+    let mut s = Box::pin(run.graph().delta(delta, None));
     while let Some(ev) = s.next().await {
         if let cairn_graph::DeltaEvent::Upsert(f) = ev? {
             let id = f["id"].as_str().unwrap_or_default().to_string();
@@ -57,6 +67,9 @@ pub(crate) async fn folder_tree(run: &Run<'_>, hierarchy: &str) -> anyhow::Resul
                 .is_some_and(|t| t.contains("mailSearchFolder"))
             {
                 search.insert(id.clone());
+            }
+            if let Some(home) = f["parentMailboxUrl"].as_str() {
+                homes.insert(id.clone(), home.to_string());
             }
             all.insert(
                 id,
@@ -91,6 +104,7 @@ pub(crate) async fn folder_tree(run: &Run<'_>, hierarchy: &str) -> anyhow::Resul
         out.push(Folder {
             id: id.clone(),
             path: parts.join("/"),
+            home: homes.get(id).cloned(),
         });
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -113,6 +127,7 @@ async fn folders(run: &Run<'_>) -> anyhow::Result<(Vec<Folder>, bool)> {
         .await
     {
         Ok(f) => out.push(Folder {
+            home: None,
             id: f["id"].as_str().unwrap_or_default().to_string(),
             path: component(
                 f["displayName"]
@@ -152,6 +167,7 @@ async fn recoverable_items(run: &Run<'_>, out: &mut Vec<Folder>) -> anyhow::Resu
     while let Some(f) = kids.next().await {
         let f = f?;
         out.push(Folder {
+            home: None,
             id: f["id"].as_str().unwrap_or_default().to_string(),
             path: format!(
                 "{root_path}/{}",
@@ -160,6 +176,7 @@ async fn recoverable_items(run: &Run<'_>, out: &mut Vec<Folder>) -> anyhow::Resu
         });
     }
     out.push(Folder {
+        home: None,
         id: root_id,
         path: root_path,
     });

@@ -94,7 +94,7 @@ pub(crate) async fn stage_calendars(run: &Run<'_>) -> anyhow::Result<()> {
 pub(crate) async fn stage_contacts(run: &Run<'_>) -> anyhow::Result<()> {
     let folders = crate::mail::folder_tree(run, "contactFolders").await?;
     let mut listed = HashSet::new();
-    for crate::mail::Folder { id, path: name } in folders {
+    for crate::mail::Folder { id, path: name, .. } in folders {
         let scope = format!("contacts:{id}");
         listed.insert(scope.clone());
         let dir = format!("contacts/{name}");

@@ -248,12 +248,13 @@ fn classify(path: &str, is_dir: bool) -> Class {
         }
     };
     match parts[0] {
-        "mail" if !is_dir && path.ends_with(".meta.json") => Class::Sidecar,
+        "mail" | "archive" if !is_dir && path.ends_with(".meta.json") => Class::Sidecar,
         "~permissions" | "~versions" | "~folder-permissions" if is_dir => Class::Structure,
         "~permissions" if depth >= 3 => Class::Permissions,
         "~folder-permissions" if depth == 2 && path.ends_with(".json") => Class::Permissions,
         "~versions" if depth >= 4 => Class::Version,
         "mail" => file(3, "message", ".eml"),
+        "archive" => file(3, "archiveItem", ".fts"),
         "calendar" => file(3, "event", ".json"),
         "contacts" => file(3, "contact", ".json"),
         "conversations" => file(3, "post", ".json"),
@@ -277,6 +278,7 @@ fn classify(path: &str, is_dir: bool) -> Class {
 fn scope_of(kind: &str) -> &'static str {
     match kind {
         "message" => "mail:(rebuilt)",
+        "archiveItem" => "archive:(rebuilt)",
         "event" => "calendar:(rebuilt)",
         "contact" => "contacts:(rebuilt)",
         "post" => "conversations:(rebuilt)",
@@ -352,8 +354,8 @@ struct PointWalk<'a> {
     res: i64,
     /// Rows of the previous point, in repository order.
     prev: Peekable<std::sync::mpsc::IntoIter<ItemRow>>,
-    /// A message seen, waiting for its sidecar (the next entry).
-    pending: Option<WalkEntry>,
+    /// A message or archive item seen, waiting for its sidecar (the next entry).
+    pending: Option<(&'static str, WalkEntry)>,
     items: u64,
     out: &'a mut RebuiltResource,
     failed: Option<anyhow::Error>,
@@ -370,15 +372,19 @@ impl PointWalk<'_> {
     }
 
     fn entry(&mut self, e: WalkEntry) -> anyhow::Result<()> {
-        if let Some(eml) = self.pending.take() {
-            let stem = eml.path.strip_suffix(".eml").unwrap_or(&eml.path);
+        if let Some((kind, item)) = self.pending.take() {
+            let stem = item
+                .path
+                .strip_suffix(".eml")
+                .or_else(|| item.path.strip_suffix(".fts"))
+                .unwrap_or(&item.path);
             if e.path.strip_suffix(".meta.json") == Some(stem) {
-                return self.item("message", eml, Some(e));
+                return self.item(kind, item, Some(e));
             }
-            self.item("message", eml, None)?;
+            self.item(kind, item, None)?;
         }
         match classify(&e.path, e.is_dir) {
-            Class::Item("message") => self.pending = Some(e),
+            Class::Item(kind @ ("message" | "archiveItem")) => self.pending = Some((kind, e)),
             Class::Item(kind) => self.item(kind, e, None)?,
             Class::Sidecar => self.skip(&e.path, "a sidecar without its message"),
             Class::Permissions | Class::Version => self.file_meta(e)?,
@@ -390,8 +396,8 @@ impl PointWalk<'_> {
 
     /// The end of the walk: what the previous point held beyond it is gone.
     fn finish(&mut self) -> anyhow::Result<()> {
-        if let Some(eml) = self.pending.take() {
-            self.item("message", eml, None)?;
+        if let Some((kind, item)) = self.pending.take() {
+            self.item(kind, item, None)?;
         }
         while let Some(p) = self.prev.next() {
             self.removed(p)?;
@@ -559,6 +565,21 @@ impl PointWalk<'_> {
                 };
                 row.sidecar = Some(text);
             }
+            "archiveItem" => {
+                let meta = meta.ok_or("its sidecar (.meta.json) is missing: its id is unknown")?;
+                let text = self.read_text(meta)?;
+                let v: Value = serde_json::from_str(&text)
+                    .map_err(|err| format!("its sidecar is not JSON: {err}"))?;
+                row.item = id_of(&v).ok_or("its sidecar holds no id")?;
+                row.date = Some(time_of(&v["createdDateTime"]).unwrap_or(mtime));
+                let mut stream = Vec::with_capacity(e.size as usize);
+                self.reader
+                    .read_entry(e, &mut stream)
+                    .map_err(|err| err.to_string())?;
+                self.out.read += 1;
+                crate::inplace::describe(&mut row, &stream);
+                row.sidecar = Some(text);
+            }
             "event" | "contact" | "listItem" | "post" => {
                 let text = self.read_text(e)?;
                 let v: Value =
@@ -593,7 +614,7 @@ fn unchanged(o: &ItemRow, e: &WalkEntry, meta: Option<&WalkEntry>) -> bool {
     if o.size != e.size || o.mtime != micros(e.mtime) {
         return false;
     }
-    if o.kind != "message" {
+    if o.kind != "message" && o.kind != "archiveItem" {
         return true;
     }
     match (meta, &o.sidecar) {

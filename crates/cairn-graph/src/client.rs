@@ -182,7 +182,10 @@ impl GraphClient {
     /// Which limits a URL counts against (mirrors Microsoft's throttling scopes).
     pub fn resource_for(&self, method: &Method, url: &str) -> Resource {
         let path = display_path(url);
-        let path = path.strip_prefix("/v1.0").unwrap_or(&path);
+        let path = path
+            .strip_prefix("/v1.0")
+            .or_else(|| path.strip_prefix("/beta"))
+            .unwrap_or(&path);
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let has_token =
             url.contains("token=") || url.contains("$deltatoken") || url.contains("$skiptoken");
@@ -202,6 +205,12 @@ impl GraphClient {
         match segs.as_slice() {
             ["users", _, "drive", ..] => Resource::Files { ru: ru() },
             ["users", _] | ["users", _, "drives"] => Resource::Tenant,
+            // The mailbox import/export API: the mailbox's own limits.
+            ["admin", "exchange", "mailboxes", m, ..] => Resource::Mailbox(
+                percent_encoding::percent_decode_str(m)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            ),
             ["users", u, ..] => Resource::Mailbox(
                 percent_encoding::percent_decode_str(u)
                     .decode_utf8_lossy()
@@ -276,6 +285,86 @@ impl GraphClient {
         body: Value,
     ) -> Result<Value, GraphError> {
         self.json_of(self.request(method, path, Some(body))).await
+    }
+
+    /// The root of Graph's beta endpoint beside the configured version root
+    /// (`https://graph.microsoft.com/beta`): for the few calls documented there only, such
+    /// as in-place archive mailboxes.
+    pub fn beta_url(&self, path: &str) -> String {
+        let root = self
+            .base
+            .rsplit_once('/')
+            .map(|(root, _)| root)
+            .unwrap_or(&self.base);
+        format!("{root}/beta/{}", path.trim_start_matches('/'))
+    }
+
+    /// `GET` a path, following Exchange's permanent redirects (308: a folder of an
+    /// auto-expanded archive lives in an auxiliary archive mailbox) within Graph's own
+    /// origin; returns the JSON and the URL that answered it.
+    pub async fn get_following(&self, path: &str) -> Result<(Value, String), GraphError> {
+        let mut url = self.url(path);
+        for _ in 0..4 {
+            let req = self.request(Method::GET, &url, None);
+            let resp = self.send(req.clone()).await?;
+            if matches!(resp.status, 301 | 308)
+                && let Some(next) = resp.header("location")
+            {
+                let next = self.url(next);
+                if origin(&next) != origin(&self.base) {
+                    return Err(GraphError::Decode {
+                        path: req.path(),
+                        detail: "redirected to another host".into(),
+                    });
+                }
+                url = next;
+                continue;
+            }
+            if !(200..300).contains(&resp.status) {
+                return Err(resp.error(&req));
+            }
+            let v = serde_json::from_slice(resp.bytes()).map_err(|e| GraphError::Decode {
+                path: req.path(),
+                detail: e.to_string(),
+            })?;
+            return Ok((v, url));
+        }
+        Err(GraphError::Decode {
+            path: display_path(&url),
+            detail: "redirected more than 4 times".into(),
+        })
+    }
+
+    /// Posts one item into a mailbox through the mailbox import API: an import session of
+    /// the mailbox at `mailbox_url` (`…/admin/exchange/mailboxes/{id}`), then the item to
+    /// its pre-authenticated `importUrl`, which never sees a token. `item` is the request's
+    /// JSON (`FolderId`, `Mode`, `Data`…); the answer is `{"itemId","changeKey"}`.
+    pub async fn import_item(&self, mailbox_url: &str, item: Value) -> Result<Value, GraphError> {
+        let session = self
+            .send_json(
+                Method::POST,
+                &format!("{}/createImportSession", mailbox_url.trim_end_matches('/')),
+                json!({}),
+            )
+            .await?;
+        let url = session["importUrl"]
+            .as_str()
+            .ok_or_else(|| GraphError::Decode {
+                path: display_path(mailbox_url),
+                detail: "no importUrl in the import session".into(),
+            })?;
+        let mut req = Request::get(
+            url.to_string(),
+            self.resource_for(&Method::POST, mailbox_url),
+        );
+        req.method = Method::POST;
+        req.authenticated = false;
+        req.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        req.body = Some(Bytes::from(serde_json::to_vec(&item).unwrap_or_default()));
+        self.json_of(req).await
     }
 
     /// `GET` raw bytes (a message's MIME via `…/$value`). A transfer cut short is retried
@@ -648,4 +737,13 @@ fn is_resync(e: &GraphError) -> bool {
 /// which is what the simulator expects too.
 fn scope_for(_graph_url: &str) -> String {
     DEFAULT_GRAPH_URL.to_string()
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after = url.find("://").map(|i| i + 3).unwrap_or(0);
+    match url[after..].find('/') {
+        Some(i) => &url[..after + i],
+        None => url,
+    }
 }

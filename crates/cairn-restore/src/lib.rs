@@ -12,6 +12,7 @@
 //! happens when a *different* item is in the way is the caller's collision policy.
 //! docs/restore.md describes the behaviour and the assumptions made about Graph.
 
+mod archive;
 mod error;
 mod files;
 mod mail;

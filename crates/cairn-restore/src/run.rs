@@ -73,6 +73,8 @@ pub(crate) struct Ctx {
     pub mail_root: tokio::sync::OnceCell<(String, String)>,
     /// Per target collection: content fingerprint → item id of what it holds.
     pub index: tokio::sync::Mutex<HashMap<String, HashMap<String, String>>>,
+    /// The target's `settings/exchange` (its primary and archive mailbox ids), read once.
+    pub mailboxes: tokio::sync::OnceCell<serde_json::Value>,
 }
 
 /// What restoring one item came to: done how, detail, bytes sent.
@@ -265,6 +267,7 @@ impl Restorer {
             dirs: Default::default(),
             mail_root: Default::default(),
             index: Default::default(),
+            mailboxes: Default::default(),
         });
         self.progress.started(&res.name, point.seq);
         let mut report = RestoreReport {
@@ -416,6 +419,15 @@ fn describe(dest: &Dest, row: &ItemRow) -> String {
             Some(f) => format!("mail folder {}{whose}", root(f)),
             None => "?".into(),
         },
+        "archiveItem" => match (&dest.root, crate::archive::folder_of(&row.path)) {
+            (Some(_), Some(f)) => {
+                let mut v = vec!["In-Place Archive".to_string()];
+                v.extend(f);
+                format!("mail folder {}{whose}", root(v))
+            }
+            (None, Some(f)) => format!("archive folder {}{whose}", f.join("/")),
+            (_, None) => "?".into(),
+        },
         "file" | "folder" => match crate::files::file_of(&row.path) {
             Some((crate::files::Drive::OneDrive, parts)) => {
                 format!("OneDrive{whose} /{}", root(parts))
@@ -444,6 +456,7 @@ fn describe(dest: &Dest, row: &ItemRow) -> String {
 async fn restore_one(ctx: &Ctx, row: ItemRow) -> Outcome {
     let r = match row.kind.as_str() {
         "message" => crate::mail::restore(ctx, &row).await,
+        "archiveItem" => crate::archive::restore(ctx, &row).await,
         "file" => crate::files::restore(ctx, &row).await,
         "folder" => crate::files::restore_folder(ctx, &row).await,
         "event" | "contact" => crate::pim::restore(ctx, &row).await,

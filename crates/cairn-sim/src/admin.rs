@@ -239,9 +239,19 @@ impl Sim {
                         "post" => crate::model::Model::post_id(key),
                         _ => self.model.outlook_id(key, c, ctx),
                     };
-                    out.push(json!({"id": id, "kind": kind, "path": path, "sha256": sha256}));
+                    let mut entry = json!({"id": id, "kind": kind, "path": path, "sha256": sha256});
+                    if kind == "message"
+                        && let Some(fx) = self.fx_stream(&st, key)
+                    {
+                        // The hash of what `exportItems` answers for it.
+                        entry["fxSha256"] = json!(sha(&fx));
+                    }
+                    out.push(entry);
                 }
             }
+        }
+        if let Res::User(u) = r {
+            out.extend(self.archive_manifest(&st, u));
         }
         Resp::ok(Value::Array(out))
     }

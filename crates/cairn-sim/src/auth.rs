@@ -50,6 +50,11 @@ pub const GRANTED_ROLES: &[&str] = &[
     "User.ReadWrite.All",
     "Group.ReadWrite.All",
     "Sites.FullControl.All",
+    "MailboxFolder.Read.All",
+    "MailboxItem.Read.All",
+    "MailboxItem.ImportExport.All",
+    "MailboxItem.ReadWrite.All",
+    "MailboxFolder.ReadWrite.All",
 ];
 
 /// Base64url (no padding) SHA-1 thumbprint of a DER certificate: the `x5t` header of an RS256

@@ -115,6 +115,7 @@ impl Sim {
                         None => Resp::error(404, "ResourceNotFound", "User's mysite not found."),
                     },
                     ["drives"] => self.list_drives(req, r),
+                    ["settings", "exchange"] if m == "GET" => self.exchange_settings(req, user.idx),
                     _ if !self.model.tenant.has_mailbox(r) => Resp::error(
                         404,
                         "MailboxNotEnabledForRESTAPI",
@@ -171,6 +172,9 @@ impl Sim {
                     return Resp::error(404, "itemNotFound", "Requested site could not be found");
                 };
                 self.site_routes(req, site.n, rest, addressed, &tail_s)
+            }
+            ["admin", "exchange", "mailboxes", mbx, rest @ ..] => {
+                self.mailbox_api_routes(req, mbx, rest)
             }
             ["drives", d, rest @ ..] => {
                 let Some(c) = parse_coll_id(d).filter(|c| matches!(c.coll, Coll::Drive(_))) else {
@@ -1559,7 +1563,11 @@ impl Sim {
         let Some((coll, _)) = self.model.current(&st, key) else {
             return Resp::not_found_outlook();
         };
-        if coll.res != r || !matches!(coll.coll, Coll::MailFolder(_)) {
+        // Items of the in-place archive are served by the mailbox import/export API only.
+        if coll.res != r
+            || !matches!(coll.coll, Coll::MailFolder(_))
+            || crate::mailbox_api::is_archive(coll)
+        {
             return Resp::not_found_outlook();
         }
         match (m, rest) {

@@ -84,6 +84,9 @@ impl Model {
     pub fn base_count(&self, c: CollKey) -> u32 {
         let t = &self.tenant;
         match (c.res, c.coll) {
+            (Res::User(u), Coll::MailFolder(f)) if f >= crate::mailbox_api::ARCHIVE_FOLDER => {
+                crate::mailbox_api::archive_count(t, u, f - crate::mailbox_api::ARCHIVE_FOLDER)
+            }
             (r @ Res::User(_), Coll::MailFolder(f)) if t.has_mailbox(r) && f < NEW_FOLDER => {
                 t.mail_counts(r).get(f as usize).copied().unwrap_or(0)
             }
@@ -320,7 +323,7 @@ impl Model {
         Some(key)
     }
 
-    fn change_key(key: ItemKey, rev: u32) -> String {
+    pub(crate) fn change_key(key: ItemKey, rev: u32) -> String {
         let h = hash(
             rev as u64,
             &[match key {
@@ -348,6 +351,9 @@ impl Model {
     pub fn message_plan(&self, key: ItemKey) -> Option<MessagePlan> {
         match key {
             ItemKey::Base(c, n) => match c.coll {
+                Coll::MailFolder(f) if f >= crate::mailbox_api::ARCHIVE_FOLDER => {
+                    Some(crate::mailbox_api::archive_plan(&self.tenant, c.res, f, n))
+                }
                 Coll::MailFolder(f) => Some(content::message_plan(&self.tenant, c.res, f, n)),
                 _ => None,
             },
@@ -365,7 +371,7 @@ impl Model {
                 let Coll::MailFolder(f) = c.coll else {
                     return None;
                 };
-                let plan = content::message_plan(&self.tenant, c.res, f, n);
+                let plan = self.message_plan(key)?;
                 content::message_props(&self.tenant, c.res, f, n, &plan)
             }
             ItemKey::New(_) => json!({}),
@@ -1069,6 +1075,7 @@ pub fn new_state(kind: Kind, coll: CollKey, props: serde_json::Map<String, Value
         versions: vec![],
         modified: now.clone(),
         created: now,
+        fx: None,
     }
 }
 

@@ -153,6 +153,37 @@ const fn listing(pattern: &'static str, (read, _): Pair) -> Rule {
 /// (path pattern) → least privileged application permission to read and to write; the first
 /// pattern that matches decides.
 pub const RULES: &[Rule] = &[
+    // The mailbox import/export API (`/admin/exchange/mailboxes/{id}/…`): folder and item
+    // reads, export, import sessions; and the mailbox ids (`settings/exchange`).
+    Rule {
+        pattern: "admin/exchange/mailboxes/*/exportItems",
+        read: None,
+        write: Some("MailboxItem.Export.All"),
+        service: Service::Outlook,
+        selected: false,
+    },
+    Rule {
+        pattern: "admin/exchange/mailboxes/*/createImportSession",
+        read: None,
+        write: Some("MailboxItem.ImportExport.All"),
+        service: Service::Outlook,
+        selected: false,
+    },
+    Rule {
+        pattern: "admin/exchange/mailboxes/*/folders/*/items/**",
+        read: Some("MailboxItem.Read.All"),
+        write: Some("MailboxItem.ReadWrite.All"),
+        service: Service::Outlook,
+        selected: false,
+    },
+    Rule {
+        pattern: "admin/exchange/mailboxes/*/folders/**",
+        read: Some("MailboxFolder.Read.All"),
+        write: Some("MailboxFolder.ReadWrite.All"),
+        service: Service::Outlook,
+        selected: false,
+    },
+    outlook("users/*/settings/exchange", USERS),
     // Exchange: a mailbox's folders and items (Mail.ReadBasic.All is not simulated).
     outlook("users/*/mailFolders/**", MAIL),
     outlook("users/*/messages/**", MAIL),
@@ -198,6 +229,9 @@ pub const RULES: &[Rule] = &[
 /// `Sites.FullControl.All` ⊃ `Sites.Manage.All` ⊃ `Sites.ReadWrite.All`.
 pub const IMPLIES: &[(&str, &[&str])] = &[
     ("Mail.ReadWrite", &["Mail.Read"]),
+    ("MailboxItem.ImportExport.All", &["MailboxItem.Export.All"]),
+    ("MailboxFolder.ReadWrite.All", &["MailboxFolder.Read.All"]),
+    ("MailboxItem.ReadWrite.All", &["MailboxItem.Read.All"]),
     ("MailboxSettings.ReadWrite", &["MailboxSettings.Read"]),
     ("Contacts.ReadWrite", &["Contacts.Read"]),
     ("Calendars.ReadWrite", &["Calendars.Read"]),

@@ -95,6 +95,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_dl/{token}", get(download))
         .route("/_up/{id}", any(upload))
         .route("/v1.0/{*rest}", any(graph))
+        .route("/beta/{*rest}", any(graph))
+        .route("/api/{version}/{mailbox}/importItem", post(import_item))
         .layer(DefaultBodyLimit::max(300 * 1024 * 1024))
         .with_state(sim)
 }
@@ -225,13 +227,26 @@ async fn graph(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let raw_path = uri.path().strip_prefix("/v1.0").unwrap_or(uri.path());
+    // `/beta` serves what `/v1.0` does; handlers that differ (the archive mailbox id) and
+    // links of the mailbox import/export API read the version from this header.
+    let (raw_path, beta) = match uri.path().strip_prefix("/beta") {
+        Some(p) => (p, true),
+        None => (
+            uri.path().strip_prefix("/v1.0").unwrap_or(uri.path()),
+            false,
+        ),
+    };
     let mut query = uri.query().map(parse_query).unwrap_or_default();
+    let mut pairs = header_pairs(&headers);
+    pairs.retain(|(k, _)| k != crate::mailbox_api::VERSION_HEADER);
+    if beta {
+        pairs.push((crate::mailbox_api::VERSION_HEADER.into(), "beta".into()));
+    }
     let req = Req {
         method: method.as_str().to_string(),
         path: crate::wire::canonical_path(raw_path, &mut query),
         query,
-        headers: header_pairs(&headers),
+        headers: pairs,
         body,
         base: base_of(&headers),
         duplicate_page_item: false,
@@ -330,6 +345,34 @@ async fn upload(
     };
     let resp = tokio::task::block_in_place(|| sim.upload_fragment(&req, &id));
     sim.count(&format!("{} /_up", req.method), resp.status, 0);
+    to_http(&sim, resp, None).await
+}
+
+/// `POST {importUrl}`: the pre-authenticated import URL of the mailbox import API.
+async fn import_item(
+    State(sim): State<Arc<Sim>>,
+    Path((version, mailbox)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let q = uri.query().map(parse_query).unwrap_or_default();
+    let token = q
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authtoken"))
+        .map(|(_, v)| v.clone());
+    let req = Req {
+        method: "POST".into(),
+        path: format!("/api/{version}/{mailbox}/importItem"),
+        query: q,
+        headers: header_pairs(&headers),
+        body,
+        base: base_of(&headers),
+        duplicate_page_item: false,
+    };
+    let resp =
+        tokio::task::block_in_place(|| sim.import_item(&req, &version, &mailbox, token.as_deref()));
+    sim.count("POST /api/{version}/{mailbox}/importItem", resp.status, 0);
     to_http(&sim, resp, None).await
 }
 

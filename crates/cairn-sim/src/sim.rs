@@ -173,7 +173,7 @@ impl Sim {
 
     // ---- capabilities ------------------------------------------------------------------
 
-    fn sign(&self, payload: &str) -> String {
+    pub(crate) fn sign(&self, payload: &str) -> String {
         let h = payload.bytes().fold(self.url_key, |h, b| mix(h ^ b as u64));
         format!("{h:016x}")
     }
@@ -318,6 +318,13 @@ impl Sim {
                 },
             },
             ["drives", ..] | ["sites", ..] => Bucket::Files { ru: files_cost(&s) },
+            // The mailbox import/export API: the mailbox's owner's Exchange limits.
+            ["admin", "exchange", "mailboxes", m, ..] => {
+                match crate::mailbox_api::parse_mailbox_id(&self.model.tenant, m) {
+                    Some(mb) => Bucket::Mailbox(Res::User(mb.user)),
+                    None => Bucket::Other,
+                }
+            }
             ["groups", _, "drive", ..] | ["groups", _, "sites", ..] => {
                 Bucket::Files { ru: files_cost(&s) }
             }
@@ -984,6 +991,13 @@ pub fn endpoint_label(method: &str, path: &str) -> String {
         "threads",
         "posts",
         "$batch",
+        "admin",
+        "exchange",
+        "mailboxes",
+        "folders",
+        "exportItems",
+        "createImportSession",
+        "settings",
     ];
     let mut out = String::from(method);
     out.push(' ');

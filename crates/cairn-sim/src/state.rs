@@ -79,6 +79,18 @@ pub struct ItemState {
     pub versions: Vec<VersionRec>,
     pub modified: String,
     pub created: String,
+    /// The FastTransfer stream an item was imported with (mailbox import API): exports
+    /// return it byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fx: Option<Box<FxRef>>,
+}
+
+/// A FastTransfer stream stored for an imported item.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FxRef {
+    pub blob: BlobRef,
+    /// Its `PidTagMessageClass` (`IPM.Note`, `IPM.Appointment`, …).
+    pub class: String,
 }
 
 /// A mail or contact folder created after generation, or a generated one renamed/deleted.
@@ -383,6 +395,7 @@ mod tests {
             versions: vec![],
             modified: "2026-11-01T00:00:00Z".into(),
             created: "2026-11-01T00:00:00Z".into(),
+            fx: None,
         }
     }
 

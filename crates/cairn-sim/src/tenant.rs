@@ -27,6 +27,10 @@ pub struct TenantSpec {
     pub max_item_size: u64,
     /// Verified domain of the tenant.
     pub domain: String,
+    /// Whether some licensed users have an in-place archive mailbox (user 1 always, with an
+    /// auto-expanding archive; see `mailbox_api`).
+    #[serde(default = "default_archives")]
+    pub archives: bool,
 }
 
 impl Default for TenantSpec {
@@ -44,12 +48,17 @@ impl Default for TenantSpec {
             threads_per_group: default_threads_per_group(),
             max_item_size: 25 * 1024 * 1024,
             domain: "contoso.example".into(),
+            archives: true,
         }
     }
 }
 
 fn default_threads_per_group() -> u32 {
     4
+}
+
+fn default_archives() -> bool {
+    true
 }
 
 const FIRST: &[&str] = &[
@@ -561,6 +570,20 @@ impl Tenant {
             Res::Group(i) => i < self.spec.groups,
             Res::Site(n) => self.site(n).is_some(),
         }
+    }
+
+    /// Does user `idx` have an in-place archive mailbox? Licensed members only: user 1
+    /// always, others about one in three (seeded); none when `TenantSpec::archives` is off.
+    pub fn has_archive(&self, idx: u32) -> bool {
+        self.spec.archives
+            && self.user(idx).is_some_and(|u| u.kind == UserKind::Member)
+            && (idx == 1 || hash(self.seed(), &[95, idx as u64]) % 3 == 0)
+    }
+
+    /// Is user `idx`'s archive auto-expanding (some folders in an auxiliary archive)? User 1
+    /// only.
+    pub fn has_auxiliary_archive(&self, idx: u32) -> bool {
+        idx == 1 && self.has_archive(idx)
     }
 
     pub fn has_mailbox(&self, r: Res) -> bool {

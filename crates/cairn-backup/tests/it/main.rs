@@ -172,7 +172,7 @@ async fn a_user_backup_equals_the_manifest_and_incrementals_fetch_only_changes()
     let kinds: std::collections::BTreeSet<&str> = want1.values().map(|v| v.0.as_str()).collect();
     assert_eq!(
         kinds,
-        ["contact", "event", "file", "message"]
+        ["archiveItem", "contact", "event", "file", "message"]
             .into_iter()
             .collect()
     );

@@ -12,6 +12,7 @@ use cairn_sim::TenantSpec;
 use cairn_testkit::{SimTenant, Workspace};
 use futures::StreamExt;
 use serde_json::{Value, json};
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -463,4 +464,112 @@ async fn unknown_resources_and_points_are_the_users_mistake() {
     assert!(r.resolve(&sel).is_err());
     sel.point = PointSel::At(chrono::Utc::now());
     assert_eq!(r.resolve(&sel).unwrap().1.seq, 1);
+}
+
+/// The raw manifest entries of a resource's archive items: (id, mailbox, sha256).
+async fn archive_items(s: &SimTenant, resource: &str) -> Vec<(String, String, String, String)> {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/_sim/manifest?resource={resource}", s.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut out: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "archiveItem")
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("id"), s("path"), s("mailbox"), s("sha256"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_auto_expanded_archive_is_backed_up_whole_and_restored_through_import_sessions() {
+    let sim = SimTenant::start(spec(12, 2)).await;
+    let setup = Setup::new(&sim);
+    // The simulator's user 1 has an auto-expanded archive: folders 2019 and Projects/Old
+    // live in an auxiliary archive mailbox.
+    let user = users(&setup).await[1].clone();
+    let before = archive_items(&sim, &user.id).await;
+    let mailboxes: std::collections::BTreeSet<&str> = before.iter().map(|e| e.2.as_str()).collect();
+    assert_eq!(mailboxes.len(), 2, "main and auxiliary archive: {before:?}");
+    setup.backup(&user).await;
+
+    // Backed up whole: every item's stream, byte for byte, as exportItems gave it.
+    let res = setup.resource_id(&user.name);
+    let point = setup.ws.catalog.points(res).unwrap()[0].snapshot.clone();
+    let reader = setup.ws.repo.open_snapshot(&point).unwrap();
+    let mut held = Vec::new();
+    setup
+        .ws
+        .catalog
+        .for_each_at(res, 1, "archive/", &mut |r| {
+            held.push(r);
+            true
+        })
+        .unwrap();
+    let mut got: Vec<(String, String)> = held
+        .iter()
+        .map(|r| {
+            let mut out = Vec::new();
+            reader.read(&r.path, &mut out).unwrap();
+            (r.item.clone(), hex::encode(sha2::Sha256::digest(&out)))
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String)> = before.iter().map(|e| (e.0.clone(), e.3.clone())).collect();
+    assert_eq!(got, want, "the archive, hash for hash");
+    // Searchable: the catalog read subjects out of the streams.
+    assert!(held.iter().all(|r| r.subject.is_some()), "{held:?}");
+
+    // One item of each mailbox is deleted for good.
+    let token = sim.token().await;
+    let http = reqwest::Client::new();
+    for mbx in &mailboxes {
+        let (id, path, _, _) = before.iter().find(|e| e.2 == *mbx).unwrap();
+        let folder = held
+            .iter()
+            .find(|r| r.item == *id)
+            .map(|r| r.scope.trim_start_matches("archive:").to_string())
+            .unwrap();
+        let r = http
+            .delete(format!(
+                "{}/beta/admin/exchange/mailboxes/{mbx}/folders/{folder}/items/{id}?disposalType=hardDelete",
+                sim.url()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204, "deleting {path}/{id}");
+    }
+    assert_eq!(archive_items(&sim, &user.id).await.len(), before.len() - 2);
+
+    // Restored where they were: the two through import sessions (the auxiliary mailbox's
+    // own), the rest left alone.
+    let mut sel = Selection::new(&user.name);
+    sel.paths = vec!["archive/".into()];
+    let r = setup
+        .restore(&sel, RestoreTarget::Original, Collision::Skip)
+        .await;
+    assert_eq!(r.restored, 2, "{r:#?}");
+    assert_eq!(r.skipped_total as usize, before.len() - 2, "{r:#?}");
+    let after: Vec<(String, String)> = archive_items(&sim, &user.id)
+        .await
+        .into_iter()
+        .map(|e| (e.1, e.3))
+        .collect();
+    let mut want: Vec<(String, String)> =
+        before.iter().map(|e| (e.1.clone(), e.3.clone())).collect();
+    want.sort();
+    let mut after = after;
+    after.sort();
+    assert_eq!(after, want, "the same streams in the same folders again");
 }

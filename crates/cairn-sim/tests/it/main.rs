@@ -4,6 +4,7 @@ mod conversations;
 mod endpoints;
 mod forms;
 mod harness;
+mod mailbox_api;
 mod permissions;
 mod ransomware;
 mod sdk;

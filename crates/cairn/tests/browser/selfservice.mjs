@@ -169,7 +169,7 @@ try {
   });
   await page.locator("#q").fill("Invoice");
   await page.keyboard.press("Enter");
-  const bad = page.locator("#items tbody tr", { hasText: "Invoice" }).first();
+  const bad = page.locator("#items tbody tr", { hasText: hostileSubject }).first();
   await bad.waitFor();
   const cell = bad.locator("td").nth(1);
   check((await cell.textContent()) === hostileSubject, `the subject is text: ${await cell.textContent()}`);

@@ -366,6 +366,10 @@ fn restic_files(t: &Tenant, person: &str) -> (Files, BTreeSet<String>, BTreeSet<
             .unwrap_or_else(|| panic!("snapshot {id} unknown to cairn snapshots --no-catalog"));
         let dir = t.home.path(&format!("restic/{id}"));
         restic(&["restore", id, "--target", s(&dir)]);
+        // Archive items are full-fidelity streams whose strings are UTF-16LE.
+        let wide: Vec<u8> = person.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut named: BTreeSet<String> = BTreeSet::new();
+        let mut sidecars: Vec<(String, String)> = Vec::new();
         for e in walkdir(&dir) {
             let bytes = std::fs::read(&e).unwrap();
             let sha = hex::encode(sha2::Sha256::digest(&bytes));
@@ -380,16 +384,28 @@ fn restic_files(t: &Tenant, person: &str) -> (Files, BTreeSet<String>, BTreeSet<
                     (l.starts_with("from:") || l.starts_with("to:") || l.starts_with("cc:"))
                         && l.contains(&person)
                 });
+            let lower: Vec<u8> = bytes.iter().map(u8::to_ascii_lowercase).collect();
             if String::from_utf8_lossy(&bytes)
                 .to_lowercase()
                 .contains(&person)
+                || lower.windows(wide.len()).any(|w| w == wide.as_slice())
             {
                 mention.insert(sha.clone());
+                named.insert(rel.clone());
+            }
+            if let Some(stem) = rel.strip_suffix(".meta.json") {
+                sidecars.push((stem.to_string(), sha.clone()));
             }
             if label.eq_ignore_ascii_case(&person) || names_them {
                 theirs.insert(sha.clone());
             }
             files.insert((format!("{label} {id}"), rel), sha);
+        }
+        // A sidecar goes with its item.
+        for (stem, sha) in sidecars {
+            if named.contains(&format!("{stem}.eml")) || named.contains(&format!("{stem}.fts")) {
+                mention.insert(sha);
+            }
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
