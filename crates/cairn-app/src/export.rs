@@ -68,11 +68,11 @@ impl Format {
 
     pub(crate) fn kinds(self) -> &'static [&'static str] {
         match self {
-            Format::Eml | Format::Mbox => &["message"],
+            Format::Eml | Format::Mbox => &["message", "archiveItem"],
             Format::Ics => &["event"],
             Format::Vcf => &["contact"],
             Format::Files => &["file", "listItem", FOLDER],
-            Format::Pst => &["message", "event", "contact"],
+            Format::Pst => &["message", "archiveItem", "event", "contact"],
         }
     }
 
@@ -605,22 +605,47 @@ fn display_component(c: &str) -> String {
 /// gives `<folder…>`; `calendar/<cal>/<file>` and `contacts/<folder…>/<file>` their folder.
 pub(crate) fn folder_of(row: &ItemRow) -> Vec<String> {
     let parts: Vec<&str> = row.path.split('/').collect();
-    let end = if row.kind == "message" && parts.len() >= 4 {
+    let end = if is_mail(row) && parts.len() >= 4 {
         parts.len() - 2
     } else {
         parts.len().saturating_sub(1)
     };
     let start = 1.min(end);
-    parts[start..end]
-        .iter()
-        .map(|c| display_component(c))
+    // The in-place archive's folders under a folder of their own, beside the mailbox's.
+    let archive = (row.kind == "archiveItem").then(|| ARCHIVE_FOLDER.to_string());
+    archive
+        .into_iter()
+        .chain(parts[start..end].iter().map(|c| display_component(c)))
         .collect()
+}
+
+/// Where an export puts the in-place archive's folders.
+pub(crate) const ARCHIVE_FOLDER: &str = "In-Place Archive";
+
+/// Mail: a message (its MIME) or an archive item (its full-fidelity stream).
+fn is_mail(row: &ItemRow) -> bool {
+    matches!(row.kind.as_str(), "message" | "archiveItem")
+}
+
+/// An item's content as MIME: a message's own bytes, an archive item's stream turned into
+/// a message (`cairn_fxics::to_mime`, which says what that keeps and loses).
+pub(crate) fn mime_of(reader: &SnapshotReader, row: &ItemRow) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::with_capacity(row.size as usize);
+    reader
+        .read(&row.path, &mut buf)
+        .map_err(|e| format!("reading it from the repository: {e}"))?;
+    if row.kind != "archiveItem" {
+        return Ok(buf);
+    }
+    cairn_fxics::parse_message(&buf)
+        .map(|item| cairn_fxics::to_mime(&item))
+        .map_err(|e| format!("its full-fidelity stream could not be read: {e}"))
 }
 
 /// The raw folder key of a row: the rows of one output file share it.
 fn folder_key(row: &ItemRow) -> String {
     let parts: Vec<&str> = row.path.split('/').collect();
-    let end = if row.kind == "message" && parts.len() >= 4 {
+    let end = if is_mail(row) && parts.len() >= 4 {
         parts.len() - 2
     } else {
         parts.len().saturating_sub(1)
@@ -690,6 +715,10 @@ impl Exporter<'_, '_> {
         let r = self
             .dest
             .put(&rel, row.date.unwrap_or(row.mtime), &mut |w| {
+                if row.kind == "archiveItem" {
+                    let mime = mime_of(reader, row)?;
+                    return w.write_all(&mime).map_err(|e| e.to_string());
+                }
                 reader
                     .read(&row.path, &mut &mut *w)
                     .map_err(|e| e.to_string())
@@ -777,7 +806,16 @@ impl Exporter<'_, '_> {
             let Some((_, mbox, failed)) = current.as_mut() else {
                 continue;
             };
-            let r = append_message(self.reader, &row, mbox, failed);
+            let r = if row.kind == "archiveItem" {
+                match mime_of(self.reader, &row) {
+                    Ok(mime) => mbox
+                        .append(&mime[..], row.sender.as_deref(), row.date)
+                        .map_err(|e| Fail::Output(e.to_string())),
+                    Err(reason) => Err(Fail::Item(reason)),
+                }
+            } else {
+                append_message(self.reader, &row, mbox, failed)
+            };
             if r.is_ok() {
                 self.count_in(&key, 1);
             }

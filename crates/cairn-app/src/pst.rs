@@ -145,7 +145,7 @@ impl Out {
     /// Adds one item; `Ok(false)` when its content is not what its kind says.
     fn add(&mut self, row: &ItemRow, content: &[u8]) -> Result<bool, cairn_pst::Error> {
         let kind = match row.kind.as_str() {
-            "message" => FolderKind::Mail,
+            "message" | "archiveItem" => FolderKind::Mail,
             "event" => FolderKind::Calendar,
             "contact" => FolderKind::Contacts,
             _ => return Ok(false),
@@ -159,6 +159,16 @@ impl Out {
                     .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
                     .and_then(|v| v["isRead"].as_bool())
                     .unwrap_or(true);
+                let converted;
+                let content = if row.kind == "archiveItem" {
+                    let Ok(item) = cairn_fxics::parse_message(content) else {
+                        return Ok(false);
+                    };
+                    converted = cairn_fxics::to_mime(&item);
+                    &converted[..]
+                } else {
+                    content
+                };
                 let Some(m) = cairn_formats::pst::message(content, read) else {
                     return Ok(false);
                 };

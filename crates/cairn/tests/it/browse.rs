@@ -671,12 +671,18 @@ fn eml_subjects(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_pst_export_is_read_by_three_readers() {
-    let f = Fixture::new(34, false);
+    // Seed 38: the user has an in-place archive, exported beside the mailbox.
+    let f = Fixture::new(38, false);
     let user = f.user.as_str();
+    // Mail: the mailbox's messages and the in-place archive's items.
     let (messages, events, contacts) = (
-        f.of_kind(1, "message").len(),
+        f.of_kind(1, "message").len() + f.of_kind(1, "archiveItem").len(),
         f.of_kind(1, "event").len(),
         f.of_kind(1, "contact").len(),
+    );
+    assert!(
+        !f.of_kind(1, "archiveItem").is_empty(),
+        "the user has an archive"
     );
     assert!(messages > 0 && events > 0 && contacts > 0);
 
