@@ -164,6 +164,13 @@ pub(crate) fn status_of(e: &GraphError) -> Option<u16> {
     }
 }
 
+/// Graph refused for want of a permission (403).
+pub(crate) fn is_forbidden(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<GraphError>())
+        .any(|g| status_of(g) == Some(403))
+}
+
 pub(crate) fn is_missing(e: &anyhow::Error) -> bool {
     e.downcast_ref::<GraphError>()
         .and_then(status_of)

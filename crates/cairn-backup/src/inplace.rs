@@ -42,7 +42,14 @@ pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
         run,
         &format!("{mailbox}/folders/delta?$select=id,displayName,parentFolderId,parentMailboxUrl"),
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        if crate::engine::is_forbidden(&e) {
+            e.context("reading the in-place archive's folders\nhint: the backup app needs MailboxFolder.Read.All, MailboxItem.Read.All and MailboxItem.Export.All (docs/entra-app.md)")
+        } else {
+            e
+        }
+    })?;
     let listed: HashSet<String> = folders
         .iter()
         .map(|f| format!("archive:{}", f.id))
