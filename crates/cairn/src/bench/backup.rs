@@ -102,6 +102,10 @@ struct Phase {
     archive_secs: f64,
     cpu_backup: f64,
     cpu_sim: f64,
+    /// Mail requests and items of the run: MIME copies (folder deltas and `$value`) and
+    /// full-fidelity copies (the mailbox import/export API: item deltas and `exportItems`).
+    mime: (u64, u64),
+    full_fidelity: (u64, u64),
 }
 
 pub fn run(b: &BackupBench) -> anyhow::Result<()> {
@@ -299,7 +303,7 @@ fn worker(b: &BackupBench, url: &str) -> anyhow::Result<()> {
         let engine = Arc::new(Engine::new(
             graph,
             repo,
-            catalog,
+            catalog.clone(),
             "bench",
             opts,
             phases.clone(),
@@ -320,8 +324,9 @@ fn worker(b: &BackupBench, url: &str) -> anyhow::Result<()> {
             let report = engine.run(targets.clone()).await;
             let stats1 = sim_stats(url).await?;
             let (stage_secs, archive_secs) = phases.take();
-            let phase = measure(name, &report, &stats0, &stats1, stage_secs, archive_secs)
+            let mut phase = measure(name, &report, &stats0, &stats1, stage_secs, archive_secs)
                 .with_cpu(cpu_of("self") - cpu0, cpu_of(&sim_pid.to_string()) - sim0);
+            mail_cost(&mut phase, &*catalog, &stats0, &stats1)?;
             if let Some(r) = report.resources.iter().find(|r| !r.ok()) {
                 eprintln!(
                     "bench backup: {} of {} resources failed, e.g. {}: {}",
@@ -373,6 +378,42 @@ fn measure(
         archive_secs,
         ..Phase::default()
     }
+}
+
+/// Requests per mail item of each copy, from the simulator's per-endpoint counts and the
+/// items the run's restore points hold (their latest point: a full run's whole mailbox).
+fn mail_cost(
+    p: &mut Phase,
+    catalog: &dyn cairn_catalog::Catalog,
+    stats0: &serde_json::Value,
+    stats1: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let requests = |of: &dyn Fn(&str) -> bool| -> u64 {
+        stats1["by_endpoint"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| of(k))
+                    .map(|(k, v)| {
+                        v.as_u64().unwrap_or(0) - stats0["by_endpoint"][k].as_u64().unwrap_or(0)
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let mime = requests(&|k| k.contains("/mailFolders") || k.contains("/messages/"));
+    let full = requests(&|k| k.contains("/admin/exchange/") || k.contains("/settings/exchange"));
+    let (mut messages, mut archived) = (0, 0);
+    for r in catalog.resources()? {
+        if let Some(last) = catalog.points(r.id)?.last() {
+            let n = catalog.count_at(r.id, last.seq)?;
+            messages += n.get("message").copied().unwrap_or(0);
+            archived += n.get("archiveItem").copied().unwrap_or(0);
+        }
+    }
+    p.mime = (mime, messages);
+    p.full_fidelity = (full, archived);
+    Ok(())
 }
 
 async fn sim_stats(url: &str) -> anyhow::Result<serde_json::Value> {
@@ -472,6 +513,47 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) -> anyhow::Result<(
                 ratio(p.ideal),
                 ratio(p.complete)
             );
+        }
+    }
+    outln!(
+        "\nMail requests per item (mailbox messages as MIME, `$value` one request each; in-place archive items as full-fidelity streams, `exportItems` 20 per request; folder and delta pages included):\n"
+    );
+    outln!(
+        "| {:<11} | {:<36} | {:>8} | {:>9} | {:>13} |",
+        "run",
+        "copy",
+        "items",
+        "requests",
+        "requests/item"
+    );
+    outln!(
+        "|{:-<13}|{:-<38}|{:->10}|{:->11}|{:->15}|",
+        "",
+        "",
+        "",
+        "",
+        ""
+    );
+    for (_, phases) in rows {
+        for p in phases {
+            for (copy, (requests, items)) in [
+                ("MIME (messages, $value)", p.mime),
+                ("full fidelity (archive, exportItems)", p.full_fidelity),
+            ] {
+                let per = if items > 0 {
+                    format!("{:.3}", requests as f64 / items as f64)
+                } else {
+                    "-".into()
+                };
+                outln!(
+                    "| {:<11} | {:<36} | {:>8} | {:>9} | {:>13} |",
+                    p.name,
+                    copy,
+                    items,
+                    requests,
+                    per
+                );
+            }
         }
     }
     outln!("\nWhere the time went (resource-seconds summed over resources; CPU seconds):\n");
