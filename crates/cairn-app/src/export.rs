@@ -301,6 +301,37 @@ pub(crate) fn with_rows<R>(
     })
 }
 
+/// The one file an export writes (a zip archive, a PST): `output` itself when it ends in
+/// `.ext`, else `<resource>-point<seq>.ext` in that directory. Never overwrites.
+pub(crate) fn output_file(
+    output: &Path,
+    ext: &str,
+    resource: &str,
+    seq: i64,
+) -> anyhow::Result<(PathBuf, File)> {
+    let path = if output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+    {
+        if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        output.to_path_buf()
+    } else {
+        std::fs::create_dir_all(output)?;
+        output.join(safe_component(&format!("{resource}-point{seq}.{ext}")))
+    };
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| {
+            UserError::new(format!("cannot create {}: {e}", path.display()))
+                .hint("give a path that does not exist yet")
+        })?;
+    Ok((path, file))
+}
+
 /// Where the export goes: a directory, or one zip archive.
 enum Dest {
     Dir(PathBuf),
@@ -314,21 +345,7 @@ enum Dest {
 impl Dest {
     fn create(a: &ExportRequest, resource: &str, seq: i64) -> anyhow::Result<Dest> {
         if a.zip {
-            let path = if a.output.extension().is_some_and(|e| e == "zip") {
-                a.output.clone()
-            } else {
-                std::fs::create_dir_all(&a.output)?;
-                a.output
-                    .join(safe_component(&format!("{resource}-point{seq}.zip")))
-            };
-            let file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| {
-                    UserError::new(format!("cannot create {}: {e}", path.display()))
-                        .hint("give a path that does not exist yet")
-                })?;
+            let (path, file) = output_file(&a.output, "zip", resource, seq)?;
             return Ok(Dest::Zip {
                 path,
                 zip: Some(Box::new(zip::ZipWriter::new(BufWriter::new(file)))),

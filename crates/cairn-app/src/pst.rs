@@ -9,15 +9,14 @@
 use crate::UserError;
 use crate::Workspace;
 use crate::export::{
-    ExportProgress, ExportRequest, Format, OutputFile, Report, folder_of, prefixes, with_rows,
+    ExportProgress, ExportRequest, Format, OutputFile, Report, folder_of, output_file, prefixes,
+    with_rows,
 };
 use cairn_catalog::{ItemRow, select};
-use cairn_formats::names::safe_component;
 use cairn_pst::{FolderId, FolderKind, PstWriter};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::BufWriter;
-use std::path::PathBuf;
 
 /// Writes the PST; see the module's documentation.
 pub(crate) fn export(
@@ -33,7 +32,7 @@ pub(crate) fn export(
     let cat = ws.catalog()?;
     let sel = select::select(&*cat, req.tenant.as_deref(), &req.target)?;
     let paths = prefixes(&req.paths);
-    let (path, file) = create(req, &sel.resource.name, sel.point.seq)?;
+    let (path, file) = output_file(&req.output, "pst", &sel.resource.name, sel.point.seq)?;
     let repo = ws.repo()?;
     let reader = repo.open_snapshot(&sel.point.snapshot)?;
     let mut report = Report {
@@ -103,34 +102,6 @@ pub(crate) fn export(
         items,
     });
     Ok(report)
-}
-
-/// The PST file: `--output` itself when it ends in `.pst`, else a file named after the
-/// restore point in that directory. Never overwrites.
-fn create(req: &ExportRequest, resource: &str, seq: i64) -> anyhow::Result<(PathBuf, File)> {
-    let path = if req
-        .output
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("pst"))
-    {
-        if let Some(dir) = req.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        req.output.clone()
-    } else {
-        std::fs::create_dir_all(&req.output)?;
-        req.output
-            .join(safe_component(&format!("{resource}-point{seq}.pst")))
-    };
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| {
-            UserError::new(format!("cannot create {}: {e}", path.display()))
-                .hint("give a path that does not exist yet")
-        })?;
-    Ok((path, file))
 }
 
 struct Out {

@@ -10,7 +10,6 @@
 //! (`Mode: update`), `keep-both` imports beside it.
 
 use crate::mail::find_or_create_folder;
-use crate::names::decode_component;
 use crate::report::Done;
 use crate::run::{Ctx, ItemResult, why};
 use base64::Engine as _;
@@ -20,17 +19,7 @@ use serde_json::json;
 
 /// The archive folder path of an item (`archive/<folder path>/<YYYY-MM>/<file>.fts`).
 pub(crate) fn folder_of(path: &str) -> Option<Vec<String>> {
-    let rest = path.strip_prefix("archive/")?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    if parts.len() < 3 {
-        return None;
-    }
-    Some(
-        parts[..parts.len() - 2]
-            .iter()
-            .map(|c| decode_component(c))
-            .collect(),
-    )
+    crate::mail::folder_under("archive/", path)
 }
 
 pub(crate) async fn restore(ctx: &Ctx, row: &ItemRow) -> ItemResult {

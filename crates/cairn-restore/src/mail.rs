@@ -19,7 +19,12 @@ use serde_json::{Value, json};
 
 /// The folder path of a message (`mail/<folder path>/<YYYY-MM>/<file>.eml`), names decoded.
 pub(crate) fn folder_of(path: &str) -> Option<Vec<String>> {
-    let rest = path.strip_prefix("mail/")?;
+    folder_under("mail/", path)
+}
+
+/// The folder path of an item at `<top>/<folder path>/<YYYY-MM>/<file>`, names decoded.
+pub(crate) fn folder_under(top: &str, path: &str) -> Option<Vec<String>> {
+    let rest = path.strip_prefix(top)?;
     let parts: Vec<&str> = rest.split('/').collect();
     if parts.len() < 3 {
         return None;

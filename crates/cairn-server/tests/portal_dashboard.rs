@@ -85,24 +85,18 @@ async fn portal_dashboard_an_admin_runs_a_job_and_sees_its_run() {
         .unwrap()
     });
 
-    let out = tokio::process::Command::new("node")
-        .arg(dir.join("dashboard.mjs"))
-        .env("CAIRN_URL", format!("{public}/"))
-        .env("CAIRN_TOKEN", &admin)
-        .env("CAIRN_JOB", "nightly")
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), out)
-        .await
-        .expect("the browser test ends")
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let text = common::node(
+        &dir,
+        "dashboard.mjs",
+        &chromium,
+        &[
+            ("CAIRN_URL", format!("{public}/").to_string()),
+            ("CAIRN_TOKEN", admin.to_string()),
+            ("CAIRN_JOB", "nightly".to_string()),
+        ],
+        240,
+    )
+    .await;
     assert!(text.contains("ok: the dashboard runs a job"), "{text}");
 
     // The run the button started, in the server's history.
@@ -254,26 +248,20 @@ async fn portal_an_operator_restores_a_users_onedrive_folder_to_a_third_user() {
     let source = files(&sim.manifest(from).await, &name);
     assert!(!source.is_empty(), "{from}'s folder {name} holds files");
 
-    let out = tokio::process::Command::new("node")
-        .arg(dir.join("operator.mjs"))
-        .env("CAIRN_URL", format!("{public}/"))
-        .env("CAIRN_TOKEN", &operator)
-        .env("CAIRN_FROM", from)
-        .env("CAIRN_FOLDER", &name)
-        .env("CAIRN_TO", to)
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), out)
-        .await
-        .expect("the browser test ends")
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let text = common::node(
+        &dir,
+        "operator.mjs",
+        &chromium,
+        &[
+            ("CAIRN_URL", format!("{public}/").to_string()),
+            ("CAIRN_TOKEN", operator.to_string()),
+            ("CAIRN_FROM", from.to_string()),
+            ("CAIRN_FOLDER", name.to_string()),
+            ("CAIRN_TO", to.to_string()),
+        ],
+        240,
+    )
+    .await;
     assert!(text.contains("ok: an operator restored a folder"), "{text}");
 
     // The third user's OneDrive holds the folder, file for file, hash for hash; the first

@@ -230,31 +230,25 @@ async fn a_person_signs_in_and_restores_their_own_mail_only() {
     // The browser: sign in, find, preview, restore; the other mailbox refused.
     let shots = tmp.path().join("shots");
     std::fs::create_dir_all(&shots).unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg(dir.join("selfservice.mjs"))
-        .env("CAIRN_URL", format!("{public}/"))
-        .env("CAIRN_SIM", sim.url())
-        .env("CAIRN_TENANT", "contoso")
-        .env("CAIRN_UPN", &upn)
-        .env("CAIRN_PASSWORD", &password)
-        .env("CAIRN_OTHER", &other)
-        .env("CAIRN_SUBJECT", &subject)
-        .env("CAIRN_HOSTILE_SUBJECT", HOSTILE_SUBJECT)
-        .env("CAIRN_ATTACHMENT", ATTACHMENT)
-        .env("CAIRN_SHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), out)
-        .await
-        .expect("the browser test ends")
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let text = common::node(
+        &dir,
+        "selfservice.mjs",
+        &chromium,
+        &[
+            ("CAIRN_URL", format!("{public}/").to_string()),
+            ("CAIRN_SIM", sim.url().to_string()),
+            ("CAIRN_TENANT", "contoso".to_string()),
+            ("CAIRN_UPN", upn.to_string()),
+            ("CAIRN_PASSWORD", password.to_string()),
+            ("CAIRN_OTHER", other.to_string()),
+            ("CAIRN_SUBJECT", subject.to_string()),
+            ("CAIRN_HOSTILE_SUBJECT", HOSTILE_SUBJECT.to_string()),
+            ("CAIRN_ATTACHMENT", ATTACHMENT.to_string()),
+            ("CAIRN_SHOTS", shots.display().to_string()),
+        ],
+        240,
+    )
+    .await;
     assert!(text.contains("ok: signed in, restored, refused"), "{text}");
 
     // The message is back, byte for byte.

@@ -339,25 +339,19 @@ async fn the_portal_in_a_browser() {
         .await
         .unwrap()
     });
-    let out = tokio::process::Command::new("node")
-        .arg(dir.join("portal.mjs"))
-        .env("CAIRN_URL", format!("http://{addr}/"))
-        .env("CAIRN_TOKEN", &f.admin)
-        .env("CAIRN_SUBJECT", SUBJECT)
-        .env("CAIRN_ATTACHMENT", ATTACHMENT)
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(180), out)
-        .await
-        .expect("the browser test ends")
-        .unwrap();
+    let text = common::node(
+        &dir,
+        "portal.mjs",
+        &chromium,
+        &[
+            ("CAIRN_URL", format!("http://{addr}/").to_string()),
+            ("CAIRN_TOKEN", f.admin.to_string()),
+            ("CAIRN_SUBJECT", SUBJECT.to_string()),
+            ("CAIRN_ATTACHMENT", ATTACHMENT.to_string()),
+        ],
+        180,
+    )
+    .await;
     server.abort();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
     assert!(text.contains("ok: the portal previews safely"), "{text}");
 }

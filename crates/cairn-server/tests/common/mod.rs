@@ -67,3 +67,31 @@ pub fn browser() -> Option<(PathBuf, String)> {
     }
     Some((dir, chromium))
 }
+
+/// Runs the browser script `script` of `dir` (crates/cairn/tests/browser) in `chromium`
+/// with `env`, for at most `secs`; its output (stdout, then stderr) once it succeeded.
+pub async fn node(
+    dir: &Path,
+    script: &str,
+    chromium: &str,
+    env: &[(&str, String)],
+    secs: u64,
+) -> String {
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join(script))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("CHROMIUM", chromium)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(secs), out)
+        .await
+        .expect("the browser test ends")
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    text
+}
