@@ -58,6 +58,8 @@ pub struct BackupRequest {
     pub archives: usize,
     /// Also keep the earlier versions of OneDrive and SharePoint files.
     pub file_versions: bool,
+    /// Also keep each mailbox item's full-fidelity stream beside its MIME.
+    pub full_fidelity: bool,
 }
 
 impl Default for BackupRequest {
@@ -72,6 +74,7 @@ impl Default for BackupRequest {
             parallel: o.parallel,
             archives: o.archives,
             file_versions: false,
+            full_fidelity: false,
         }
     }
 }
@@ -184,6 +187,7 @@ pub async fn backup(
     opts.parallel = req.parallel.max(1);
     opts.archives = req.archives.max(1);
     opts.file_versions = req.file_versions;
+    opts.full_fidelity = req.full_fidelity;
     let engine = Arc::new(Engine::new(
         graph.clone(),
         repo,

@@ -85,6 +85,10 @@ pub struct BackupOptions {
     /// Also keep the earlier versions of files (one more request per changed file, and
     /// their content).
     pub file_versions: bool,
+    /// Also keep each primary-mailbox item's full-fidelity stream beside its MIME (the
+    /// mailbox import/export API: one request per 20 items, and the storage of a second
+    /// copy).
+    pub full_fidelity: bool,
 }
 
 impl BackupOptions {
@@ -96,6 +100,7 @@ impl BackupOptions {
             per_resource: 4,
             spool_dir,
             file_versions: false,
+            full_fidelity: false,
         }
     }
 }
@@ -471,6 +476,10 @@ impl Engine {
                         let mail = service(run, "mail", crate::mail::stage(run)).await;
                         if mail != Read::Missing {
                             service(run, "archive", crate::inplace::stage(run)).await;
+                            if run.engine.opts.full_fidelity {
+                                service(run, "full fidelity", crate::inplace::stage_primary(run))
+                                    .await;
+                            }
                         }
                         mail
                     }));

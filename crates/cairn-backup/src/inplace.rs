@@ -13,6 +13,10 @@
 //! auxiliary mailboxes: each folder is read at the mailbox Graph names for it
 //! (`parentMailboxUrl`, or where a 308 leads), and an export answered with
 //! `ErrorArchiveFolderMovedPermanently` is asked again where its message says.
+//!
+//! With `BackupOptions::full_fidelity`, the primary mailbox's items are copied the same way
+//! beside their MIME: `fidelity/<folder path>/…/*.fts`, kind `messageStream`, catalog id
+//! `fx:<item id>` (the message's own row has the id itself).
 
 use crate::engine::{Run, short_id};
 use crate::scope::{changed, drop_vanished};
@@ -26,6 +30,32 @@ use std::collections::HashSet;
 /// Items per `exportItems` request: Graph's maximum.
 pub(crate) const EXPORT_BATCH: usize = 20;
 
+/// Which mailbox of the user, and where its items go.
+#[derive(Clone, Copy)]
+pub(crate) struct Copy {
+    /// The first component of their paths in the restore point.
+    pub top: &'static str,
+    /// Their catalog kind.
+    pub kind: &'static str,
+    /// Before the item id in the catalog (the primary mailbox's messages have rows of
+    /// their own under the bare id).
+    pub id_prefix: &'static str,
+}
+
+/// The in-place archive.
+pub(crate) const ARCHIVE: Copy = Copy {
+    top: "archive",
+    kind: "archiveItem",
+    id_prefix: "",
+};
+
+/// Full-fidelity copies of the primary mailbox's items.
+pub(crate) const PRIMARY: Copy = Copy {
+    top: "fidelity",
+    kind: "messageStream",
+    id_prefix: "fx:",
+};
+
 /// Stages the changes of the user's in-place archive, if they have one.
 pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
     let graph = run.graph();
@@ -38,6 +68,21 @@ pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
         return drop_vanished(run, "archive:", &HashSet::new());
     };
     let mailbox = graph.beta_url(&format!("admin/exchange/mailboxes/{mbx}"));
+    stage_mailbox(run, ARCHIVE, &mailbox).await
+}
+
+/// Stages full-fidelity copies of the primary mailbox's items.
+pub(crate) async fn stage_primary(run: &Run<'_>) -> anyhow::Result<()> {
+    let graph = run.graph();
+    let settings = graph.get(&format!("{}/settings/exchange", run.base)).await?;
+    let Some(mbx) = settings["primaryMailboxId"].as_str() else {
+        return drop_vanished(run, "fidelity:", &HashSet::new());
+    };
+    let mailbox = graph.url(&format!("admin/exchange/mailboxes/{mbx}"));
+    stage_mailbox(run, PRIMARY, &mailbox).await
+}
+
+async fn stage_mailbox(run: &Run<'_>, copy: Copy, mailbox: &str) -> anyhow::Result<()> {
     let folders = crate::mail::folder_tree_at(
         run,
         &format!("{mailbox}/folders/delta?$select=id,displayName,parentFolderId,parentMailboxUrl"),
@@ -45,26 +90,26 @@ pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
     .await
     .map_err(|e| {
         if crate::engine::is_forbidden(&e) {
-            e.context("reading the in-place archive's folders\nhint: the backup app needs MailboxFolder.Read.All, MailboxItem.Read.All and MailboxItem.Export.All (docs/entra-app.md)")
+            e.context("reading the mailbox's folders through the mailbox import/export API\nhint: the backup app needs MailboxFolder.Read.All, MailboxItem.Read.All and MailboxItem.Export.All (docs/entra-app.md)")
         } else {
             e
         }
     })?;
     let listed: HashSet<String> = folders
         .iter()
-        .map(|f| format!("archive:{}", f.id))
+        .map(|f| format!("{}:{}", copy.top, f.id))
         .collect();
     for f in folders {
         let home = match f.home.as_deref() {
-            Some(h) if same_origin(h, &mailbox) => h.trim_end_matches('/').to_string(),
-            _ => mailbox.clone(),
+            Some(h) if same_origin(h, mailbox) => h.trim_end_matches('/').to_string(),
+            _ => mailbox.to_string(),
         };
-        if let Err(e) = folder(run, &home, &f.id, &f.path).await {
+        if let Err(e) = folder(run, copy, &home, &f.id, &f.path).await {
             // One folder's failure leaves its previous state in the restore point.
-            run.skip(format!("archive folder {}", f.path), format!("{e:#}"));
+            run.skip(format!("{} folder {}", copy.top, f.path), format!("{e:#}"));
         }
     }
-    drop_vanished(run, "archive:", &listed)
+    drop_vanished(run, &format!("{}:", copy.top), &listed)
 }
 
 fn same_origin(a: &str, b: &str) -> bool {
@@ -76,9 +121,15 @@ fn same_origin(a: &str, b: &str) -> bool {
 }
 
 /// One archive folder brought up to date from its item delta.
-async fn folder(run: &Run<'_>, mailbox: &str, id: &str, path: &str) -> anyhow::Result<()> {
+async fn folder(
+    run: &Run<'_>,
+    copy: Copy,
+    mailbox: &str,
+    id: &str,
+    path: &str,
+) -> anyhow::Result<()> {
     let cat = run.catalog();
-    let scope = format!("archive:{id}");
+    let scope = format!("{}:{id}", copy.top);
     let link = cat.token(run.res, &scope)?;
     // Where a 308 leads (an auxiliary mailbox Graph did not name in the listing).
     let mailbox = if link.is_none() {
@@ -108,17 +159,18 @@ async fn folder(run: &Run<'_>, mailbox: &str, id: &str, path: &str) -> anyhow::R
                 DeltaEvent::Upsert(item) => {
                     count += 1;
                     if let (Some(seen), Some(i)) = (seen.as_mut(), item["id"].as_str()) {
-                        seen.insert(i.to_string());
+                        seen.insert(format!("{}{i}", copy.id_prefix));
                     }
-                    if let Some(row) = plan(run, &scope, path, &item)? {
+                    if let Some(row) = plan(run, copy, &scope, path, &item)? {
                         batch.push(row);
                         if batch.len() == EXPORT_BATCH {
-                            failed |= !export(run, &mailbox, std::mem::take(&mut batch)).await;
+                            failed |=
+                                !export(run, copy, &mailbox, std::mem::take(&mut batch)).await;
                         }
                     }
                 }
                 DeltaEvent::Removed { id } => {
-                    cat.stage_remove(run.res, &scope, &id)?;
+                    cat.stage_remove(run.res, &scope, &format!("{}{id}", copy.id_prefix))?;
                 }
                 DeltaEvent::Complete { delta_link } => complete = Some(delta_link),
                 DeltaEvent::Resync { .. } => {
@@ -131,7 +183,7 @@ async fn folder(run: &Run<'_>, mailbox: &str, id: &str, path: &str) -> anyhow::R
         }
     }
     if !batch.is_empty() {
-        failed |= !export(run, &mailbox, batch).await;
+        failed |= !export(run, copy, &mailbox, batch).await;
     }
     run.enumerated(count);
     if let Some(seen) = seen.filter(|_| !failed) {
@@ -153,8 +205,14 @@ async fn folder(run: &Run<'_>, mailbox: &str, id: &str, path: &str) -> anyhow::R
 }
 
 /// The row of an item that needs exporting, or `None` when the catalog holds it as it is.
-fn plan(run: &Run<'_>, scope: &str, folder: &str, m: &Value) -> anyhow::Result<Option<ItemRow>> {
-    let Some(id) = m["id"].as_str().map(str::to_string) else {
+fn plan(
+    run: &Run<'_>,
+    copy: Copy,
+    scope: &str,
+    folder: &str,
+    m: &Value,
+) -> anyhow::Result<Option<ItemRow>> {
+    let Some(id) = m["id"].as_str().map(|i| format!("{}{i}", copy.id_prefix)) else {
         run.skip(
             format!("an item in archive folder {folder}"),
             "Graph gave no id",
@@ -169,7 +227,8 @@ fn plan(run: &Run<'_>, scope: &str, folder: &str, m: &Value) -> anyhow::Result<O
     let modified = crate::engine::time_of(&m["lastModifiedDateTime"]).unwrap_or_default();
     let created = crate::engine::time_of(&m["createdDateTime"]).unwrap_or(modified);
     let path = format!(
-        "archive/{folder}/{}/{}-{}.fts",
+        "{}/{folder}/{}/{}-{}.fts",
+        copy.top,
         created.format("%Y-%m"),
         created.format("%Y%m%dT%H%M%SZ"),
         short_id(&id)
@@ -188,7 +247,7 @@ fn plan(run: &Run<'_>, scope: &str, folder: &str, m: &Value) -> anyhow::Result<O
     Ok(Some(ItemRow {
         item: id,
         scope: scope.to_string(),
-        kind: "archiveItem".into(),
+        kind: copy.kind.into(),
         path,
         size: 0,
         mtime: modified,
@@ -206,22 +265,23 @@ fn plan(run: &Run<'_>, scope: &str, folder: &str, m: &Value) -> anyhow::Result<O
 
 /// Exports a batch (at most 20 items of one mailbox) and stages each item with its stream
 /// spooled; `false` when an item could not be exported (it is named in the report).
-async fn export(run: &Run<'_>, mailbox: &str, rows: Vec<ItemRow>) -> bool {
+async fn export(run: &Run<'_>, copy: Copy, mailbox: &str, rows: Vec<ItemRow>) -> bool {
     let mut ok = true;
     let mut moved: Vec<(String, ItemRow)> = Vec::new();
-    let answers = match exported(run, &format!("{mailbox}/exportItems"), &rows).await {
+    let answers = match exported(run, copy, &format!("{mailbox}/exportItems"), &rows).await {
         Ok(a) => a,
         Err(e) => {
             for r in &rows {
-                run.skip(format!("archive item {}", r.path), format!("{e:#}"));
+                run.skip(format!("item {}", r.path), format!("{e:#}"));
             }
             return false;
         }
     };
     let mut rows: std::collections::HashMap<String, ItemRow> =
         rows.into_iter().map(|r| (r.item.clone(), r)).collect();
+    let key = |a: &Value| format!("{}{}", copy.id_prefix, a["itemId"].as_str().unwrap_or(""));
     for a in answers {
-        let Some(row) = a["itemId"].as_str().and_then(|i| rows.remove(i)) else {
+        let Some(row) = rows.remove(&key(&a)) else {
             continue;
         };
         let error = if a["error"].is_object() {
@@ -241,7 +301,7 @@ async fn export(run: &Run<'_>, mailbox: &str, rows: Vec<ItemRow>) -> bool {
     }
     for row in rows.into_values() {
         run.skip(
-            format!("archive item {}", row.path),
+            format!("item {}", row.path),
             "exportItems did not answer for it",
         );
         ok = false;
@@ -251,12 +311,12 @@ async fn export(run: &Run<'_>, mailbox: &str, rows: Vec<ItemRow>) -> bool {
         let (here, rest): (Vec<_>, Vec<_>) = moved.into_iter().partition(|(u, _)| *u == url);
         moved = rest;
         let rows: Vec<ItemRow> = here.into_iter().map(|(_, r)| r).collect();
-        match exported(run, &url, &rows).await {
+        match exported(run, copy, &url, &rows).await {
             Ok(answers) => {
                 let mut by_id: std::collections::HashMap<String, ItemRow> =
                     rows.into_iter().map(|r| (r.item.clone(), r)).collect();
                 for a in answers {
-                    if let Some(row) = a["itemId"].as_str().and_then(|i| by_id.remove(i)) {
+                    if let Some(row) = by_id.remove(&key(&a)) {
                         let error = if a["error"].is_object() {
                             &a["error"]
                         } else {
@@ -269,7 +329,7 @@ async fn export(run: &Run<'_>, mailbox: &str, rows: Vec<ItemRow>) -> bool {
             }
             Err(e) => {
                 for r in &rows {
-                    run.skip(format!("archive item {}", r.path), format!("{e:#}"));
+                    run.skip(format!("item {}", r.path), format!("{e:#}"));
                 }
                 ok = false;
             }
@@ -278,8 +338,16 @@ async fn export(run: &Run<'_>, mailbox: &str, rows: Vec<ItemRow>) -> bool {
     ok
 }
 
-async fn exported(run: &Run<'_>, url: &str, rows: &[ItemRow]) -> anyhow::Result<Vec<Value>> {
-    let ids: Vec<&str> = rows.iter().map(|r| r.item.as_str()).collect();
+async fn exported(
+    run: &Run<'_>,
+    copy: Copy,
+    url: &str,
+    rows: &[ItemRow],
+) -> anyhow::Result<Vec<Value>> {
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r.item.strip_prefix(copy.id_prefix).unwrap_or(&r.item))
+        .collect();
     let v = run
         .graph()
         .send_json(http::Method::POST, url, json!({ "itemIds": ids }))
@@ -289,7 +357,7 @@ async fn exported(run: &Run<'_>, url: &str, rows: &[ItemRow]) -> anyhow::Result<
 
 /// Spools one exported item's stream and stages its row, with what the stream says of it.
 fn stage_one(run: &Run<'_>, mut row: ItemRow, answer: &Value, error: &Value) -> bool {
-    let object = format!("archive item {}", row.path);
+    let object = format!("item {}", row.path);
     if error.is_object() {
         run.skip(
             object,

@@ -248,13 +248,16 @@ fn classify(path: &str, is_dir: bool) -> Class {
         }
     };
     match parts[0] {
-        "mail" | "archive" if !is_dir && path.ends_with(".meta.json") => Class::Sidecar,
+        "mail" | "archive" | "fidelity" if !is_dir && path.ends_with(".meta.json") => {
+            Class::Sidecar
+        }
         "~permissions" | "~versions" | "~folder-permissions" if is_dir => Class::Structure,
         "~permissions" if depth >= 3 => Class::Permissions,
         "~folder-permissions" if depth == 2 && path.ends_with(".json") => Class::Permissions,
         "~versions" if depth >= 4 => Class::Version,
         "mail" => file(3, "message", ".eml"),
         "archive" => file(3, "archiveItem", ".fts"),
+        "fidelity" => file(3, "messageStream", ".fts"),
         "calendar" => file(3, "event", ".json"),
         "contacts" => file(3, "contact", ".json"),
         "conversations" => file(3, "post", ".json"),
@@ -279,6 +282,7 @@ fn scope_of(kind: &str) -> &'static str {
     match kind {
         "message" => "mail:(rebuilt)",
         "archiveItem" => "archive:(rebuilt)",
+        "messageStream" => "fidelity:(rebuilt)",
         "event" => "calendar:(rebuilt)",
         "contact" => "contacts:(rebuilt)",
         "post" => "conversations:(rebuilt)",
@@ -384,7 +388,9 @@ impl PointWalk<'_> {
             self.item(kind, item, None)?;
         }
         match classify(&e.path, e.is_dir) {
-            Class::Item(kind @ ("message" | "archiveItem")) => self.pending = Some((kind, e)),
+            Class::Item(kind @ ("message" | "archiveItem" | "messageStream")) => {
+                self.pending = Some((kind, e))
+            }
             Class::Item(kind) => self.item(kind, e, None)?,
             Class::Sidecar => self.skip(&e.path, "a sidecar without its message"),
             Class::Permissions | Class::Version => self.file_meta(e)?,
@@ -565,7 +571,7 @@ impl PointWalk<'_> {
                 };
                 row.sidecar = Some(text);
             }
-            "archiveItem" => {
+            "archiveItem" | "messageStream" => {
                 let meta = meta.ok_or("its sidecar (.meta.json) is missing: its id is unknown")?;
                 let text = self.read_text(meta)?;
                 let v: Value = serde_json::from_str(&text)
@@ -614,7 +620,7 @@ fn unchanged(o: &ItemRow, e: &WalkEntry, meta: Option<&WalkEntry>) -> bool {
     if o.size != e.size || o.mtime != micros(e.mtime) {
         return false;
     }
-    if o.kind != "message" && o.kind != "archiveItem" {
+    if !matches!(o.kind.as_str(), "message" | "archiveItem" | "messageStream") {
         return true;
     }
     match (meta, &o.sidecar) {

@@ -23,6 +23,9 @@ pub(crate) fn folder_of(path: &str) -> Option<Vec<String>> {
 }
 
 pub(crate) async fn restore(ctx: &Ctx, row: &ItemRow) -> ItemResult {
+    if row.kind == "messageStream" {
+        return restore_primary(ctx, row).await;
+    }
     let parts = folder_of(&row.path).ok_or("not an archive item path")?;
     let (mailbox, folder, where_) = match &ctx.dest.root {
         // A folder of the primary mailbox: the Outlook API's folder ids are the mailbox
@@ -55,6 +58,32 @@ pub(crate) async fn restore(ctx: &Ctx, row: &ItemRow) -> ItemResult {
             (home, fid, format!("archive folder {}", parts.join("/")))
         }
     };
+    import(ctx, row, &row.item, &mailbox, &folder, where_).await
+}
+
+/// A full-fidelity copy of a primary-mailbox item (`fidelity/<folder path>/…`): into the
+/// mail folder of the same path (found or created as for a message), through an import
+/// session of the target's primary mailbox.
+async fn restore_primary(ctx: &Ctx, row: &ItemRow) -> ItemResult {
+    let parts = crate::mail::folder_under("fidelity/", &row.path).ok_or("not a full-fidelity path")?;
+    let folder = crate::mail::folder_id(ctx, &parts).await?;
+    let mbx = mailbox_ids(ctx).await?.0;
+    let mailbox = ctx.graph.url(&format!("admin/exchange/mailboxes/{mbx}"));
+    let mut full: Vec<String> = ctx.dest.root.iter().cloned().collect();
+    full.extend(parts);
+    let id = row.item.strip_prefix("fx:").unwrap_or(&row.item);
+    import(ctx, row, id, &mailbox, &folder, format!("mail folder {}", full.join("/"))).await
+}
+
+/// Posts the item's stream into `folder` of `mailbox`, minding the collision policy.
+async fn import(
+    ctx: &Ctx,
+    row: &ItemRow,
+    id: &str,
+    mailbox: &str,
+    folder: &str,
+    where_: String,
+) -> ItemResult {
     let stream = ctx.read(&row.path).await?;
     if stream.is_empty() {
         return Err("the item's stream is empty".into());
@@ -63,8 +92,7 @@ pub(crate) async fn restore(ctx: &Ctx, row: &ItemRow) -> ItemResult {
     let existing = match ctx
         .graph
         .get(&format!(
-            "{mailbox}/folders/{folder}/items/{}?$select=id,changeKey",
-            row.item
+            "{mailbox}/folders/{folder}/items/{id}?$select=id,changeKey"
         ))
         .await
     {
@@ -78,7 +106,7 @@ pub(crate) async fn restore(ctx: &Ctx, row: &ItemRow) -> ItemResult {
             return Ok((Done::Skipped, format!("already in {where_}"), 0));
         }
         (Some(key), crate::Collision::Overwrite) => (
-            json!({"FolderId": folder, "Mode": "update", "ItemId": row.item, "ChangeKey": key, "Data": data}),
+            json!({"FolderId": folder, "Mode": "update", "ItemId": id, "ChangeKey": key, "Data": data}),
             Done::Overwritten,
         ),
         _ => (
@@ -86,7 +114,7 @@ pub(crate) async fn restore(ctx: &Ctx, row: &ItemRow) -> ItemResult {
             Done::Created,
         ),
     };
-    match ctx.graph.import_item(&mailbox, body.clone()).await {
+    match ctx.graph.import_item(mailbox, body.clone()).await {
         Ok(_) => Ok((done, where_, stream.len() as u64)),
         // The session's mailbox is not the folder's (an auxiliary archive): Exchange names
         // the one it expects.

@@ -94,7 +94,7 @@ pub(crate) async fn find_or_create_folder(
 }
 
 /// The id of the target folder for a message of folder `parts`.
-async fn folder_id(ctx: &Ctx, parts: &[String]) -> Result<String, String> {
+pub(crate) async fn folder_id(ctx: &Ctx, parts: &[String]) -> Result<String, String> {
     // Recoverable Items lies outside the folder tree; it is reached by its well-known name.
     if ctx.dest.root.is_none() && parts.first().is_some_and(|p| p == "Recoverable Items") {
         return Ok("recoverableitemsdeletions".into());

@@ -428,6 +428,10 @@ fn describe(dest: &Dest, row: &ItemRow) -> String {
             (None, Some(f)) => format!("archive folder {}{whose}", f.join("/")),
             (_, None) => "?".into(),
         },
+        "messageStream" => match crate::mail::folder_under("fidelity/", &row.path) {
+            Some(f) => format!("mail folder {}{whose} (full fidelity)", root(f)),
+            None => "?".into(),
+        },
         "file" | "folder" => match crate::files::file_of(&row.path) {
             Some((crate::files::Drive::OneDrive, parts)) => {
                 format!("OneDrive{whose} /{}", root(parts))
@@ -456,7 +460,7 @@ fn describe(dest: &Dest, row: &ItemRow) -> String {
 async fn restore_one(ctx: &Ctx, row: ItemRow) -> Outcome {
     let r = match row.kind.as_str() {
         "message" => crate::mail::restore(ctx, &row).await,
-        "archiveItem" => crate::archive::restore(ctx, &row).await,
+        "archiveItem" | "messageStream" => crate::archive::restore(ctx, &row).await,
         "file" => crate::files::restore(ctx, &row).await,
         "folder" => crate::files::restore_folder(ctx, &row).await,
         "event" | "contact" => crate::pim::restore(ctx, &row).await,

@@ -43,6 +43,10 @@ pub struct BackupArgs {
     /// Also keep the earlier versions of OneDrive and SharePoint files.
     #[arg(long)]
     file_versions: bool,
+    /// Also keep each mailbox item's full-fidelity stream (Graph's mailbox export API, 20
+    /// items per request) beside its MIME; restores then bring back every MAPI property.
+    #[arg(long)]
+    full_fidelity: bool,
     /// Local state (catalog, spool) [default: the configuration's cache-dir].
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -70,6 +74,7 @@ pub fn run(a: BackupArgs, config: Option<&Path>) -> anyhow::Result<()> {
         parallel: a.parallel,
         archives: a.archives,
         file_versions: a.file_versions,
+        full_fidelity: a.full_fidelity,
     };
     let show_bar = !a.no_progress && std::io::stderr().is_terminal();
     let progress = Arc::new(Bars::new(show_bar));

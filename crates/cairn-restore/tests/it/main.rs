@@ -573,3 +573,128 @@ async fn an_auto_expanded_archive_is_backed_up_whole_and_restored_through_import
     after.sort();
     assert_eq!(after, want, "the same streams in the same folders again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_message_comes_back_as_the_exact_stream_exchange_exported() {
+    let sim = SimTenant::start(spec(13, 1)).await;
+    let setup = Setup::new(&sim);
+    let user = users(&setup).await[0].clone();
+    let mut opts = BackupOptions::new(setup.ws.spool_dir());
+    opts.full_fidelity = true;
+    let engine = Arc::new(Engine::new(
+        setup.graph.clone(),
+        setup.ws.repo.clone(),
+        setup.ws.catalog.clone(),
+        "contoso",
+        opts,
+        Arc::new(Silent),
+    ));
+    let r = engine.run(vec![user.clone()]).await;
+    assert!(r.resources[0].ok(), "{:?}", r.resources[0].error);
+
+    // Every message's full-fidelity copy is in the restore point, byte for byte as exported.
+    let raw = |s: &SimTenant, id: &str| {
+        let url = format!("{}/_sim/manifest?resource={id}", s.url());
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let before = raw(&sim, &user.id).await;
+    let streams: BTreeMap<String, String> = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["fxSha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let res = setup.resource_id(&user.name);
+    let point = setup.ws.catalog.points(res).unwrap()[0].snapshot.clone();
+    let reader = setup.ws.repo.open_snapshot(&point).unwrap();
+    let mut rows = Vec::new();
+    setup
+        .ws
+        .catalog
+        .for_each_at(res, 1, "fidelity/", &mut |r| {
+            rows.push(r);
+            true
+        })
+        .unwrap();
+    let held: BTreeMap<String, (String, String)> = rows
+        .iter()
+        .filter(|r| r.kind == "messageStream")
+        .map(|r| {
+            let mut out = Vec::new();
+            reader.read(&r.path, &mut out).unwrap();
+            (
+                r.item.trim_start_matches("fx:").to_string(),
+                (hex::encode(sha2::Sha256::digest(&out)), r.path.clone()),
+            )
+        })
+        .collect();
+    // (The mailbox API's item ids are the immutable Outlook ids: those of the manifest.)
+    for (id, sha) in &streams {
+        let got = held.get(id).map(|v| v.0.as_str());
+        assert_eq!(got, Some(sha.as_str()), "message {id}");
+    }
+
+    // One message is purged for good; its full-fidelity copy is restored.
+    let (gone_id, gone_sha) = streams.iter().next().unwrap();
+    let (_, (_, path)) = held
+        .iter()
+        .find(|(_, v)| v.0 == *gone_sha)
+        .expect("its copy");
+    let token = sim.token().await;
+    let http = reqwest::Client::new();
+    let mbx: Value = http
+        .get(format!("{}/v1.0/users/{}/settings/exchange", sim.url(), user.id))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = rows.iter().find(|r| r.path == *path).unwrap();
+    let folder = row.scope.trim_start_matches("fidelity:");
+    let del = http
+        .delete(format!(
+            "{}/v1.0/admin/exchange/mailboxes/{}/folders/{folder}/items/{gone_id}?disposalType=hardDelete",
+            sim.url(),
+            mbx["primaryMailboxId"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    let fx = |v: &Value| -> Vec<String> {
+        let mut out: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["fxSha256"].as_str().map(str::to_string))
+            .collect();
+        out.sort();
+        out
+    };
+    assert!(!fx(&raw(&sim, &user.id).await).contains(gone_sha));
+
+    let mut sel = Selection::new(&user.name);
+    sel.paths = vec![path.clone()];
+    let r = setup
+        .restore(&sel, RestoreTarget::Original, Collision::Skip)
+        .await;
+    assert_eq!(r.restored, 1, "{r:#?}");
+    // The same stream again, byte for byte, as the simulator exports it now.
+    assert_eq!(fx(&raw(&sim, &user.id).await), fx(&before));
+}
