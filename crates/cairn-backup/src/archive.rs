@@ -228,8 +228,10 @@ impl Entries {
         };
         let marker = row.hash.as_deref().filter(|_| row.kind == "file");
         self.file(row.path.clone(), row.size, row.mtime, content, marker);
-        if matches!(row.kind.as_str(), "message" | "archiveItem" | "messageStream")
-            && let Some(meta) = row.sidecar
+        if matches!(
+            row.kind.as_str(),
+            "message" | "archiveItem" | "messageStream"
+        ) && let Some(meta) = row.sidecar
             && let Some(stem) = row
                 .path
                 .strip_suffix(".eml")

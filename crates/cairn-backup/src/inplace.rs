@@ -74,7 +74,9 @@ pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
 /// Stages full-fidelity copies of the primary mailbox's items.
 pub(crate) async fn stage_primary(run: &Run<'_>) -> anyhow::Result<()> {
     let graph = run.graph();
-    let settings = graph.get(&format!("{}/settings/exchange", run.base)).await?;
+    let settings = graph
+        .get(&format!("{}/settings/exchange", run.base))
+        .await?;
     let Some(mbx) = settings["primaryMailboxId"].as_str() else {
         return drop_vanished(run, "fidelity:", &HashSet::new());
     };

@@ -65,14 +65,23 @@ pub(crate) async fn restore(ctx: &Ctx, row: &ItemRow) -> ItemResult {
 /// mail folder of the same path (found or created as for a message), through an import
 /// session of the target's primary mailbox.
 async fn restore_primary(ctx: &Ctx, row: &ItemRow) -> ItemResult {
-    let parts = crate::mail::folder_under("fidelity/", &row.path).ok_or("not a full-fidelity path")?;
+    let parts =
+        crate::mail::folder_under("fidelity/", &row.path).ok_or("not a full-fidelity path")?;
     let folder = crate::mail::folder_id(ctx, &parts).await?;
     let mbx = mailbox_ids(ctx).await?.0;
     let mailbox = ctx.graph.url(&format!("admin/exchange/mailboxes/{mbx}"));
     let mut full: Vec<String> = ctx.dest.root.iter().cloned().collect();
     full.extend(parts);
     let id = row.item.strip_prefix("fx:").unwrap_or(&row.item);
-    import(ctx, row, id, &mailbox, &folder, format!("mail folder {}", full.join("/"))).await
+    import(
+        ctx,
+        row,
+        id,
+        &mailbox,
+        &folder,
+        format!("mail folder {}", full.join("/")),
+    )
+    .await
 }
 
 /// Posts the item's stream into `folder` of `mailbox`, minding the collision policy.

@@ -656,7 +656,11 @@ async fn a_deleted_message_comes_back_as_the_exact_stream_exchange_exported() {
     let token = sim.token().await;
     let http = reqwest::Client::new();
     let mbx: Value = http
-        .get(format!("{}/v1.0/users/{}/settings/exchange", sim.url(), user.id))
+        .get(format!(
+            "{}/v1.0/users/{}/settings/exchange",
+            sim.url(),
+            user.id
+        ))
         .bearer_auth(&token)
         .send()
         .await
