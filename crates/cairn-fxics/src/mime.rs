@@ -121,7 +121,9 @@ fn render(item: &Item, depth: usize, counter: &mut usize) -> Vec<u8> {
             .client_submit_time()
             .or_else(|| item.message_delivery_time())
             .or_else(|| item.creation_time());
-        if let Some(d) = date {
+        // RFC 5322 years have four digits; a FILETIME can say anything (chrono's
+        // `to_rfc2822` panics outside 0..=9999): such a date is left out.
+        if let Some(d) = date.filter(|d| (1..=9999).contains(&chrono::Datelike::year(d))) {
             header(&mut out, "Date", &d.to_rfc2822());
         }
     }

@@ -275,3 +275,30 @@ proptest! {
         }
     }
 }
+
+/// A submit time past year 9999 (a FILETIME can say anything) leaves the Date header out
+/// instead of panicking (found by `mutated_mail_never_panics`).
+#[test]
+fn a_date_beyond_year_9999_is_left_out_of_the_mime() {
+    let item = cairn_fxics::Item {
+        properties: vec![
+            cairn_fxics::Property {
+                // PidTagClientSubmitTime, PtypTime.
+                tag: 0x0039_0040,
+                name: None,
+                value: cairn_fxics::Value::Time(u64::MAX),
+            },
+            cairn_fxics::Property {
+                // PidTagSubject, PtypString.
+                tag: 0x0037_001F,
+                name: None,
+                value: cairn_fxics::Value::String("far future".into()),
+            },
+        ],
+        recipients: Vec::new(),
+        attachments: Vec::new(),
+    };
+    let mime = String::from_utf8(cairn_fxics::to_mime(&item)).unwrap();
+    assert!(mime.contains("Subject: far future"), "{mime}");
+    assert!(!mime.contains("Date:"), "{mime}");
+}
