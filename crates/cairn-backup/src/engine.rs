@@ -484,6 +484,14 @@ impl Engine {
                         mail
                     }));
                 }
+                if run.wants(Service::Mail) {
+                    // To Do, inbox rules and mailbox settings go with the mailbox.
+                    all.push(Box::pin(service(
+                        run,
+                        "todo",
+                        crate::mailbox_extras::stage(run),
+                    )));
+                }
                 if run.wants(Service::Calendar) {
                     all.push(Box::pin(service(
                         run,

@@ -14,6 +14,7 @@ mod error;
 mod files;
 mod inplace;
 mod mail;
+mod mailbox_extras;
 mod pim;
 mod rebuild;
 mod report;

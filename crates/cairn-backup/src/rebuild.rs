@@ -262,6 +262,9 @@ fn classify(path: &str, is_dir: bool) -> Class {
         "contacts" => file(3, "contact", ".json"),
         "conversations" => file(3, "post", ".json"),
         "lists" => file(3, "listItem", ".json"),
+        "todo" => file(3, "todoTask", ".json"),
+        "rules" => file(2, "messageRule", ".json"),
+        "settings" => file(2, "mailboxSettings", ".json"),
         // Files and folders of a drive: `onedrive/…`, `libraries/<library>/…`.
         "onedrive" | "libraries" => {
             let root = if parts[0] == "onedrive" { 1 } else { 2 };
@@ -287,6 +290,9 @@ fn scope_of(kind: &str) -> &'static str {
         "contact" => "contacts:(rebuilt)",
         "post" => "conversations:(rebuilt)",
         "listItem" => "list:(rebuilt)",
+        "todoTask" => "todo:(rebuilt)",
+        "messageRule" => "rules:(rebuilt)",
+        "mailboxSettings" => "settings:(rebuilt)",
         _ => "drive:(rebuilt)",
     }
 }
@@ -586,11 +592,14 @@ impl PointWalk<'_> {
                 crate::inplace::describe(&mut row, &stream);
                 row.sidecar = Some(text);
             }
-            "event" | "contact" | "listItem" | "post" => {
+            "event" | "contact" | "listItem" | "post" | "todoTask" | "messageRule"
+            | "mailboxSettings" => {
                 let text = self.read_text(e)?;
                 let v: Value =
                     serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))?;
-                row.item = id_of(&v).ok_or("its JSON holds no id")?;
+                row.item = id_of(&v)
+                    .or_else(|| (kind == "mailboxSettings").then(|| "mailboxSettings".into()))
+                    .ok_or("its JSON holds no id")?;
                 let f = json_fields(kind, &v);
                 (row.subject, row.sender, row.date, row.name) =
                     (f.subject, f.sender, f.date, f.name);
@@ -658,6 +667,24 @@ pub(crate) fn json_fields(kind: &str, v: &Value) -> JsonFields {
             sender: text(&v["emailAddresses"][0]["address"]),
             date: None,
             name: text(&v["displayName"]),
+        },
+        "todoTask" => JsonFields {
+            subject: text(&v["title"]),
+            sender: None,
+            date: time_of(&v["createdDateTime"]),
+            name: None,
+        },
+        "messageRule" => JsonFields {
+            subject: text(&v["displayName"]),
+            sender: None,
+            date: None,
+            name: None,
+        },
+        "mailboxSettings" => JsonFields {
+            subject: Some("Mailbox settings".into()),
+            sender: None,
+            date: None,
+            name: None,
         },
         "post" => JsonFields {
             subject: None,

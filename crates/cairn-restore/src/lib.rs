@@ -14,6 +14,7 @@
 
 mod archive;
 mod error;
+mod extras;
 mod files;
 mod mail;
 mod names;

@@ -453,6 +453,15 @@ fn describe(dest: &Dest, row: &ItemRow) -> String {
             "list {}",
             crate::pim::list_of(&row.path).unwrap_or_default()
         ),
+        "todoTask" => format!(
+            "task list {}{whose}",
+            root(vec![
+                crate::extras::task_list_of(&row.path).unwrap_or_default()
+            ])
+            .replace('/', " ")
+        ),
+        "messageRule" => format!("inbox rules{whose}"),
+        "mailboxSettings" => format!("mailbox settings{whose}"),
         k => format!("(cannot restore {k} items)"),
     }
 }
@@ -465,6 +474,9 @@ async fn restore_one(ctx: &Ctx, row: ItemRow) -> Outcome {
         "folder" => crate::files::restore_folder(ctx, &row).await,
         "event" | "contact" => crate::pim::restore(ctx, &row).await,
         "listItem" => crate::pim::restore_list_item(ctx, &row).await,
+        "todoTask" => crate::extras::restore_task(ctx, &row).await,
+        "messageRule" => crate::extras::restore_rule(ctx, &row).await,
+        "mailboxSettings" => crate::extras::restore_settings(ctx, &row).await,
         k => Ok((
             Done::Skipped,
             format!("{k} items cannot be restored through Graph"),

@@ -52,6 +52,9 @@ pub struct MutateRequest {
     /// `encrypt`: fraction [0, 1] of the user's messages deleted; default 0 (none).
     #[serde(default)]
     pub delete_mail: Option<f64>,
+    /// `forward-rule`: the address the new inbox rule forwards to; default `x@evil.example`.
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 impl MutateRequest {
@@ -289,6 +292,15 @@ impl Sim {
 
     /// `POST /_sim/mutate`: seeded creates, modifications, moves and deletions.
     pub fn mutate(&self, m: &MutateRequest) -> Resp {
+        let extra = |k: &String| crate::todo::EXTRA_KINDS.contains(&k.as_str());
+        let forward = m.ops.iter().flatten().any(|o| o == "forward-rule");
+        if forward
+            || m.kinds
+                .as_ref()
+                .is_some_and(|k| !k.is_empty() && k.iter().all(extra))
+        {
+            return self.mutate_extras(m);
+        }
         let t = &self.model.tenant;
         let kinds: Vec<String> = m
             .kinds

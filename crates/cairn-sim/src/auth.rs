@@ -47,6 +47,7 @@ pub const GRANTED_ROLES: &[&str] = &[
     "Files.ReadWrite.All",
     "Sites.ReadWrite.All",
     "MailboxSettings.ReadWrite",
+    "Tasks.ReadWrite.All",
     "User.ReadWrite.All",
     "Group.ReadWrite.All",
     "Sites.FullControl.All",

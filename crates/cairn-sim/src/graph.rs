@@ -768,10 +768,18 @@ impl Sim {
             immutable_ids: req.immutable_ids(),
         };
         match rest {
-            ["mailboxSettings"] => Resp::ok(json!({
-                "timeZone": "UTC", "language": {"locale": "en-US"},
-                "archiveFolder": coll_id(CollKey { res: r, coll: Coll::MailFolder(crate::tenant::wk::ARCHIVE) }),
-            })),
+            ["mailboxSettings"] => self.mailbox_settings(
+                req,
+                r,
+                coll_id(CollKey {
+                    res: r,
+                    coll: Coll::MailFolder(crate::tenant::wk::ARCHIVE),
+                }),
+            ),
+            ["todo", more @ ..] => self.todo_routes(req, r, more),
+            ["mailFolders", f, "messageRules", more @ ..] if f.eq_ignore_ascii_case("inbox") => {
+                self.rule_routes(req, r, more)
+            }
             ["mailFolders"] if m == "GET" => {
                 let st = self.state();
                 let folders = self.model.mail_folders(&st, r);

@@ -27,6 +27,7 @@ pub mod sim;
 pub mod state;
 pub mod tenant;
 pub mod throttle;
+pub mod todo;
 pub mod uploads;
 pub mod wire;
 

@@ -104,6 +104,7 @@ type Pair = (&'static str, &'static str);
 const MAIL: Pair = ("Mail.Read", "Mail.ReadWrite");
 const MAILBOX_SETTINGS: Pair = ("MailboxSettings.Read", "MailboxSettings.ReadWrite");
 const CONTACTS: Pair = ("Contacts.Read", "Contacts.ReadWrite");
+const TASKS: Pair = ("Tasks.Read.All", "Tasks.ReadWrite.All");
 const CALENDARS: Pair = ("Calendars.Read", "Calendars.ReadWrite");
 const CONVERSATIONS: Pair = ("Group.Read.All", "Group.ReadWrite.All");
 const FILES: Pair = ("Files.Read.All", "Files.ReadWrite.All");
@@ -185,9 +186,14 @@ pub const RULES: &[Rule] = &[
     },
     outlook("users/*/settings/exchange", USERS),
     // Exchange: a mailbox's folders and items (Mail.ReadBasic.All is not simulated).
+    outlook(
+        "users/*/mailFolders/inbox/messageRules/**",
+        MAILBOX_SETTINGS,
+    ),
     outlook("users/*/mailFolders/**", MAIL),
     outlook("users/*/messages/**", MAIL),
     outlook("users/*/mailboxSettings/**", MAILBOX_SETTINGS),
+    outlook("users/*/todo/**", TASKS),
     outlook("users/*/contactFolders/**", CONTACTS),
     outlook("users/*/contacts/**", CONTACTS),
     outlook("users/*/calendars/**", CALENDARS),
@@ -234,6 +240,7 @@ pub const IMPLIES: &[(&str, &[&str])] = &[
     ("MailboxItem.ReadWrite.All", &["MailboxItem.Read.All"]),
     ("MailboxSettings.ReadWrite", &["MailboxSettings.Read"]),
     ("Contacts.ReadWrite", &["Contacts.Read"]),
+    ("Tasks.ReadWrite.All", &["Tasks.Read.All"]),
     ("Calendars.ReadWrite", &["Calendars.Read"]),
     ("User.ReadWrite.All", &["User.Read.All"]),
     ("Group.ReadWrite.All", &["Group.Read.All"]),

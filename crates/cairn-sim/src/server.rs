@@ -392,7 +392,10 @@ async fn manifest(State(sim): State<Arc<Sim>>, uri: Uri) -> Response {
         .map(|(_, v)| v.clone());
     let resp = match resource {
         None => Resp::bad_request("Give ?resource=ID (a user, group or site id)."),
-        Some(r) => tokio::task::block_in_place(|| sim.manifest(&r)),
+        Some(r) => {
+            let extras = q.iter().any(|(k, v)| k == "extras" && v == "true");
+            tokio::task::block_in_place(|| sim.manifest_ext(&r, extras))
+        }
     };
     to_http(&sim, resp, None).await
 }

@@ -78,6 +78,8 @@ pub struct Sim {
     pub site_grants: SiteGrants,
     /// Sign-in for people (OpenID Connect): signing keys, codes, redirect URIs, app roles.
     pub idp: crate::oidc::IdentityProvider,
+    /// To Do, inbox rules and mailbox settings (`todo.rs`).
+    pub extras: crate::todo::Extras,
 }
 
 impl std::fmt::Debug for Sim {
@@ -148,6 +150,7 @@ impl Sim {
             bursts: Mutex::new(HashMap::new()),
             site_grants: SiteGrants::default(),
             idp: crate::oidc::IdentityProvider::new(cfg.tenant.seed),
+            extras: crate::todo::Extras::open(cfg.state_dir.as_deref())?,
             cfg,
         })
     }

@@ -16,6 +16,7 @@ use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod extras;
 mod rebuild;
 mod resume;
 
@@ -83,8 +84,9 @@ pub fn restore_point(
     setup
         .catalog
         .for_each_at(res, seq, "", &mut |r| {
-            // Folders are directories of the restore point, not items of the manifest.
-            if r.kind != "folder" {
+            // Folders are directories of the restore point, not items of the manifest; tasks,
+            // rules and settings are in the manifest asked `extras=true` (`extras.rs`).
+            if r.kind != "folder" && !extras::KINDS.contains(&r.kind.as_str()) {
                 rows.push(r);
             }
             true

@@ -702,3 +702,65 @@ async fn a_deleted_message_comes_back_as_the_exact_stream_exchange_exported() {
     // The same stream again, byte for byte, as the simulator exports it now.
     assert_eq!(fx(&raw(&sim, &user.id).await), fx(&before));
 }
+
+/// The user's tasks, rules and settings in the simulator: (kind, path, sha256) → count.
+async fn extras(s: &SimTenant, resource: &str) -> BTreeMap<(String, String, String), usize> {
+    let v: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/_sim/manifest?resource={resource}&extras=true",
+            s.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for e in v.as_array().unwrap() {
+        let kind = e["kind"].as_str().unwrap_or_default();
+        if ["todoTask", "messageRule", "mailboxSettings"].contains(&kind) {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            *out.entry((s("kind"), s("path"), s("sha256"))).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleted_tasks_and_rules_and_changed_settings_come_back() {
+    let sim = SimTenant::start(spec(23, 2)).await;
+    let setup = Setup::new(&sim);
+    let user = users(&setup).await[0].clone();
+    setup.backup(&user).await;
+    let before = extras(&sim, &user.id).await;
+    assert!(before.keys().any(|k| k.0 == "todoTask"), "{before:?}");
+
+    let applied = sim
+        .mutate(
+            json!({"seed": 9, "count": 6, "resource": user.id, "ops": ["delete"],
+                       "kinds": ["todoTask", "messageRule"]}),
+        )
+        .await;
+    assert!(!applied.is_empty());
+    sim.mutate(
+        json!({"seed": 9, "count": 1, "resource": user.id, "ops": ["modify"],
+                      "kinds": ["mailboxSettings"]}),
+    )
+    .await;
+    assert_ne!(extras(&sim, &user.id).await, before);
+
+    let sel = Selection::new(&user.name);
+    let r = setup
+        .restore(&sel, RestoreTarget::Original, Collision::Skip)
+        .await;
+    assert!(r.restored > 0, "{r:#?}");
+    assert_eq!(extras(&sim, &user.id).await, before);
+
+    // A rerun finds everything in place.
+    let again = setup
+        .restore(&sel, RestoreTarget::Original, Collision::Skip)
+        .await;
+    assert_eq!(again.restored, 0, "{again:#?}");
+    assert_eq!(extras(&sim, &user.id).await, before);
+}

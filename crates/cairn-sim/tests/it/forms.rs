@@ -839,7 +839,7 @@ async fn paths_graph_has_no_resource_for_answer_bad_request() {
     let u = id(&mailbox_user(&sim).await).to_string();
     for path in [
         format!("/users/{u}/mailFolders/inbox/nosuchthing"),
-        format!("/users/{u}/todo/lists"),
+        format!("/users/{u}/todo/nosuchthing"),
         "/nosuchthing".to_string(),
     ] {
         let (s, v) = get(&sim, &path, &[]).await;

@@ -11,6 +11,8 @@ const READ: &[&str] = &[
     "User.Read.All",
     "Group.Read.All",
     "Mail.Read",
+    "MailboxSettings.Read",
+    "Tasks.Read.All",
     "Calendars.Read",
     "Contacts.Read",
     "Files.Read.All",
@@ -19,6 +21,8 @@ const READ: &[&str] = &[
 const WRITE: &[&str] = &[
     "User.Read.All",
     "Mail.ReadWrite",
+    "MailboxSettings.ReadWrite",
+    "Tasks.ReadWrite.All",
     "Calendars.ReadWrite",
     "Contacts.ReadWrite",
     "Files.ReadWrite.All",
