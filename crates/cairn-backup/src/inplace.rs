@@ -22,7 +22,7 @@ use crate::engine::{Run, short_id};
 use crate::scope::{changed, drop_vanished};
 use base64::Engine as _;
 use cairn_catalog::ItemRow;
-use cairn_graph::DeltaEvent;
+use cairn_graph::{DeltaEvent, same_origin};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -112,14 +112,6 @@ async fn stage_mailbox(run: &Run<'_>, copy: Copy, mailbox: &str) -> anyhow::Resu
         }
     }
     drop_vanished(run, &format!("{}:", copy.top), &listed)
-}
-
-fn same_origin(a: &str, b: &str) -> bool {
-    let origin = |u: &str| {
-        let after = u.find("://").map(|i| i + 3).unwrap_or(0);
-        u[..after + u[after..].find('/').unwrap_or(u.len() - after)].to_string()
-    };
-    origin(a) == origin(b)
 }
 
 /// One archive folder brought up to date from its item delta.

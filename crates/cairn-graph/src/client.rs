@@ -311,7 +311,7 @@ impl GraphClient {
                 && let Some(next) = resp.header("location")
             {
                 let next = self.url(next);
-                if origin(&next) != origin(&self.base) {
+                if !same_origin(&next, &self.base) {
                     return Err(GraphError::Decode {
                         path: req.path(),
                         detail: "redirected to another host".into(),
@@ -737,6 +737,12 @@ fn is_resync(e: &GraphError) -> bool {
 /// which is what the simulator expects too.
 fn scope_for(_graph_url: &str) -> String {
     DEFAULT_GRAPH_URL.to_string()
+}
+
+/// Whether two URLs share `scheme://host[:port]`: where a token or a link Graph gave may
+/// be followed.
+pub fn same_origin(a: &str, b: &str) -> bool {
+    origin(a) == origin(b)
 }
 
 /// `scheme://host[:port]` of a URL.

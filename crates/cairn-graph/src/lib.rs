@@ -16,7 +16,7 @@ pub mod retry;
 pub mod transport;
 
 pub use auth::Credential;
-pub use client::{DeltaEvent, GraphClient, GraphConfig};
+pub use client::{DeltaEvent, GraphClient, GraphConfig, same_origin};
 pub use error::GraphError;
 pub use pacer::Limits;
 pub use retry::RetryPolicy;
