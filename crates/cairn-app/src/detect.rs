@@ -6,8 +6,9 @@
 //!
 //! The comparison reads the catalog's changes between the two points (streamed, ordered
 //! by item), and for the high-entropy signal the first bytes of changed files from the
-//! repository (a bounded sample). Inbox rules forwarding outside the organisation are not
-//! scored: mailbox rules are not backed up yet.
+//! repository (a bounded sample). Inbox rules are read from their catalog rows (the rule's
+//! JSON is kept beside it): a rule newly forwarding mail outside the organisation is the
+//! classic sign of a taken account.
 
 use crate::Workspace;
 use crate::holds::{self, HoldTarget};
@@ -150,6 +151,36 @@ struct Tally {
     notes: BTreeMap<String, BTreeSet<String>>,
     /// (old path, new path) of modified files worth an entropy look.
     entropy_candidates: Vec<(String, String)>,
+    /// Inbox rules newly sending mail outside, and "rule name → addresses" examples.
+    forwarding: u64,
+    forwarding_examples: Vec<String>,
+}
+
+/// The actions of an inbox rule that send mail on.
+const FORWARD_ACTIONS: &[&str] = &["forwardTo", "forwardAsAttachmentTo", "redirectTo"];
+
+/// Addresses outside `internal` an enabled rule (its JSON, as the catalog keeps it) sends
+/// mail to. A disabled rule sends nothing.
+fn external_targets(rule: Option<&str>, internal: &[String]) -> BTreeSet<String> {
+    let Some(v) = rule.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
+        return BTreeSet::new();
+    };
+    if v["isEnabled"] == serde_json::Value::Bool(false) {
+        return BTreeSet::new();
+    }
+    FORWARD_ACTIONS
+        .iter()
+        .filter_map(|a| v["actions"][a].as_array())
+        .flatten()
+        .filter_map(|r| r["emailAddress"]["address"].as_str())
+        .map(str::to_ascii_lowercase)
+        .filter(|addr| {
+            let domain = addr.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+            !internal
+                .iter()
+                .any(|d| domain == d || domain.ends_with(&format!(".{d}")))
+        })
+        .collect()
 }
 
 fn push(v: &mut Vec<String>, s: &str) {
@@ -165,6 +196,30 @@ fn is_deleted_items(path: &str) -> bool {
 }
 
 impl Tally {
+    /// A rule created, or changed to send mail to an outside address it did not before.
+    fn rule(&mut self, c: &Change, internal: &[String]) {
+        let Some(n) = c.new.as_ref().filter(|n| n.kind == "messageRule") else {
+            return;
+        };
+        let before = external_targets(c.old.as_ref().and_then(|o| o.sidecar.as_deref()), internal);
+        let now = external_targets(n.sidecar.as_deref(), internal);
+        let new: Vec<&String> = now.difference(&before).collect();
+        if new.is_empty() {
+            return;
+        }
+        self.forwarding += 1;
+        let name = n
+            .subject
+            .as_deref()
+            .or(n.name.as_deref())
+            .unwrap_or(&n.item);
+        let to: Vec<&str> = new.iter().map(|s| s.as_str()).collect();
+        push(
+            &mut self.forwarding_examples,
+            &format!("rule \"{name}\" → {}", to.join(", ")),
+        );
+    }
+
     fn take(&mut self, c: Change, t: &Thresholds, extra: &[String]) {
         let is_ransom_ext = |name: &str| {
             let lower = name.to_ascii_lowercase();
@@ -274,7 +329,11 @@ pub fn score(
         .sum();
     let messages = counts.get("message").copied().unwrap_or(0);
     let mut tally = Tally::default();
+    let internal = internal_domains(res, t);
     cat.changes(res.id, prev.seq, new.seq, &mut |c| {
+        if t.forwarding_rules > 0 {
+            tally.rule(&c, &internal);
+        }
         tally.take(c, t, &t.extensions);
         true
     })?;
@@ -395,6 +454,22 @@ pub fn score(
             std::mem::take(&mut tally.purged_examples),
         ));
     }
+    if t.forwarding_rules > 0 && tally.forwarding >= t.forwarding_rules {
+        out.push(finding(
+            "forwarding-rule",
+            format!(
+                "{} inbox rule(s) newly forward or redirect mail outside the organisation ({}) (threshold {})",
+                tally.forwarding,
+                internal.join(", "),
+                t.forwarding_rules
+            ),
+            &[
+                ("rules", tally.forwarding as f64),
+                ("threshold", t.forwarding_rules as f64),
+            ],
+            std::mem::take(&mut tally.forwarding_examples),
+        ));
+    }
     if !tally.entropy_candidates.is_empty() {
         let turned = high_entropy(repo, prev, new, &tally.entropy_candidates, t.entropy_bits)?;
         if turned.len() as u64 >= t.entropy_files {
@@ -413,6 +488,21 @@ pub fn score(
         }
     }
     Ok(out)
+}
+
+/// The organisation's domains: the user's own (from the UPN) and the configured ones.
+fn internal_domains(res: &Resource, t: &Thresholds) -> Vec<String> {
+    let mut out: Vec<String> = t
+        .internal_domains
+        .iter()
+        .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+        .collect();
+    if let Some((_, d)) = res.name.rsplit_once('@') {
+        out.push(d.to_ascii_lowercase());
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Changed files whose content went from ordinary to high entropy.

@@ -56,7 +56,7 @@ pub struct ResourceReport {
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct Finding {
     /// `mass-deletion`, `mass-modification`, `ransomware-extension`, `ransom-note`,
-    /// `high-entropy`, `mail-to-deleted-items`, `mail-purged`.
+    /// `high-entropy`, `mail-to-deleted-items`, `mail-purged`, `forwarding-rule`.
     pub signal: String,
     /// For people: what was seen against what threshold.
     pub summary: String,

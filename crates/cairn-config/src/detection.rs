@@ -31,6 +31,10 @@ pub struct Thresholds {
     pub mail_deleted_share: f64,
     /// Share of the previous point's messages purged.
     pub mail_purged_share: f64,
+    /// Inbox rules newly forwarding or redirecting mail outside the organisation (0: off).
+    pub forwarding_rules: u64,
+    /// Domains taken as the organisation's, beside the user's own (`contoso.com`).
+    pub internal_domains: Vec<String>,
 }
 
 impl Default for Thresholds {
@@ -48,6 +52,8 @@ impl Default for Thresholds {
             entropy_sample: 200,
             mail_deleted_share: 0.3,
             mail_purged_share: 0.3,
+            forwarding_rules: 1,
+            internal_domains: Vec::new(),
         }
     }
 }

@@ -757,3 +757,50 @@ fn an_erasure_the_storage_refuses_is_pending_and_a_later_prune_completes_it() {
     let left = t.ok(&["snapshots", "--no-catalog", "--json"]);
     assert!(!left.contains(&person), "{left}");
 }
+
+#[test]
+fn a_new_rule_forwarding_mail_outside_makes_the_point_suspect() {
+    let t = Tenant::new();
+    let user = t.users()[2].clone();
+    let domain = user.rsplit_once('@').unwrap().1.to_string();
+    t.backup(&user);
+
+    // A rule forwarding to a colleague is ordinary.
+    let inside = t.mutate(
+        serde_json::json!({"resource": user, "ops": ["forward-rule"],
+        "to": format!("assistant@{domain}")}),
+    );
+    assert_eq!(inside["applied"][0]["op"], "forward-rule", "{inside}");
+    let report = t.backup(&user);
+    assert!(report["resources"][0].get("findings").is_none(), "{report}");
+
+    // One forwarding outside is the sign of a taken account.
+    let outside = t.mutate(
+        serde_json::json!({"resource": user, "ops": ["forward-rule"],
+        "to": "drop@exfil.example"}),
+    );
+    assert_eq!(outside["applied"][0]["op"], "forward-rule", "{outside}");
+    let report = t.backup(&user);
+    let findings = report["resources"][0]["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings: {report}"));
+    let f = findings
+        .iter()
+        .find(|f| f["signal"] == "forwarding-rule")
+        .unwrap_or_else(|| panic!("no forwarding-rule finding: {report}"));
+    assert_eq!(f["numbers"]["rules"], 1.0, "{f}");
+    let example = f["examples"][0].as_str().unwrap();
+    assert!(example.contains("drop@exfil.example"), "{f}");
+    assert!(!example.contains(&domain), "{f}");
+    let points = suspects(&t, &user);
+    assert_eq!(points.len(), 3, "{points:?}");
+    assert!(points[2].1 && points[2].2.contains(&"forwarding-rule".to_string()));
+    assert!(
+        points[1].3.is_some(),
+        "the last clean point is held: {points:?}"
+    );
+
+    // Unchanged, the rule is not counted again.
+    let report = t.backup(&user);
+    assert!(report["resources"][0].get("findings").is_none(), "{report}");
+}
