@@ -175,6 +175,9 @@ pub struct JobEntry {
     /// The date `keep-items` counts from: `modified` (received for mail) or `deleted` (in
     /// Microsoft 365) [default: modified].
     pub items_from: Option<String>,
+    /// Also keep each mailbox item's full-fidelity stream (the mailbox export API), as
+    /// `cairn backup --full-fidelity` [default: false].
+    pub full_fidelity: Option<bool>,
     /// [default: true]
     pub enabled: Option<bool>,
     /// Where this job's alerts go, instead of `[server.alerts]`.
@@ -375,6 +378,11 @@ pub struct TenantEntry {
     pub portal_client_id: Option<String>,
     /// … and the file holding its client secret.
     pub portal_client_secret_file: Option<PathBuf>,
+    /// Whether Cairn may call Graph's beta endpoint for what v1.0 cannot do: restoring
+    /// Teams messages into an existing channel or chat (`startMigration`). Beta calls may
+    /// change without notice, so this is off unless asked for.
+    #[serde(default)]
+    pub beta: bool,
 }
 
 /// Where the repository is and how to unlock it, given explicitly (flags, a request);

@@ -181,6 +181,7 @@ impl Job {
             sites: scope(&self.spec.sites),
             services: self.spec.services.clone(),
             exclude: self.spec.exclude.clone(),
+            full_fidelity: self.spec.full_fidelity.unwrap_or(false),
             ..BackupRequest::default()
         }
     }
@@ -1069,6 +1070,21 @@ mod tests {
             "a rule where everything was kept"
         );
         assert!(!shortens_retention(&a, &none), "keeping everything");
+    }
+
+    #[test]
+    fn a_job_asks_for_full_fidelity_copies_only_when_its_key_says_so() {
+        // As the API's job body (and the file's table) spells it.
+        let job = |spec: serde_json::Value| Job {
+            name: "mail".into(),
+            source: Source::Api,
+            spec: serde_json::from_value(spec).unwrap(),
+        };
+        let on =
+            job(serde_json::json!({"tenant": "contoso", "every": "1d", "full-fidelity": true}));
+        assert!(on.request().full_fidelity);
+        let off = job(serde_json::json!({"tenant": "contoso", "every": "1d"}));
+        assert!(!off.request().full_fidelity);
     }
 
     #[test]
