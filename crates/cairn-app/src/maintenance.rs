@@ -220,6 +220,26 @@ pub fn rebuild_catalog(
     let local = ws.local();
     let _lock = local.lock_for_backup()?;
     let repo = ws.repo()?;
+    if ws.settings().catalog.is_some() {
+        // A shared catalog is not moved aside: it is rebuilt only into an empty schema.
+        let catalog = ws.catalog_for_backup()?;
+        let held = catalog.resources()?.len();
+        if held > 0 {
+            return Err(crate::UserError::new(format!(
+                "the shared catalog already holds {held} resources"
+            ))
+            .hint("rebuild into a new schema (`?schema=NAME` in the catalog URL), or drop this one first")
+            .into());
+        }
+        let report = cairn_backup::rebuild(&repo, &*catalog, tenant, progress)?;
+        let holds = crate::holds::import(&repo, &*catalog)?;
+        crate::detect::import(&repo, &*catalog)?;
+        return Ok(Rebuilt {
+            report,
+            moved_aside: None,
+            holds,
+        });
+    }
     let mut moved_aside = None;
     if local.catalog.exists() {
         let held = local.open_catalog()?.resources()?.len();

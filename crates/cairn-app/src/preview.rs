@@ -13,7 +13,7 @@
 
 use crate::Workspace;
 use crate::error::UserError;
-use cairn_catalog::{Catalog, ItemRow, Selected, select};
+use cairn_catalog::{ItemRow, Selected, select};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde::Serialize;
 use serde_json::Value;

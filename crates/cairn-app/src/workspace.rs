@@ -4,7 +4,7 @@
 
 use crate::error::UserError;
 use crate::local::LocalState;
-use cairn_catalog::SqliteCatalog;
+use cairn_catalog::Catalog;
 use cairn_config::{Config, RepoOverrides, RepoSettings, ResolvedTenant, TenantOverrides};
 use cairn_graph::GraphClient;
 use cairn_repo::{Repo, RepoOptions};
@@ -23,7 +23,7 @@ pub struct Workspace {
     /// The password once asked for.
     asked: OnceLock<String>,
     repo: OnceLock<Arc<Repo>>,
-    catalog: OnceLock<Arc<SqliteCatalog>>,
+    catalog: OnceLock<Arc<dyn Catalog>>,
     graphs: Mutex<HashMap<String, Arc<GraphClient>>>,
     /// This workspace is `cairn serve`'s: it is the catalog's writer.
     serving: bool,
@@ -115,17 +115,21 @@ impl Workspace {
         Ok(self.repo.get_or_init(|| r).clone())
     }
 
-    /// This machine's catalog of the repository, if it has one. Opening never creates it:
-    /// a missing catalog is reported, not replaced by an empty one.
-    pub fn existing_catalog(&self) -> anyhow::Result<Option<Arc<SqliteCatalog>>> {
-        if self.catalog.get().is_none() && !self.local.catalog.exists() {
+    /// The catalog of the repository, if there is one: the shared one the settings name
+    /// (`postgres://…`), else this machine's. Opening never creates a local one: a missing
+    /// catalog is reported, not replaced by an empty one.
+    pub fn existing_catalog(&self) -> anyhow::Result<Option<Arc<dyn Catalog>>> {
+        if self.catalog.get().is_none()
+            && self.settings.catalog.is_none()
+            && !self.local.catalog.exists()
+        {
             return Ok(None);
         }
         self.catalog_for_backup().map(Some)
     }
 
     /// Like [`Workspace::existing_catalog`], an error with a hint when there is none.
-    pub fn catalog(&self) -> anyhow::Result<Arc<SqliteCatalog>> {
+    pub fn catalog(&self) -> anyhow::Result<Arc<dyn Catalog>> {
         match self.existing_catalog()? {
             Some(c) => Ok(c),
             None => Err(UserError::new(format!(
@@ -141,12 +145,16 @@ impl Workspace {
         }
     }
 
-    /// The catalog, created when this machine has none yet (a first backup).
-    pub fn catalog_for_backup(&self) -> anyhow::Result<Arc<SqliteCatalog>> {
+    /// The catalog, created when there is none yet (a first backup): a shared one's schema
+    /// is created and migrated on first use.
+    pub fn catalog_for_backup(&self) -> anyhow::Result<Arc<dyn Catalog>> {
         if let Some(c) = self.catalog.get() {
             return Ok(c.clone());
         }
-        let c = Arc::new(self.local.open_catalog()?);
+        let c: Arc<dyn Catalog> = match &self.settings.catalog {
+            Some(url) => cairn_catalog::open_url(url)?,
+            None => Arc::new(self.local.open_catalog()?),
+        };
         Ok(self.catalog.get_or_init(|| c).clone())
     }
 

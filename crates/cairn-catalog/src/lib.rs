@@ -12,22 +12,42 @@
 //! the staged changes into versions and delta links. An interrupted run leaves its staged
 //! changes in place, so the next run resumes from them instead of asking Graph again.
 //!
-//! The [`Catalog`] trait is the seam for other stores (PostgreSQL for scale-out);
-//! [`SqliteCatalog`] is the embedded one.
+//! The [`Catalog`] trait is the seam between the stores: [`SqliteCatalog`] is the embedded
+//! one, [`PgCatalog`] the one several workers share for scale-out; [`open_url`] picks one.
 
 pub mod component;
+mod postgres;
 pub mod select;
 mod sqlite;
 
+pub use postgres::PgCatalog;
 pub use select::{PointSel, SelectError, Selected};
 pub use sqlite::SqliteCatalog;
 
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Opens the catalog `url_or_path` names: a `postgres://` (or `postgresql://`) URL opens a
+/// [`PgCatalog`] (see [`PgCatalog::open`] for the URL), anything else is the path of an
+/// SQLite file.
+pub fn open_url(url_or_path: &str) -> Result<Arc<dyn Catalog>> {
+    if postgres::is_url(url_or_path) {
+        Ok(Arc::new(PgCatalog::open(url_or_path)?))
+    } else {
+        Ok(Arc::new(SqliteCatalog::open(std::path::Path::new(
+            url_or_path,
+        ))?))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("catalog {path}: {detail}")]
     Store { path: String, detail: String },
+    /// A PostgreSQL catalog (`url` has its password redacted) could not be opened or
+    /// answered with an error.
+    #[error("catalog {url}: {detail}")]
+    Postgres { url: String, detail: String },
     #[error("catalog: no resource with id {0}")]
     NoResource(i64),
 }
@@ -37,6 +57,9 @@ impl CatalogError {
         match self {
             CatalogError::Store { .. } => Some(
                 "the catalog can be rebuilt from the repository: `cairn catalog rebuild --force` moves the file aside and recreates it",
+            ),
+            CatalogError::Postgres { .. } => Some(
+                "check that PostgreSQL answers at this URL and that its user may create the schema (postgres://user@host:port/db?schema=NAME); the catalog can be rebuilt from the repository",
             ),
             CatalogError::NoResource(_) => None,
         }

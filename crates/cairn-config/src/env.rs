@@ -17,6 +17,8 @@ pub const CAIRN_LOG: &str = "CAIRN_LOG";
 
 /// Repository location, as `--repo` takes it (overrides `repository`).
 pub const CAIRN_REPOSITORY: &str = "CAIRN_REPOSITORY";
+/// A shared catalog, as `--catalog` takes it (overrides `catalog`).
+pub const CAIRN_CATALOG: &str = "CAIRN_CATALOG";
 /// File holding the repository password (overrides `password-file`).
 pub const CAIRN_PASSWORD_FILE: &str = "CAIRN_PASSWORD_FILE";
 /// The repository password itself (overrides `password-file`).

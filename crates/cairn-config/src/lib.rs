@@ -107,6 +107,34 @@ impl ConfigError {
 
 pub type Result<T> = std::result::Result<T, ConfigError>;
 
+/// A catalog URL as the file gives it; its password never shows in `Debug`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct CatalogUrl(pub String);
+
+impl std::fmt::Debug for CatalogUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `scheme://user:password@host…`: everything between the first `:` after the
+        // scheme and the `@` goes.
+        let s = &self.0;
+        let shown = match (s.find("://"), s.rfind('@')) {
+            (Some(i), Some(at)) if at > i => match s[i + 3..at].find(':') {
+                Some(c) => format!("{}:***{}", &s[..i + 3 + c], &s[at..]),
+                None => s.clone(),
+            },
+            _ => s.clone(),
+        };
+        let shown = match shown.find("password=") {
+            Some(p) => {
+                let end = shown[p..].find('&').map(|e| p + e).unwrap_or(shown.len());
+                format!("{}password=***{}", &shown[..p], &shown[end..])
+            }
+            None => shown,
+        };
+        write!(f, "{shown:?}")
+    }
+}
+
 /// The configuration file as written (see docs/configuration.md).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -117,6 +145,8 @@ pub struct FileConfig {
     pub password_file: Option<PathBuf>,
     /// Where the local catalog and spool live.
     pub cache_dir: Option<PathBuf>,
+    /// A shared catalog instead of this machine's: `postgres://user@host:port/db?schema=NAME`.
+    pub catalog: Option<CatalogUrl>,
     /// Tenants by the name commands know them by (`--tenant NAME`).
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantEntry>,
@@ -393,6 +423,8 @@ pub struct RepoOverrides {
     pub password_file: Option<PathBuf>,
     /// Where the local catalog and spool live.
     pub cache_dir: Option<PathBuf>,
+    /// A shared catalog (`postgres://…`) instead of the local one.
+    pub catalog: Option<String>,
 }
 
 /// The configuration file, read (an absent file reads as empty), with relative paths
@@ -449,6 +481,8 @@ pub struct RepoSettings {
     pub repository: String,
     /// Where the local catalog and spool live (not created here).
     pub cache_dir: PathBuf,
+    /// A shared catalog (`postgres://…`); `None`: the local one under `cache_dir`.
+    pub catalog: Option<String>,
     pub password: PasswordSource,
     /// S3 credentials and region (from `AWS_*`), handed to the repository explicitly.
     pub s3_access_key_id: Option<String>,
@@ -699,6 +733,11 @@ impl Config {
             config_path: self.path.clone(),
             repository: self.repository(o)?,
             cache_dir: self.cache_dir(o)?,
+            catalog: o
+                .catalog
+                .clone()
+                .or_else(|| self.env.get(env::CAIRN_CATALOG))
+                .or_else(|| self.file.catalog.as_ref().map(|c| c.0.clone())),
             password: self.password_source(o),
             s3_access_key_id: self.env.get(env::AWS_ACCESS_KEY_ID),
             s3_secret_access_key: self.env.get(env::AWS_SECRET_ACCESS_KEY),

@@ -84,6 +84,8 @@ pub struct ResolvedTenant {
     pub login_url: String,
     /// The restore app, when one is configured: (client id, credential).
     pub restore: Option<(String, CredentialSource)>,
+    /// Graph's beta endpoint may be used (the file's `beta = true`).
+    pub beta: bool,
 }
 
 fn read(what: &'static str, f: &PathBuf) -> Result<String> {
@@ -265,6 +267,7 @@ impl Config {
         });
         Ok(ResolvedTenant {
             restore,
+            beta: file.is_some_and(|t| t.beta),
             name: entry.map(|(n, _)| n.to_string()),
             tenant_id,
             client_id,

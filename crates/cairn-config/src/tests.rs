@@ -45,6 +45,7 @@ fn repo_args(repo: Option<&str>, pw: Option<&str>) -> RepoOverrides {
         repository: repo.map(str::to_string),
         password_file: pw.map(PathBuf::from),
         cache_dir: None,
+        catalog: None,
     }
 }
 
@@ -438,4 +439,49 @@ fn the_portal_app_and_public_url_are_read_with_their_paths() {
     let e = parse(&half).unwrap_err();
     assert!(e.to_string().contains("portal-client-secret-file"), "{e}");
     assert!(hint_of(&e).contains("docs/portal.md"));
+}
+
+#[test]
+fn a_catalog_url_keeps_its_password_out_of_debug() {
+    let c = parse_with(
+        "catalog = \"postgres://cairn:s3cret@db:5432/cairn?schema=a&password=other\"\n",
+        lookup(&[("HOME", "/home/ann")]),
+    )
+    .unwrap();
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("other"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("postgres://cairn:***@db:5432/cairn?schema=a&password=***"),
+        "{shown}"
+    );
+    // The flag wins over the environment, which wins over the file.
+    let o = RepoOverrides {
+        repository: Some("/r".into()),
+        ..RepoOverrides::default()
+    };
+    let s = c.repo_settings(&o).unwrap();
+    assert_eq!(
+        s.catalog.as_deref(),
+        Some("postgres://cairn:s3cret@db:5432/cairn?schema=a&password=other")
+    );
+    let env = parse_with(
+        "catalog = \"postgres://file/x\"\n",
+        lookup(&[("HOME", "/home/ann"), ("CAIRN_CATALOG", "postgres://env/x")]),
+    )
+    .unwrap();
+    assert_eq!(
+        env.repo_settings(&o).unwrap().catalog.as_deref(),
+        Some("postgres://env/x")
+    );
+    let flag = RepoOverrides {
+        catalog: Some("postgres://flag/x".into()),
+        ..o
+    };
+    assert_eq!(
+        env.repo_settings(&flag).unwrap().catalog.as_deref(),
+        Some("postgres://flag/x")
+    );
 }

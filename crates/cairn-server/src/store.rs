@@ -302,7 +302,6 @@ fn point_of_prefix(
     tenant: Option<&str>,
     prefix: &str,
 ) -> anyhow::Result<(Option<String>, String)> {
-    use cairn_catalog::Catalog as _;
     let cat = ws.catalog()?;
     let prefix = prefix.to_ascii_lowercase();
     let mut found: Vec<(cairn_catalog::Resource, String)> = Vec::new();

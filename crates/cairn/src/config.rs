@@ -44,6 +44,7 @@ impl RepoArgs {
             repository: self.repository.clone(),
             password_file: self.password_file.clone(),
             cache_dir: cache_dir.map(Path::to_path_buf),
+            catalog: self.catalog.clone(),
         }
     }
 }

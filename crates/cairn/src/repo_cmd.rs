@@ -22,6 +22,10 @@ pub struct RepoArgs {
     /// else `password-file` of the configuration file; else a prompt).
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+    /// A shared catalog instead of this machine's: `postgres://user@host:port/db?schema=NAME`
+    /// (or CAIRN_CATALOG; else `catalog` of the configuration file).
+    #[arg(long)]
+    pub catalog: Option<String>,
 }
 
 #[derive(Args)]
@@ -237,7 +241,6 @@ pub fn snapshots(a: SnapshotsArgs, config: Option<&Path>) -> anyhow::Result<()> 
         since: a.since,
         until: a.until,
     };
-    use cairn_catalog::Catalog as _;
     let catalog = match a.no_catalog {
         true => None,
         false => ws.existing_catalog()?,

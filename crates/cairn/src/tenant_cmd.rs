@@ -69,6 +69,10 @@ struct AddArgs {
     /// File holding the password of the restore app's .pfx certificate.
     #[arg(long, requires = "restore_certificate")]
     restore_certificate_password_file: Option<PathBuf>,
+    /// Allow Graph's beta endpoint where v1.0 lacks a call (restoring Teams messages into
+    /// an existing channel or chat); recorded as `beta = true`.
+    #[arg(long)]
+    beta: bool,
     /// Record the tenant without signing in.
     #[arg(long)]
     no_verify: bool,
@@ -148,8 +152,10 @@ fn add(a: AddArgs, cfg: &Config) -> anyhow::Result<()> {
             .map(PathBuf::from),
         portal_client_id: None,
         portal_client_secret_file: None,
+        beta: a.beta,
     };
     let tenant = ResolvedTenant {
+        beta: entry.beta,
         name: Some(a.name.clone()),
         tenant_id: entry.tenant_id.clone(),
         client_id: entry.client_id.clone(),
@@ -285,6 +291,9 @@ fn entry_table(e: &TenantEntry) -> toml_edit::Table {
     }
     if let Some(f) = &e.restore_certificate_password_file {
         t["restore-certificate-password-file"] = path(f);
+    }
+    if e.beta {
+        t["beta"] = toml_edit::value(true);
     }
     t
 }

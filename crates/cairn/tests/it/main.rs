@@ -10,6 +10,7 @@ mod compliance;
 mod config;
 mod permissions;
 mod serve;
+mod shared_catalog;
 mod tenants;
 
 fn cairn() -> Command {
