@@ -4,7 +4,8 @@
 //! through a bounded channel); their content is read from the repository one item at a
 //! time, so memory stays flat whatever the mailbox size. Mail is written as EML (the
 //! original bytes) or mboxrd (one file per folder), calendars as one `.ics` each, contact
-//! folders as one `.vcf` each, files as a tree or a zip. Every name is made safe and joined
+//! folders as one `.vcf` each, files as a tree or a zip, Teams channels and chats as HTML or
+//! JSON transcripts (`teams_export`). Every name is made safe and joined
 //! under the output directory (`names::safe_join`): nothing a tenant named can escape it.
 //!
 //! An item that cannot be read or converted is left out, listed with its reason, and the
@@ -37,11 +38,16 @@ pub enum Format {
     Files,
     /// One Outlook PST file of the mailbox: mail, calendars and contacts in their folders.
     Pst,
+    /// Teams channels and chats as self-contained HTML transcripts.
+    Html,
+    /// Teams channels and chats as JSON documents (threads with their replies).
+    Json,
 }
 
 impl Format {
     /// Every format, by the name `parse` takes.
-    pub const NAMES: [&'static str; 6] = ["eml", "mbox", "ics", "vcf", "files", "pst"];
+    pub const NAMES: [&'static str; 8] =
+        ["eml", "mbox", "ics", "vcf", "files", "pst", "html", "json"];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -51,6 +57,8 @@ impl Format {
             Format::Vcf => "vcf",
             Format::Files => "files",
             Format::Pst => "pst",
+            Format::Html => "html",
+            Format::Json => "json",
         }
     }
 
@@ -62,6 +70,8 @@ impl Format {
             "vcf" => Some(Format::Vcf),
             "files" => Some(Format::Files),
             "pst" => Some(Format::Pst),
+            "html" => Some(Format::Html),
+            "json" => Some(Format::Json),
             _ => None,
         }
     }
@@ -73,6 +83,7 @@ impl Format {
             Format::Vcf => &["contact"],
             Format::Files => &["file", "listItem", FOLDER],
             Format::Pst => &["message", "archiveItem", "event", "contact"],
+            Format::Html | Format::Json => crate::teams_export::KINDS,
         }
     }
 
@@ -187,6 +198,9 @@ pub fn export_blocking(
 ) -> anyhow::Result<Report> {
     if req.format == Format::Pst {
         return crate::pst::export(ws, req, progress);
+    }
+    if matches!(req.format, Format::Html | Format::Json) {
+        return crate::teams_export::export(ws, req, progress);
     }
     if req.zip && req.format.appends() {
         return Err(UserError::new(format!(
@@ -705,6 +719,9 @@ impl Exporter<'_, '_> {
             Format::Mbox => self.mbox(rows),
             Format::Ics | Format::Vcf => self.json_groups(format, rows),
             Format::Pst => anyhow::bail!("a PST is written by crate::pst"),
+            Format::Html | Format::Json => {
+                anyhow::bail!("transcripts are written by crate::teams_export")
+            }
         }
     }
 

@@ -26,3 +26,4 @@ pub mod preview;
 mod pst;
 pub mod restore;
 pub mod retention;
+mod teams_export;

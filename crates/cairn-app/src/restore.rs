@@ -65,7 +65,9 @@ pub fn prepare(
     Ok(Prepared {
         graph: graph.clone(),
         restore_app,
-        restorer: Restorer::new(&key, graph, repo, catalog).with_progress(progress),
+        restorer: Restorer::new(&key, graph, repo, catalog)
+            .with_progress(progress)
+            .with_beta(resolved.beta),
         selection: Selection {
             resource: found.resource.name,
             point: PointSel::Seq(found.point.seq),

@@ -26,7 +26,7 @@ pub(crate) struct Done {
 enum Content {
     Spool(String),
     Inline(Arc<[u8]>),
-    /// A message's MIME, asked of Graph.
+    /// A message's MIME (or an inline image of a Teams message), asked of Graph.
     Mime(String),
     /// A file's content: `/drives/{id}/items/{id}/content`, and the pre-authenticated URL
     /// the drive delta gave for it, if any (saves asking for one).
@@ -223,10 +223,21 @@ impl Entries {
             ("message", None, _) => {
                 Content::Mime(format!("{}/messages/{}/$value", self.base, row.item))
             }
+            // An inline image of a Teams message, moved with its renamed channel or chat:
+            // read from where Graph serves it, should the repository not hold it there.
+            ("hostedContent", None, meta) => Content::Mime(
+                meta.as_deref()
+                    .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+                    .and_then(|m| m["source"].as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            ),
             (_, None, Some(doc)) => Content::Inline(Arc::from(doc.as_bytes())),
             (_, None, None) => Content::Inline(Arc::from(&b""[..])),
         };
-        let marker = row.hash.as_deref().filter(|_| row.kind == "file");
+        let marker = row
+            .hash
+            .as_deref()
+            .filter(|_| matches!(row.kind.as_str(), "file" | "hostedContent"));
         self.file(row.path.clone(), row.size, row.mtime, content, marker);
         if matches!(
             row.kind.as_str(),

@@ -23,15 +23,18 @@ pub enum Service {
     Contacts,
     OneDrive,
     SharePoint,
+    /// Channels of teams (in their group's restore point) and people's chats (in theirs).
+    Teams,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Mail,
         Service::Calendar,
         Service::Contacts,
         Service::OneDrive,
         Service::SharePoint,
+        Service::Teams,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -41,6 +44,7 @@ impl Service {
             "contacts" => Service::Contacts,
             "onedrive" => Service::OneDrive,
             "sharepoint" | "sites" => Service::SharePoint,
+            "teams" | "chats" => Service::Teams,
             _ => return None,
         })
     }
@@ -506,6 +510,14 @@ impl Engine {
                         crate::pim::stage_contacts(run),
                     )));
                 }
+                if run.wants(Service::Teams) {
+                    // A person's chats; a user without Teams has none to read.
+                    all.push(Box::pin(optional(
+                        run,
+                        "teams",
+                        crate::teams::stage_chats(run),
+                    )));
+                }
                 seen = futures::future::join_all(all).await;
             }
             TargetKind::Group => {
@@ -515,6 +527,10 @@ impl Engine {
                 if run.wants(Service::Mail) {
                     let conversations = crate::conversations::stage(run);
                     seen.push(service(run, "conversations", conversations).await);
+                }
+                if run.wants(Service::Teams) || run.wants(Service::Mail) {
+                    // Channels, when the group is a team (its conversations in Teams).
+                    seen.push(optional(run, "teams", crate::teams::stage_team(run)).await);
                 }
             }
             TargetKind::Site => {
@@ -555,8 +571,19 @@ async fn service(
     name: &str,
     f: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> Read {
+    optional(run, name, async { f.await.map(|()| true) }).await
+}
+
+/// `service` for what a resource may simply not have (a group that is no team, a user
+/// without Teams): `Ok(false)` says so, and nothing is reported.
+async fn optional(
+    run: &Run<'_>,
+    name: &str,
+    f: impl std::future::Future<Output = anyhow::Result<bool>>,
+) -> Read {
     match f.await {
-        Ok(()) => Read::Yes,
+        Ok(true) => Read::Yes,
+        Ok(false) => Read::Missing,
         Err(e) if is_missing(&e) => {
             run.skip(name, format!("not available for this resource: {e:#}"));
             Read::Missing

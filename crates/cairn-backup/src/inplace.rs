@@ -389,7 +389,7 @@ fn stage_one(run: &Run<'_>, mut row: ItemRow, answer: &Value, error: &Value) -> 
 }
 
 /// Writes a spool file whole (a temporary name, renamed when complete).
-fn write_spool(dest: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_spool(dest: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir)?;
     }

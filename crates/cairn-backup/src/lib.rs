@@ -1,7 +1,8 @@
 //! `cairn-backup`: the backup engine, turning Microsoft 365 resources into restore points.
 //!
 //! A run backs up each protected resource (a user: mail, calendars, contacts, OneDrive; a
-//! site: document libraries and lists; a group: its drive and conversations) into one restore point. Graph's
+//! site: document libraries and lists; a group: its drive, conversations and Teams channels)
+//! into one restore point. Graph's
 //! delta queries say what changed since the last run; the changes are *staged* in the
 //! catalog (content of new mail spooled to disk), the restore point is archived from the
 //! catalog's sorted view, and only then are the changes and delta links committed. The
@@ -20,6 +21,7 @@ mod rebuild;
 mod report;
 mod scope;
 mod spool;
+mod teams;
 
 pub use cairn_catalog::sort_key;
 pub use engine::{BackupOptions, Engine, Service, Target, TargetKind};

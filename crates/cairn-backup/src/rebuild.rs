@@ -265,6 +265,31 @@ fn classify(path: &str, is_dir: bool) -> Class {
         "todo" => file(3, "todoTask", ".json"),
         "rules" => file(2, "messageRule", ".json"),
         "settings" => file(2, "mailboxSettings", ".json"),
+        // Teams (`teams.rs`): a team and its channels; a person's chats.
+        "teams" if !is_dir && depth == 2 => match parts[1] {
+            "team.json" => Class::Item("team"),
+            "members.json" => Class::Item("teamMembers"),
+            _ => Class::Unknown,
+        },
+        "teams" | "chats" if !is_dir && depth == 3 => match parts[2] {
+            "channel.json" if parts[0] == "teams" => Class::Item("channel"),
+            "chat.json" if parts[0] == "chats" => Class::Item("chat"),
+            _ => Class::Unknown,
+        },
+        "teams" | "chats" if is_dir => Class::Structure,
+        "teams" | "chats" => {
+            let depth_of_message = if parts[0] == "teams" { 5 } else { 4 };
+            let last = parts[depth - 1];
+            if depth != depth_of_message {
+                Class::Unknown
+            } else if last.ends_with(".json") {
+                Class::Item("chatMessage")
+            } else if last.matches('.').count() == 2 {
+                Class::Item("hostedContent")
+            } else {
+                Class::Unknown
+            }
+        }
         // Files and folders of a drive: `onedrive/…`, `libraries/<library>/…`.
         "onedrive" | "libraries" => {
             let root = if parts[0] == "onedrive" { 1 } else { 2 };
@@ -281,7 +306,7 @@ fn classify(path: &str, is_dir: bool) -> Class {
 }
 
 /// The placeholder collection of rebuilt versions (see the module's documentation).
-fn scope_of(kind: &str) -> &'static str {
+fn scope_of(kind: &str, path_top: &str) -> &'static str {
     match kind {
         "message" => "mail:(rebuilt)",
         "archiveItem" => "archive:(rebuilt)",
@@ -293,6 +318,13 @@ fn scope_of(kind: &str) -> &'static str {
         "todoTask" => "todo:(rebuilt)",
         "messageRule" => "rules:(rebuilt)",
         "mailboxSettings" => "settings:(rebuilt)",
+        "team" | "teamMembers" => "team:(rebuilt)",
+        "channel" => "channel:(rebuilt)",
+        "chat" => "chat:(rebuilt)",
+        "chatMessage" | "hostedContent" => match path_top {
+            "chats" => "chat:(rebuilt)",
+            _ => "channel:(rebuilt)",
+        },
         _ => "drive:(rebuilt)",
     }
 }
@@ -526,6 +558,64 @@ impl PointWalk<'_> {
         Ok(())
     }
 
+    /// An inline image of a Teams message: its id is found in the message beside it (whose
+    /// body names it), its hash and type in its content and name.
+    fn hosted(&mut self, row: &mut ItemRow, e: &WalkEntry) -> Result<(), String> {
+        let (dir, file) = e.path.rsplit_once('/').unwrap_or_default();
+        let mut parts = file.rsplitn(3, '.');
+        let (ext, hash, stem) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(x), Some(h), Some(s)) => (x, h, s),
+            _ => return Err("not named as an image of a message".into()),
+        };
+        let message_path = format!("{dir}/{stem}.json");
+        let mut doc = Vec::new();
+        self.reader
+            .read(&message_path, &mut doc)
+            .map_err(|err| format!("its message {message_path} cannot be read: {err}"))?;
+        self.out.read += 1;
+        let v: Value = serde_json::from_slice(&doc)
+            .map_err(|err| format!("its message {message_path} is not JSON: {err}"))?;
+        let hosted = crate::teams::hosted_ids(&v)
+            .into_iter()
+            .find(|h| crate::engine::short_id(h) == hash)
+            .ok_or("its message does not show it")?;
+        let mid = id_of(&v).ok_or("its message holds no id")?;
+        let (conversation, source) = match (
+            v["channelIdentity"]["teamId"].as_str(),
+            v["channelIdentity"]["channelId"].as_str(),
+            v["chatId"].as_str(),
+        ) {
+            (Some(t), Some(c), _) => {
+                let at = match v["replyToId"].as_str() {
+                    Some(root) => format!("/teams/{t}/channels/{c}/messages/{root}/replies/{mid}"),
+                    None => format!("/teams/{t}/channels/{c}/messages/{mid}"),
+                };
+                (c, at)
+            }
+            (_, _, Some(chat)) => (chat, format!("/chats/{chat}/messages/{mid}")),
+            _ => return Err("its message names no channel or chat".into()),
+        };
+        let mut bytes = Vec::with_capacity(e.size as usize);
+        self.reader
+            .read_entry(e, &mut bytes)
+            .map_err(|err| err.to_string())?;
+        self.out.read += 1;
+        row.item = format!("{conversation}/{mid}/{hosted}");
+        row.change = hosted.clone();
+        row.date = Some(row.mtime);
+        row.name = Some(crate::teams::conversation_name(&e.path));
+        row.hash = Some({
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        });
+        row.sidecar = Some(crate::teams::hosted_sidecar(
+            &hosted,
+            crate::teams::content_type_of(ext),
+            &format!("{source}/hostedContents/{hosted}/$value"),
+        ));
+        Ok(())
+    }
+
     fn read_text(&mut self, e: &WalkEntry) -> Result<String, String> {
         let mut buf = Vec::with_capacity(e.size as usize);
         self.reader
@@ -545,7 +635,7 @@ impl PointWalk<'_> {
     ) -> Result<ItemRow, String> {
         let mtime = micros(e.mtime);
         let mut row = ItemRow {
-            scope: scope_of(kind).into(),
+            scope: scope_of(kind, e.path.split('/').next().unwrap_or_default()).into(),
             kind: kind.into(),
             path: e.path.clone(),
             size: e.size,
@@ -590,6 +680,37 @@ impl PointWalk<'_> {
                     .map_err(|err| err.to_string())?;
                 self.out.read += 1;
                 crate::inplace::describe(&mut row, &stream);
+                row.sidecar = Some(text);
+            }
+            "chatMessage" => {
+                let text = self.read_text(e)?;
+                let v: Value =
+                    serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))?;
+                let conversation = v["channelIdentity"]["channelId"]
+                    .as_str()
+                    .or(v["chatId"].as_str())
+                    .ok_or("its JSON names no channel or chat")?;
+                row.item = format!(
+                    "{conversation}/{}",
+                    id_of(&v).ok_or("its JSON holds no id")?
+                );
+                let f = json_fields(kind, &v);
+                (row.subject, row.sender, row.date) = (f.subject, f.sender, f.date);
+                row.name = Some(crate::teams::conversation_name(&e.path));
+                row.sidecar = Some(text);
+            }
+            "hostedContent" => self.hosted(&mut row, e)?,
+            "team" | "teamMembers" | "channel" | "chat" => {
+                let text = self.read_text(e)?;
+                let v: Value =
+                    serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))?;
+                row.item = match kind {
+                    "teamMembers" => "teamMembers".into(),
+                    _ => id_of(&v).ok_or("its JSON holds no id")?,
+                };
+                let f = json_fields(kind, &v);
+                (row.subject, row.sender, row.date, row.name) =
+                    (f.subject, f.sender, f.date, f.name);
                 row.sidecar = Some(text);
             }
             "event" | "contact" | "listItem" | "post" | "todoTask" | "messageRule"
@@ -682,6 +803,30 @@ pub(crate) fn json_fields(kind: &str, v: &Value) -> JsonFields {
         },
         "mailboxSettings" => JsonFields {
             subject: Some("Mailbox settings".into()),
+            sender: None,
+            date: None,
+            name: None,
+        },
+        "chatMessage" => JsonFields {
+            subject: crate::teams::summary(v),
+            sender: text(&v["from"]["user"]["displayName"]),
+            date: time_of(&v["createdDateTime"]),
+            name: None,
+        },
+        "team" | "channel" => JsonFields {
+            subject: text(&v["description"]),
+            sender: None,
+            date: time_of(&v["createdDateTime"]),
+            name: text(&v["displayName"]),
+        },
+        "chat" => JsonFields {
+            subject: text(&v["topic"]),
+            sender: None,
+            date: time_of(&v["createdDateTime"]),
+            name: text(&v["topic"]),
+        },
+        "teamMembers" => JsonFields {
+            subject: Some("Team members".into()),
             sender: None,
             date: None,
             name: None,

@@ -18,6 +18,7 @@ pub mod ics;
 pub mod mbox;
 pub mod names;
 pub mod pst;
+pub mod teams;
 mod text;
 pub mod vcf;
 

@@ -10,7 +10,8 @@
 //! `internetMessageId`, files by path, events, contacts and list items by their original
 //! id and by a fingerprint of their content), so a rerun skips what is already there. What
 //! happens when a *different* item is in the way is the caller's collision policy.
-//! docs/restore.md describes the behaviour and the assumptions made about Graph.
+//! Teams messages go back through Graph's migration mode, one conversation at a time
+//! (`teams`). docs/restore.md describes the behaviour and the assumptions made about Graph.
 
 mod archive;
 mod error;
@@ -22,6 +23,7 @@ mod pim;
 mod report;
 mod run;
 mod select;
+mod teams;
 
 pub use error::RestoreError;
 pub use report::{Done, Outcome, Planned, Progress, RestoreReport, Silent};

@@ -81,6 +81,10 @@ pub struct RestoreReport {
     pub skipped: Vec<Outcome>,
     /// Failed items with the reason (the first `MAX_LISTED`).
     pub failed: Vec<Outcome>,
+    /// What the restore did differently from what was asked, and why (a Teams channel
+    /// restored into a new channel because beta calls are not allowed…).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Graph requests sent.
     pub requests: u64,
     pub seconds: f64,

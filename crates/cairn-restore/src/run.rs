@@ -41,6 +41,8 @@ pub struct Restorer {
     repo: Arc<Repo>,
     catalog: Arc<dyn Catalog>,
     progress: Arc<dyn Progress>,
+    /// Graph's beta endpoint may be used (Teams: `startMigration`).
+    beta: bool,
 }
 
 /// Where items go, known without asking Graph.
@@ -56,6 +58,8 @@ pub(crate) struct Dest {
     pub label: String,
     /// The user whose mailbox and drive receive the items, when it is another one.
     pub user: Option<String>,
+    /// Graph's beta endpoint may be used (Teams: restoring into an existing channel).
+    pub beta: bool,
 }
 
 /// One run's state: the target in Graph, the restore point, caches of folders created or
@@ -154,7 +158,15 @@ impl Restorer {
             repo,
             catalog,
             progress: Arc::new(Silent),
+            beta: false,
         }
+    }
+
+    /// Allows Graph's beta endpoint where v1.0 lacks a call: restoring Teams messages into
+    /// an existing channel or chat (`startMigration`).
+    pub fn with_beta(mut self, beta: bool) -> Self {
+        self.beta = beta;
+        self
     }
 
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
@@ -186,6 +198,7 @@ impl Restorer {
                 RestoreTarget::User(u) => Some(u.clone()),
                 _ => None,
             },
+            beta: self.beta,
         }
     }
 
@@ -284,8 +297,23 @@ impl Restorer {
             ..RestoreReport::default()
         };
         let mut walk_error = None;
+        // Teams messages are restored after the rest, a conversation at a time and in order.
+        let teams_rows = Arc::new(std::sync::Mutex::new(Vec::<ItemRow>::new()));
+        let diverted = teams_rows.clone();
         let mut outcomes = Box::pin(
             self.rows(res.id, point.seq, &sel.paths)
+                .filter(move |r| {
+                    let keep = match r {
+                        Ok(row) if crate::teams::is_teams(row) => {
+                            if let Ok(mut v) = diverted.lock() {
+                                v.push(row.clone());
+                            }
+                            false
+                        }
+                        _ => true,
+                    };
+                    std::future::ready(keep)
+                })
                 .map(|r| {
                     let ctx = ctx.clone();
                     async move {
@@ -306,8 +334,31 @@ impl Restorer {
                 Err(e) => walk_error = Some(e),
             }
         }
+        drop(outcomes);
         if let Some(e) = walk_error {
             return Err(e);
+        }
+        let teams_rows = std::mem::take(&mut *teams_rows.lock().unwrap_or_else(|e| e.into_inner()));
+        // Teams conversations come back only when named (`teams/…`, `chats/…`): a whole
+        // mailbox's or group's restore does not make new channels or touch chats.
+        let named = sel.paths.iter().any(|p| {
+            let p = p.trim().trim_start_matches('/');
+            p.starts_with("teams") || p.starts_with("chats")
+        });
+        if !teams_rows.is_empty() && !named {
+            report.notes.push(format!(
+                "{} Teams items (channel and chat messages) were not restored: name them (teams/<channel>, chats/<chat>) to restore them through migration mode",
+                teams_rows.len()
+            ));
+        } else if !teams_rows.is_empty() {
+            let mut notes = Vec::new();
+            let progress = self.progress.clone();
+            crate::teams::restore(&ctx, teams_rows, &mut notes, &mut |o| {
+                progress.item(&o);
+                report.record(o);
+            })
+            .await;
+            report.notes.extend(notes);
         }
         report.requests = self.graph.requests() - req0;
         report.seconds = start.elapsed().as_secs_f64();
@@ -410,6 +461,9 @@ fn describe(dest: &Dest, row: &ItemRow) -> String {
         all.extend(v);
         all.join("/")
     };
+    if crate::teams::is_teams(row) {
+        return crate::teams::describe(dest, row);
+    }
     let whose = match &dest.user {
         Some(u) => format!(" of {u}"),
         None => String::new(),

@@ -293,6 +293,12 @@ impl Sim {
     /// `POST /_sim/mutate`: seeded creates, modifications, moves and deletions.
     pub fn mutate(&self, m: &MutateRequest) -> Resp {
         let extra = |k: &String| crate::todo::EXTRA_KINDS.contains(&k.as_str());
+        if m.kinds.as_ref().is_some_and(|k| {
+            k.iter()
+                .any(|k| crate::teams::TEAMS_KINDS.contains(&k.as_str()))
+        }) {
+            return self.mutate_teams(m);
+        }
         let forward = m.ops.iter().flatten().any(|o| o == "forward-rule");
         if forward
             || m.kinds

@@ -56,6 +56,15 @@ pub const GRANTED_ROLES: &[&str] = &[
     "MailboxItem.ImportExport.All",
     "MailboxItem.ReadWrite.All",
     "MailboxFolder.ReadWrite.All",
+    "Team.ReadBasic.All",
+    "TeamMember.Read.All",
+    "Channel.ReadBasic.All",
+    "ChannelMember.Read.All",
+    "TeamsTab.Read.All",
+    "ChannelMessage.Read.All",
+    "Chat.Read.All",
+    "Channel.Create",
+    "Teamwork.Migrate.All",
 ];
 
 /// Base64url (no padding) SHA-1 thumbprint of a DER certificate: the `x5t` header of an RS256

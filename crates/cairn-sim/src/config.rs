@@ -27,6 +27,8 @@ pub struct ThrottleLimits {
     pub sharepoint_ru_per_min: Option<u32>,
     /// Global requests per app per 10 seconds.
     pub global_requests_per_10s: u32,
+    /// Teams reads per app per second on one team (its channels) or one chat.
+    pub teams_requests_per_sec: u32,
 }
 
 impl Default for ThrottleLimits {
@@ -36,6 +38,7 @@ impl Default for ThrottleLimits {
             mailbox_requests_per_10min: 10_000,
             sharepoint_ru_per_min: None,
             global_requests_per_10s: 130_000,
+            teams_requests_per_sec: 4,
         }
     }
 }

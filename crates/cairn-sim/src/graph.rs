@@ -116,6 +116,7 @@ impl Sim {
                     },
                     ["drives"] => self.list_drives(req, r),
                     ["settings", "exchange"] if m == "GET" => self.exchange_settings(req, user.idx),
+                    ["chats", more @ ..] => self.user_chat_routes(req, user.idx, more),
                     _ if !self.model.tenant.has_mailbox(r) => Resp::error(
                         404,
                         "MailboxNotEnabledForRESTAPI",
@@ -173,6 +174,8 @@ impl Sim {
                 };
                 self.site_routes(req, site.n, rest, addressed, &tail_s)
             }
+            ["teams", id, rest @ ..] => self.team_routes(req, id, rest),
+            ["chats", id, rest @ ..] => self.chat_routes(req, id, rest),
             ["admin", "exchange", "mailboxes", mbx, rest @ ..] => {
                 self.mailbox_api_routes(req, mbx, rest)
             }

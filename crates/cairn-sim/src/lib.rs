@@ -25,6 +25,7 @@ pub mod seeded;
 pub mod server;
 pub mod sim;
 pub mod state;
+pub mod teams;
 pub mod tenant;
 pub mod throttle;
 pub mod todo;

@@ -34,6 +34,8 @@ pub enum Service {
     Files,
     /// Entra ID: users and groups.
     Directory,
+    /// Microsoft Teams: teams, channels, chats and their messages.
+    Teams,
 }
 
 impl Service {
@@ -50,6 +52,11 @@ impl Service {
                 403,
                 "Authorization_RequestDenied",
                 "Insufficient privileges to complete the operation.",
+            ),
+            Self::Teams => Resp::error(
+                403,
+                "Forbidden",
+                "Missing role permissions on the request. API requires one of the application permissions of this call.",
             ),
         }
     }
@@ -151,6 +158,25 @@ const fn listing(pattern: &'static str, (read, _): Pair) -> Rule {
     }
 }
 
+/// Microsoft Teams: refused with `Forbidden`. `read`/`write` `None` leaves that method to the
+/// handler (creating a channel needs `Channel.Create`, or `Teamwork.Migrate.All` in migration
+/// mode: the body decides).
+const fn teams(
+    pattern: &'static str,
+    read: Option<&'static str>,
+    write: Option<&'static str>,
+) -> Rule {
+    Rule {
+        pattern,
+        read,
+        write,
+        service: Service::Teams,
+        selected: false,
+    }
+}
+
+const MIGRATE: Option<&str> = Some("Teamwork.Migrate.All");
+
 /// (path pattern) → least privileged application permission to read and to write; the first
 /// pattern that matches decides.
 pub const RULES: &[Rule] = &[
@@ -185,6 +211,48 @@ pub const RULES: &[Rule] = &[
         selected: false,
     },
     outlook("users/*/settings/exchange", USERS),
+    // Microsoft Teams (GRAPH-NOTES §10; migration: Teamwork.Migrate.All).
+    teams("teams/*", Some("Team.ReadBasic.All"), None),
+    teams("teams/*/members/**", Some("TeamMember.Read.All"), None),
+    teams(
+        "teams/*/channels/getAllMessages",
+        Some("ChannelMessage.Read.All"),
+        None,
+    ),
+    teams("teams/*/channels", Some("Channel.ReadBasic.All"), None),
+    teams("teams/*/allChannels", Some("Channel.ReadBasic.All"), None),
+    teams("teams/*/*/*", Some("Channel.ReadBasic.All"), None),
+    teams(
+        "teams/*/*/*/members/**",
+        Some("ChannelMember.Read.All"),
+        None,
+    ),
+    teams("teams/*/*/*/tabs/**", Some("TeamsTab.Read.All"), None),
+    teams(
+        "teams/*/*/*/messages/**",
+        Some("ChannelMessage.Read.All"),
+        MIGRATE,
+    ),
+    teams("teams/*/*/*/startMigration", None, MIGRATE),
+    teams("teams/*/*/*/completeMigration", None, MIGRATE),
+    teams("users/*/chats/getAllMessages", Some("Chat.Read.All"), None),
+    teams("users/*/chats", Some("Chat.ReadBasic.All"), None),
+    teams("users/*/chats/*", Some("Chat.ReadBasic.All"), None),
+    teams(
+        "users/*/chats/*/members/**",
+        Some("Chat.ReadBasic.All"),
+        None,
+    ),
+    teams(
+        "users/*/chats/*/messages/**",
+        Some("Chat.Read.All"),
+        MIGRATE,
+    ),
+    teams("chats/*", Some("Chat.ReadBasic.All"), None),
+    teams("chats/*/members/**", Some("Chat.ReadBasic.All"), None),
+    teams("chats/*/messages/**", Some("Chat.Read.All"), MIGRATE),
+    teams("chats/*/startMigration", None, MIGRATE),
+    teams("chats/*/completeMigration", None, MIGRATE),
     // Exchange: a mailbox's folders and items (Mail.ReadBasic.All is not simulated).
     outlook(
         "users/*/mailFolders/inbox/messageRules/**",
@@ -235,6 +303,7 @@ pub const RULES: &[Rule] = &[
 /// `Sites.FullControl.All` ⊃ `Sites.Manage.All` ⊃ `Sites.ReadWrite.All`.
 pub const IMPLIES: &[(&str, &[&str])] = &[
     ("Mail.ReadWrite", &["Mail.Read"]),
+    ("Chat.Read.All", &["Chat.ReadBasic.All"]),
     ("MailboxItem.ImportExport.All", &["MailboxItem.Export.All"]),
     ("MailboxFolder.ReadWrite.All", &["MailboxFolder.Read.All"]),
     ("MailboxItem.ReadWrite.All", &["MailboxItem.Read.All"]),
@@ -267,7 +336,12 @@ pub const IMPLIES: &[(&str, &[&str])] = &[
 pub const SITES_SELECTED: &str = "Sites.Selected";
 
 /// Permissions the simulator knows, in Graph's spelling (for `canonical_role`).
-const KNOWN: &[&str] = &["User.ReadBasic.All", "Mail.ReadBasic.All", SITES_SELECTED];
+const KNOWN: &[&str] = &[
+    "User.ReadBasic.All",
+    "Mail.ReadBasic.All",
+    SITES_SELECTED,
+    "Channel.Create",
+];
 
 /// Graph's spelling of a permission named regardless of case; unknown names are kept as given.
 pub fn canonical_role(role: &str) -> String {

@@ -394,7 +394,8 @@ async fn manifest(State(sim): State<Arc<Sim>>, uri: Uri) -> Response {
         None => Resp::bad_request("Give ?resource=ID (a user, group or site id)."),
         Some(r) => {
             let extras = q.iter().any(|(k, v)| k == "extras" && v == "true");
-            tokio::task::block_in_place(|| sim.manifest_ext(&r, extras))
+            let teams = q.iter().any(|(k, v)| k == "teams" && v == "true");
+            tokio::task::block_in_place(|| sim.manifest_with_teams(&r, extras, teams))
         }
     };
     to_http(&sim, resp, None).await

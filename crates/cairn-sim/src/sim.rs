@@ -80,6 +80,8 @@ pub struct Sim {
     pub idp: crate::oidc::IdentityProvider,
     /// To Do, inbox rules and mailbox settings (`todo.rs`).
     pub extras: crate::todo::Extras,
+    /// Teams' channels and chats (`teams`).
+    pub teams: crate::teams::Teams,
 }
 
 impl std::fmt::Debug for Sim {
@@ -151,6 +153,7 @@ impl Sim {
             site_grants: SiteGrants::default(),
             idp: crate::oidc::IdentityProvider::new(cfg.tenant.seed),
             extras: crate::todo::Extras::open(cfg.state_dir.as_deref())?,
+            teams: crate::teams::Teams::open(cfg.state_dir.as_deref())?,
             cfg,
         })
     }
@@ -387,7 +390,9 @@ impl Sim {
         let has_token = req.q("$deltatoken").is_some()
             || req.q("token").is_some()
             || req.q("$skiptoken").is_some();
-        let bucket = self.bucket(&req.method, &req.path, has_token);
+        let bucket = self
+            .teams_bucket(&req)
+            .unwrap_or_else(|| self.bucket(&req.method, &req.path, has_token));
         // Bursts: a mailbox that was throttled by a fault stays throttled for a few requests.
         if let Bucket::Mailbox(r) = bucket {
             let mut bursts = self.bursts.lock().unwrap_or_else(|e| e.into_inner());
@@ -776,6 +781,20 @@ impl Sim {
         )
     }
 
+    /// The client id of the app a request's token was issued to.
+    pub(crate) fn caller_id(&self, req: &Req) -> Option<String> {
+        self.caller(req.header("authorization"))
+            .ok()
+            .map(|c| c.client_id)
+    }
+
+    /// The application permissions of a request's token.
+    pub(crate) fn caller_roles(&self, req: &Req) -> Vec<String> {
+        self.caller(req.header("authorization"))
+            .map(|c| c.roles)
+            .unwrap_or_default()
+    }
+
     /// Who a bearer token was issued to, or the 401 Graph answers.
     fn caller(&self, authorization: Option<&str>) -> Result<TokenClaims, Resp> {
         let Some(token) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
@@ -1001,6 +1020,17 @@ pub fn endpoint_label(method: &str, path: &str) -> String {
         "exportItems",
         "createImportSession",
         "settings",
+        "teams",
+        "channels",
+        "allChannels",
+        "chats",
+        "replies",
+        "hostedContents",
+        "members",
+        "tabs",
+        "getAllMessages",
+        "startMigration",
+        "completeMigration",
     ];
     let mut out = String::from(method);
     out.push(' ');

@@ -14,6 +14,8 @@ pub enum Bucket {
     Mailbox(Res),
     /// SharePoint and OneDrive, charged in resource units.
     Files { ru: u32 },
+    /// Teams reads of one team or chat by one app (a hash of both): requests per second.
+    Teams(u64),
     /// Directory and everything else: only the global limit.
     Other,
 }
@@ -80,6 +82,7 @@ impl Window {
 struct Inner {
     inflight: HashMap<Res, u32>,
     mailbox: HashMap<Res, Window>,
+    teams: HashMap<u64, Window>,
     files: Window,
     global: Window,
 }
@@ -136,6 +139,7 @@ impl Throttle {
             inner: Mutex::new(Inner {
                 inflight: HashMap::new(),
                 mailbox: HashMap::new(),
+                teams: HashMap::new(),
                 files: Window::new(1, 60),
                 global: Window::new(1, 10),
             }),
@@ -181,6 +185,26 @@ impl Throttle {
                 throttle: None,
                 headers: vec![],
             }),
+            Bucket::Teams(k) => {
+                let limit = self.limits.teams_requests_per_sec as u64;
+                let w = inner.teams.entry(k).or_insert_with(|| Window::new(1, 1));
+                w.advance(now);
+                w.add(1);
+                if w.total() > limit {
+                    return Err(Rejection {
+                        status: 429,
+                        code: "TooManyRequests",
+                        message: "Too many requests to this team or chat by this application.",
+                        retry_after: 1,
+                        headers: vec![],
+                        files: false,
+                    });
+                }
+                Ok(Permit {
+                    throttle: None,
+                    headers: vec![],
+                })
+            }
             Bucket::Mailbox(r) => {
                 let limit = self.limits.mailbox_requests_per_10min as u64;
                 let w = inner

@@ -215,12 +215,16 @@ const SEGMENTS: &[&str] = &[
     "$count",
     "$ref",
     "$value",
+    "allChannels",
     "attachments",
     "calendar",
-    "calendarView",
     "calendars",
+    "calendarView",
+    "channels",
+    "chats",
     "childFolders",
     "children",
+    "completeMigration",
     "contactFolders",
     "contacts",
     "content",
@@ -231,26 +235,33 @@ const SEGMENTS: &[&str] = &[
     "drives",
     "events",
     "fields",
+    "getAllMessages",
     "getAllSites",
     "groups",
+    "hostedContents",
     "items",
     "lists",
-    "mailFolders",
     "mailboxSettings",
+    "mailFolders",
     "me",
+    "members",
     "messages",
     "move",
     "permissions",
     "posts",
+    "replies",
     "root",
     "sites",
+    "startMigration",
+    "tabs",
+    "teams",
     "threads",
     "users",
     "versions",
 ];
 
 /// Of `SEGMENTS`, the OData functions: `name(p='v')` passes parameters, not a key.
-const FUNCTIONS: &[&str] = &["delta", "getAllSites"];
+const FUNCTIONS: &[&str] = &["delta", "getAllMessages", "getAllSites"];
 
 /// Outlook's well-known folder names (usable as folder ids, any case).
 const WELL_KNOWN_FOLDERS: &[&str] = &[

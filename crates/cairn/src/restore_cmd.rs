@@ -22,11 +22,12 @@ pub struct RestoreArgs {
     #[arg(value_name = "RESOURCE[@POINT]")]
     resource: String,
     /// Paths in the restore point to restore (`mail/Inbox`, `onedrive/Docs/a.txt`,
-    /// `calendar/`); default everything.
+    /// `calendar/`, `teams/General`, `chats/<chat>`); default everything.
     #[arg(value_name = "PATH")]
     paths: Vec<String>,
     /// Where to: `original`, `folder:NAME` (a folder in the original mailbox and drive;
-    /// `folder` alone: `Restored <date of the point>`), `user:UPN` (another user).
+    /// `folder` alone: `Restored <date of the point>`; for Teams channels a new channel
+    /// NAME made in migration mode), `user:UPN` (another user).
     #[arg(long, default_value = "original")]
     target: String,
     /// When a different item is in the way: skip, overwrite, keep-both.
@@ -142,6 +143,9 @@ fn print_report(r: &RestoreReport) -> anyhow::Result<()> {
     }
     for o in &r.skipped {
         outln!("skipped  {}: {}", o.path, o.detail);
+    }
+    for n in &r.notes {
+        outln!("note     {n}");
     }
     if r.skipped_total > r.skipped.len() as u64 {
         outln!(

@@ -19,6 +19,7 @@ use std::sync::Arc;
 mod extras;
 mod rebuild;
 mod resume;
+mod teams;
 
 pub fn spec(seed: u64, users: u32) -> TenantSpec {
     TenantSpec {
@@ -85,8 +86,12 @@ pub fn restore_point(
         .catalog
         .for_each_at(res, seq, "", &mut |r| {
             // Folders are directories of the restore point, not items of the manifest; tasks,
-            // rules and settings are in the manifest asked `extras=true` (`extras.rs`).
-            if r.kind != "folder" && !extras::KINDS.contains(&r.kind.as_str()) {
+            // rules and settings are in the manifest asked `extras=true` (`extras.rs`), Teams
+            // in the one asked `teams=true` (`teams.rs`).
+            if r.kind != "folder"
+                && !extras::KINDS.contains(&r.kind.as_str())
+                && !teams::KINDS.contains(&r.kind.as_str())
+            {
                 rows.push(r);
             }
             true

@@ -127,12 +127,13 @@ async fn a_lost_catalog_is_rebuilt_from_the_repository_and_backups_carry_on() {
     // The first point is read whole (a file: its permissions); the second only where it
     // changed, about one entry per change: the rest continued unread.
     // An archive item is two entries read: its sidecar (its id) and its stream (what
-    // search shows of it).
+    // search shows of it); an inline image of a Teams message too: its message (its id)
+    // and its bytes (its hash).
     let first = original[0].items.iter().filter(|i| i.2 != "folder").count() as u64
         + original[0]
             .items
             .iter()
-            .filter(|i| i.2 == "archiveItem")
+            .filter(|i| i.2 == "archiveItem" || i.2 == "hostedContent")
             .count() as u64;
     assert!(
         rebuilt.read >= first && rebuilt.read <= first + changes,

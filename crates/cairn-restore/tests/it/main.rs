@@ -16,6 +16,8 @@ use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod teams;
+
 fn spec(seed: u64, users: u32) -> TenantSpec {
     TenantSpec {
         seed,

@@ -9,4 +9,5 @@ mod permissions;
 mod ransomware;
 mod sdk;
 mod signin;
+mod teams;
 mod walk;

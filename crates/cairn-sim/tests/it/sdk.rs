@@ -95,6 +95,8 @@ async fn microsofts_python_sdk_runs_against_the_simulator() {
         line("batch"),
         "ok: batch drive=200 inbox=200 missing=404 site=200 user=200"
     );
+    assert!(line("teams").starts_with("ok: teams channels="));
+    assert!(line("chats").starts_with("ok: chats chats="));
     assert_eq!(line("error-404"), "ok: error-404 ErrorItemNotFound");
     assert!(line("error-429").starts_with("ok: error-429 ApplicationThrottled"));
     assert_eq!(lines.last().copied(), Some("done"), "{stdout}");

@@ -41,6 +41,9 @@ from msgraph.generated.users.item.messages.messages_request_builder import (
 from msgraph.generated.sites.item.lists.item.items.items_request_builder import (
     ItemsRequestBuilder,
 )
+from msgraph.generated.teams.item.channels.item.messages.messages_request_builder import (
+    MessagesRequestBuilder as ChannelMessagesRequestBuilder,
+)
 from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 from msgraph_core.tasks.page_iterator import PageIterator
@@ -252,6 +255,39 @@ async def main(base, tenant, client_id, secret):
         f"batch statuses {statuses}",
     )
     ok("batch", " ".join(f"{k}={v}" for k, v in sorted(statuses.items())))
+
+    # ---- Teams: channels, messages with replies, inline images, chats -------------------
+    team = next(g for g in groups if "Team" in (g.resource_provisioning_options or []))
+    channels = (await client.teams.by_team_id(team.id).all_channels.get()).value
+    check(channels[0].display_name == "General", f"General first: {channels[0].display_name}")
+    roots, replies, image = 0, 0, None
+    for ch in channels:
+        messages = client.teams.by_team_id(team.id).channels.by_channel_id(ch.id).messages
+        first = await messages.get(
+            RequestConfiguration(
+                query_parameters=ChannelMessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
+                    top=2, expand=["replies"]
+                )
+            )
+        )
+        for m in await all_items(client, first):
+            roots += 1
+            replies += len(m.replies or [])
+            if image is None and m.body and "hostedContents" in (m.body.content or "") and not m.replies:
+                hosted = await messages.by_chat_message_id(m.id).hosted_contents.get()
+                if hosted.value:
+                    image = await (
+                        messages.by_chat_message_id(m.id)
+                        .hosted_contents.by_chat_message_hosted_content_id(hosted.value[0].id)
+                        .content.get()
+                    )
+    check(roots >= 3 * len(channels), f"{roots} root posts")
+    check(image is None or image.startswith(b"\x89PNG"), "hosted content bytes are a PNG")
+    ok("teams", f"channels={len(channels)} roots={roots} replies={replies}")
+    chats = await client.users.by_user_id(uid).chats.get()
+    exported = await all_items(client, await client.users.by_user_id(uid).chats.get_all_messages.get())
+    check(all(m.chat_id for m in exported), "chat messages name their chat")
+    ok("chats", f"chats={len(chats.value)} messages={len(exported)}")
 
     # ---- typed errors -------------------------------------------------------------------
     try:

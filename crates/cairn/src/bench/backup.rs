@@ -35,6 +35,10 @@ pub struct BackupBench {
     mail_per_mailbox: Vec<u32>,
     #[arg(long, default_value_t = 5)]
     files_per_drive: u32,
+    /// Microsoft 365 groups of the simulated tenant (every other one a team, whose channels
+    /// are backed up with it); users' chats are backed up whatever this is.
+    #[arg(long, default_value_t = 0)]
+    groups: u32,
     #[arg(long, default_value_t = 0)]
     events_per_mailbox: u32,
     #[arg(long, default_value_t = 0)]
@@ -109,6 +113,10 @@ struct Phase {
     /// full-fidelity copies (the mailbox import/export API: item deltas and `exportItems`).
     mime: (u64, u64),
     full_fidelity: (u64, u64),
+    /// Teams requests and messages of the run (channel and chat messages; their inline
+    /// images are counted in the requests).
+    #[serde(default)]
+    teams: (u64, u64),
 }
 
 pub fn run(b: &BackupBench) -> anyhow::Result<()> {
@@ -148,7 +156,7 @@ fn configuration(b: &BackupBench, mail: u32) -> anyhow::Result<Vec<Phase>> {
                 "--listen",
                 "127.0.0.1:0",
                 "--groups",
-                "0",
+                &b.groups.to_string(),
                 "--sites",
                 "0",
             ])
@@ -315,7 +323,8 @@ fn worker(b: &BackupBench, url: &str) -> anyhow::Result<()> {
             opts,
             phases.clone(),
         ));
-        let targets = engine.users(&[]).await?;
+        let mut targets = engine.users(&[]).await?;
+        targets.extend(engine.groups(&[]).await?);
         let names: &[&str] = if b.no_incremental {
             &["full"]
         } else {
@@ -408,9 +417,12 @@ fn mail_cost(
             })
             .unwrap_or(0)
     };
-    let mime = requests(&|k| k.contains("/mailFolders") || k.contains("/messages/"));
+    let is_teams = |k: &str| k.contains("/teams/") || k.contains("/chats");
+    let mime =
+        requests(&|k| !is_teams(k) && (k.contains("/mailFolders") || k.contains("/messages/")));
     let full = requests(&|k| k.contains("/admin/exchange/") || k.contains("/settings/exchange"));
-    let (mut messages, mut archived) = (0, 0);
+    let teams = requests(&is_teams);
+    let (mut messages, mut archived, mut chat_messages) = (0, 0, 0);
     // Full-fidelity copies: the archive's items and, with --full-fidelity, the mailbox's.
     for r in catalog.resources()? {
         if let Some(last) = catalog.points(r.id)?.last() {
@@ -418,10 +430,12 @@ fn mail_cost(
             messages += n.get("message").copied().unwrap_or(0);
             archived += n.get("archiveItem").copied().unwrap_or(0)
                 + n.get("messageStream").copied().unwrap_or(0);
+            chat_messages += n.get("chatMessage").copied().unwrap_or(0);
         }
     }
     p.mime = (mime, messages);
     p.full_fidelity = (full, archived);
+    p.teams = (teams, chat_messages);
     Ok(())
 }
 
@@ -548,6 +562,7 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) -> anyhow::Result<(
             for (copy, (requests, items)) in [
                 ("MIME (messages, $value)", p.mime),
                 ("full fidelity (exportItems)", p.full_fidelity),
+                ("Teams (channel and chat messages)", p.teams),
             ] {
                 let per = if items > 0 {
                     format!("{:.3}", requests as f64 / items as f64)
@@ -563,6 +578,43 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) -> anyhow::Result<(
                     per
                 );
             }
+        }
+    }
+    outln!(
+        "\nTeams (channel messages by delta with their replies, chats by getAllMessages; inline images fetched one request each; messages per second over the whole run):\n"
+    );
+    outln!(
+        "| {:<11} | {:>9} | {:>9} | {:>10} | {:>16} |",
+        "run",
+        "messages",
+        "requests",
+        "msgs/s",
+        "requests/message"
+    );
+    outln!(
+        "|{:-<13}|{:->11}|{:->11}|{:->12}|{:->18}|",
+        "",
+        "",
+        "",
+        "",
+        ""
+    );
+    for (_, phases) in rows {
+        for p in phases {
+            let (requests, messages) = p.teams;
+            let per = if messages > 0 {
+                format!("{:.3}", requests as f64 / messages as f64)
+            } else {
+                "-".into()
+            };
+            outln!(
+                "| {:<11} | {:>9} | {:>9} | {:>10.1} | {:>16} |",
+                p.name,
+                messages,
+                requests,
+                messages as f64 / p.secs.max(1e-9),
+                per
+            );
         }
     }
     outln!("\nWhere the time went (resource-seconds summed over resources; CPU seconds):\n");

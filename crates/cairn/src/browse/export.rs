@@ -23,14 +23,18 @@ pub struct ExportArgs {
     /// mboxrd file per mail folder; ics: one iCalendar file per calendar; vcf: one vCard 3.0
     /// file per contact folder; files: OneDrive and library files (and list items as JSON)
     /// as a directory tree; pst: one Outlook PST file of mail, calendars and contacts in
-    /// their folders.
+    /// their folders; html: Teams channels (`teams/<channel>` of a team) and chats
+    /// (`chats/<chat>` of a user) as self-contained HTML transcripts; json: the same as
+    /// JSON documents, replies nested under their thread's first post.
     #[arg(long, value_parser = Format::NAMES)]
     format: String,
     /// Directory to write to: created, and it must be empty. With --zip, the archive's
     /// path if it ends in `.zip`, else the directory to write the archive into; with
     /// --format pst, the file's path if it ends in `.pst`, else the directory to write it
-    /// into (an existing file is never overwritten).
-    #[arg(long, short = 'o', value_name = "DIR")]
+    /// into (an existing file is never overwritten); with --format html or json, the
+    /// transcript's path if it ends in `.html`/`.json` (one channel or chat), else the
+    /// directory to write one transcript per channel and chat into.
+    #[arg(long, short = 'o', value_name = "DIR|FILE")]
     output: PathBuf,
     /// Write one zip archive instead of a tree (eml, ics and files).
     #[arg(long)]

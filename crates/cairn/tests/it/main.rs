@@ -11,6 +11,7 @@ mod config;
 mod permissions;
 mod serve;
 mod shared_catalog;
+mod teams;
 mod tenants;
 
 fn cairn() -> Command {

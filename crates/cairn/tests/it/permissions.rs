@@ -17,6 +17,13 @@ const READ: &[&str] = &[
     "Contacts.Read",
     "Files.Read.All",
     "Sites.Read.All",
+    "Team.ReadBasic.All",
+    "Channel.ReadBasic.All",
+    "ChannelMember.Read.All",
+    "TeamMember.Read.All",
+    "TeamsTab.Read.All",
+    "ChannelMessage.Read.All",
+    "Chat.Read.All",
 ];
 const WRITE: &[&str] = &[
     "User.Read.All",
@@ -27,6 +34,8 @@ const WRITE: &[&str] = &[
     "Contacts.ReadWrite",
     "Files.ReadWrite.All",
     "Sites.ReadWrite.All",
+    "Teamwork.Migrate.All",
+    "Channel.Create",
 ];
 
 fn add(home: &Home, sim: &SimTenant, name: &str, client: &str, extra: &[&str]) {
