@@ -94,7 +94,7 @@ pub struct Field {
 /// What the portal shows of an item.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Preview {
-    /// `message`, `event`, `contact`, `file`, `listItem`.
+    /// `message`, `event`, `contact`, `file`, `listItem`, `chatMessage`.
     pub kind: String,
     pub tenant: String,
     pub resource: String,
@@ -155,6 +155,12 @@ pub fn preview(ws: &Workspace, at: &Located) -> anyhow::Result<Preview> {
     };
     match at.row.kind.as_str() {
         "message" => message(&read(ws, at)?, &mut p),
+        "chatMessage" => {
+            let v: Value = serde_json::from_slice(&read(ws, at)?).map_err(|e| {
+                UserError::new(format!("{} is not readable JSON: {e}", at.row.path))
+            })?;
+            chat_message(&v, &mut p);
+        }
         "event" | "contact" => {
             let v: Value = serde_json::from_slice(&read(ws, at)?).map_err(|e| {
                 UserError::new(format!("{} is not readable JSON: {e}", at.row.path))
@@ -174,6 +180,43 @@ pub fn preview(ws: &Workspace, at: &Located) -> anyhow::Result<Preview> {
         }
     }
     Ok(p)
+}
+
+/// Fills the preview of a Teams channel or chat message from its Graph JSON: author and
+/// time as a message's headers, the body sanitised as mail's (its inline images, hosted by
+/// Graph, count as remote and are left out), file references as links in the card.
+pub fn chat_message(v: &Value, p: &mut Preview) {
+    let text = |x: &Value| x.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    p.headers = Headers {
+        subject: text(&v["subject"]).or_else(|| text(&v["summary"])),
+        from: text(&v["from"]["user"]["displayName"])
+            .or_else(|| text(&v["from"]["application"]["displayName"]))
+            .into_iter()
+            .collect(),
+        to: Vec::new(),
+        cc: Vec::new(),
+        date: text(&v["createdDateTime"]),
+    };
+    let body = v["body"]["content"].as_str().unwrap_or_default();
+    if v["body"]["contentType"] == "html" {
+        let (clean, blocked) = sanitize(body);
+        p.html = Some(clean);
+        p.remote_images_blocked = blocked;
+    } else {
+        p.text = Some(body.to_string());
+    }
+    if let Some(deleted) = text(&v["deletedDateTime"]) {
+        p.card.push(Field {
+            label: "Deleted".into(),
+            value: deleted,
+        });
+    }
+    for a in v["attachments"].as_array().into_iter().flatten() {
+        let name = text(&a["name"]).unwrap_or_else(|| "attachment".into());
+        let value =
+            text(&a["contentUrl"]).unwrap_or_else(|| text(&a["contentType"]).unwrap_or_default());
+        p.card.push(Field { label: name, value });
+    }
 }
 
 /// Fills the preview of a message from its MIME.
@@ -274,7 +317,7 @@ pub fn content(ws: &Workspace, at: &Located) -> anyhow::Result<Download> {
     let name = at.row.name.clone().unwrap_or_else(|| last(&at.row.path));
     let content_type = match at.row.kind.as_str() {
         "message" => "message/rfc822",
-        "event" | "contact" | "listItem" => "application/json",
+        "event" | "contact" | "listItem" | "chatMessage" => "application/json",
         _ => content_type_of(&name),
     }
     .to_string();
@@ -601,5 +644,32 @@ mod tests {
         );
         assert_eq!(c.card.len(), 3);
         assert!(previewable(content_type_of("a.PDF")) && !previewable(content_type_of("a.svg")));
+    }
+
+    #[test]
+    fn a_teams_message_previews_with_its_author_time_and_a_harmless_body() {
+        let v = serde_json::json!({
+            "id": "1700000000000",
+            "subject": null,
+            "summary": null,
+            "createdDateTime": "2026-03-01T10:00:00.000Z",
+            "from": {"user": {"id": "u1", "displayName": "Ann <Admin>"}},
+            "body": {"contentType": "html", "content": "<p onclick=\"x()\">Hello <b>team</b></p><script>alert(1)</script><img src=\"https://graph.microsoft.com/v1.0/teams/t/channels/c/messages/m/hostedContents/h/$value\">"},
+            "attachments": [{"id": "a", "contentType": "reference", "contentUrl": "https://contoso.sharepoint.com/sites/x/Shared%20Documents/plan.docx", "name": "plan.docx"}],
+        });
+        let mut p = Preview::default();
+        chat_message(&v, &mut p);
+        assert_eq!(p.headers.from, vec!["Ann <Admin>".to_string()]);
+        assert_eq!(p.headers.date.as_deref(), Some("2026-03-01T10:00:00.000Z"));
+        let html = p.html.unwrap();
+        assert!(html.contains("<b>team</b>"), "{html}");
+        assert!(
+            !html.contains("script") && !html.contains("onclick"),
+            "{html}"
+        );
+        assert!(!html.contains("graph.microsoft.com"), "{html}");
+        assert_eq!(p.remote_images_blocked, 1);
+        assert_eq!(p.card[0].label, "plan.docx");
+        assert!(p.card[0].value.ends_with("plan.docx"));
     }
 }
