@@ -1,6 +1,6 @@
 //! Microsoft Teams: a team's channels in its group's restore point, each person's chats in
-//! theirs (docs/decisions/0011-teams.md; the layout is the contract of /work/teams-contract.md
-//! and of `cairn export`).
+//! theirs (docs/decisions/0011-teams.md; the layout below is what `cairn export` and the
+//! restore read).
 //!
 //! Layout of a team (group restore point):
 //! - `teams/team.json` (kind `team`), `teams/members.json` (kind `teamMembers`);

@@ -6,7 +6,7 @@
 //! memory; every change is a journal record (`teams.jsonl` beside the state journal with
 //! `--state`) replayed over the generated data at start, as `todo.rs` does for To Do. Delta
 //! queries count changes with sequence numbers. Assumptions where Graph's documentation is
-//! silent: docs/simulator.md, section "Teams"; the shared contract: teams-contract.md.
+//! silent: docs/simulator.md, section "Teams".
 
 mod generate;
 mod migration;

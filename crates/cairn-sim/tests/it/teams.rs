@@ -1,6 +1,6 @@
 //! Microsoft Teams: channels, channel messages with replies, delta, getAllMessages, hosted
 //! contents, chats, the manifest's chatMessage entries, seeded mutations, throttling and
-//! migration mode (teams-contract.md, GRAPH-NOTES §10).
+//! migration mode (docs/simulator.md "Teams", GRAPH-NOTES §10).
 
 use crate::harness::{Outcome, Sim, config, sha256_hex, small_spec, start};
 use cairn_sim::content::canonical;
