@@ -48,7 +48,7 @@ pub struct BackupRequest {
     pub users: Scope,
     pub groups: Scope,
     pub sites: Scope,
-    /// mail, calendar, contacts, onedrive, sharepoint; `None`: all of them.
+    /// mail, calendar, contacts, onedrive, sharepoint, teams; `None`: all of them.
     pub services: Option<Vec<String>>,
     /// Resources left out: names, `*` matching any run of characters.
     pub exclude: Vec<String>,
@@ -122,7 +122,7 @@ pub fn services(names: Option<&[String]>) -> anyhow::Result<Vec<Service>> {
             .map(|s| {
                 Service::parse(s).ok_or_else(|| {
                     UserError::new(format!("unknown service '{s}'"))
-                        .hint("services are mail, calendar, contacts, onedrive, sharepoint")
+                        .hint("services are mail, calendar, contacts, onedrive, sharepoint, teams")
                         .into()
                 })
             })

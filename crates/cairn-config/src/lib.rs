@@ -179,7 +179,7 @@ pub struct JobEntry {
     pub groups: Option<String>,
     /// `all`, `none` or site URLs [default: all].
     pub sites: Option<String>,
-    /// mail, calendar, contacts, onedrive, sharepoint [default: all].
+    /// mail, calendar, contacts, onedrive, sharepoint, teams [default: all].
     pub services: Option<Vec<String>>,
     /// Resources left out; `*` matches any run of characters.
     #[serde(default)]

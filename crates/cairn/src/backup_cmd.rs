@@ -27,7 +27,7 @@ pub struct BackupArgs {
     /// Sites: `all`, `none`, or site URLs (comma-separated); subsites are included.
     #[arg(long, default_value = "all")]
     sites: String,
-    /// Services: mail, calendar, contacts, onedrive, sharepoint (comma-separated).
+    /// Services: mail, calendar, contacts, onedrive, sharepoint, teams (comma-separated).
     #[arg(long, value_delimiter = ',')]
     services: Option<Vec<String>>,
     /// Resources to leave out: user principal names, group names or site URLs; `*` matches
