@@ -19,6 +19,7 @@ use cairn_catalog::{ItemRow, select};
 use cairn_formats::names::safe_component;
 use cairn_formats::teams::{
     ConversationKind, HostedImage, Message, Thread, TranscriptFormat, TranscriptWriter,
+    percent_decode,
 };
 use cairn_repo::SnapshotReader;
 use serde_json::{Value, json};
@@ -199,28 +200,6 @@ pub(crate) fn backed_up_path(attachment: &Value) -> Option<String> {
         ));
     }
     None
-}
-
-/// `%XX` sequences decoded (URLs of SharePoint files).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 3 <= b.len()
-            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 type Writer = TranscriptWriter<'static, BufWriter<File>>;

@@ -540,7 +540,8 @@ pub fn hosted_id(url: &str) -> Option<String> {
     (!id.is_empty()).then(|| percent_decode(id))
 }
 
-fn percent_decode(s: &str) -> String {
+/// `%XX` sequences decoded (hosted-content ids, SharePoint file URLs); others kept.
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
