@@ -174,37 +174,20 @@ pub async fn backup(
             .into());
         }
     }
-    ws.ensure_writer()?;
-    let local = ws.local();
-    let _lock = local.lock_for_backup()?;
-    let (repo, catalog) = {
-        let ws = ws.clone();
-        tokio::task::spawn_blocking(move || anyhow::Ok((ws.repo()?, ws.catalog_for_backup()?)))
-            .await??
+    let key = tenant.key();
+    let directory = cairn_backup::Directory {
+        graph: &graph,
+        tenant: &key,
     };
-    let mut opts = BackupOptions::new(local.spool.clone());
-    opts.services = services;
-    opts.parallel = req.parallel.max(1);
-    opts.archives = req.archives.max(1);
-    opts.file_versions = req.file_versions;
-    opts.full_fidelity = req.full_fidelity;
-    let engine = Arc::new(Engine::new(
-        graph.clone(),
-        repo,
-        catalog,
-        &tenant.key(),
-        opts,
-        progress.clone(),
-    ));
     let mut targets: Vec<Target> = Vec::new();
     if let Some(only) = req.users.names() {
-        targets.extend(engine.users(only).await?);
+        targets.extend(directory.users(only).await?);
     }
     if let Some(only) = req.groups.names() {
-        targets.extend(engine.groups(only).await?);
+        targets.extend(directory.groups(only).await?);
     }
     if let Some(only) = req.sites.names() {
-        targets.extend(engine.sites(only).await?);
+        targets.extend(directory.sites(only).await?);
     }
     targets.retain(|t| !req.exclude.iter().any(|p| matches(p, &t.name)));
     if targets.is_empty() {
@@ -212,8 +195,50 @@ pub async fn backup(
             .hint("check --users, --groups, --sites and --exclude")
             .into());
     }
-    progress.planned(targets.len() as u64, &graph);
-    let mut report = engine.run(targets).await;
+    let mut report = match ws.settings().nats.clone() {
+        // Handed to workers as one task per resource.
+        Some(nats) => {
+            progress.planned(targets.len() as u64, &graph);
+            crate::distribute::run(
+                &ws,
+                &nats,
+                &tenant,
+                targets,
+                &services,
+                req,
+                progress.clone(),
+            )
+            .await?
+        }
+        None => {
+            ws.ensure_writer()?;
+            let local = ws.local();
+            let _lock = local.lock_for_backup()?;
+            let (repo, catalog) = {
+                let ws = ws.clone();
+                tokio::task::spawn_blocking(move || {
+                    anyhow::Ok((ws.repo()?, ws.catalog_for_backup()?))
+                })
+                .await??
+            };
+            let mut opts = BackupOptions::new(local.spool.clone());
+            opts.services = services;
+            opts.parallel = req.parallel.max(1);
+            opts.archives = req.archives.max(1);
+            opts.file_versions = req.file_versions;
+            opts.full_fidelity = req.full_fidelity;
+            let engine = Arc::new(Engine::new(
+                graph.clone(),
+                repo,
+                catalog,
+                &key,
+                opts,
+                progress.clone(),
+            ));
+            progress.planned(targets.len() as u64, &graph);
+            engine.run(targets).await
+        }
+    };
     progress.done();
     for r in &mut report.resources {
         for (service, why) in &not_granted {

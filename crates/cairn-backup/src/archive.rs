@@ -219,18 +219,25 @@ impl Entries {
                 ),
                 url.clone(),
             ),
-            (_, Some(p), _) => Content::Spool(p.clone()),
-            ("message", None, _) => {
+            (_, Some(p), _) if crate::spool::Spool::complete(p) == Some(row.size) => {
+                Content::Spool(p.clone())
+            }
+            // Not spooled, or spooled where this process cannot read it (by a worker that
+            // stopped, on another machine): read from Graph.
+            ("message", _, _) => {
                 Content::Mime(format!("{}/messages/{}/$value", self.base, row.item))
             }
             // An inline image of a Teams message, moved with its renamed channel or chat:
             // read from where Graph serves it, should the repository not hold it there.
-            ("hostedContent", None, meta) => Content::Mime(
+            ("hostedContent", _, meta) => Content::Mime(
                 meta.as_deref()
                     .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
                     .and_then(|m| m["source"].as_str().map(str::to_string))
                     .unwrap_or_default(),
             ),
+            // A full-fidelity stream has no other source: an unreadable spool fails the
+            // item, which is reported and read again by the next run.
+            (_, Some(p), _) => Content::Spool(p.clone()),
             (_, None, Some(doc)) => Content::Inline(Arc::from(doc.as_bytes())),
             (_, None, None) => Content::Inline(Arc::from(&b""[..])),
         };

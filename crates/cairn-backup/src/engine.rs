@@ -208,156 +208,24 @@ impl Engine {
 
     /// Users of the tenant; `only` (user principal names or ids) narrows the list.
     pub async fn users(&self, only: &[String]) -> Result<Vec<Target>, BackupError> {
-        let mut out = Vec::new();
-        let mut s = Box::pin(
-            self.graph
-                .items("/users?$select=id,userPrincipalName,displayName,mail"),
-        );
-        while let Some(u) = s.next().await {
-            let u = u?;
-            let id = u["id"].as_str().unwrap_or_default().to_string();
-            let upn = u["userPrincipalName"].as_str().unwrap_or(&id).to_string();
-            if only.is_empty()
-                || only
-                    .iter()
-                    .any(|o| o.eq_ignore_ascii_case(&upn) || *o == id)
-            {
-                out.push(Target {
-                    kind: TargetKind::User,
-                    id,
-                    name: upn,
-                });
-            }
-        }
-        for o in only {
-            if !out
-                .iter()
-                .any(|t| t.name.eq_ignore_ascii_case(o) || t.id == *o)
-            {
-                return Err(BackupError::UnknownResource {
-                    kind: "user",
-                    name: o.clone(),
-                    tenant: self.tenant.clone(),
-                });
-            }
-        }
-        Ok(out)
+        self.directory().users(only).await
     }
 
     /// Microsoft 365 groups; `only` (names or ids) narrows the list.
     pub async fn groups(&self, only: &[String]) -> Result<Vec<Target>, BackupError> {
-        let mut out = Vec::new();
-        let mut s = Box::pin(
-            self.graph
-                .items("/groups?$select=id,displayName,mailNickname,groupTypes"),
-        );
-        while let Some(g) = s.next().await {
-            let g = g?;
-            let unified = g["groupTypes"]
-                .as_array()
-                .is_some_and(|t| t.iter().any(|x| x == "Unified"));
-            let id = g["id"].as_str().unwrap_or_default().to_string();
-            let name = g["mailNickname"]
-                .as_str()
-                .or(g["displayName"].as_str())
-                .unwrap_or(&id)
-                .to_string();
-            let wanted = only.is_empty()
-                || only
-                    .iter()
-                    .any(|o| o.eq_ignore_ascii_case(&name) || *o == id);
-            if unified && wanted {
-                out.push(Target {
-                    kind: TargetKind::Group,
-                    id,
-                    name: format!("group:{name}"),
-                });
-            }
-        }
-        Ok(out)
+        self.directory().groups(only).await
     }
 
     /// Sites and their subsites; `only` (URLs or ids) narrows the list.
     pub async fn sites(&self, only: &[String]) -> Result<Vec<Target>, BackupError> {
-        let mut out = Vec::new();
-        if only.is_empty() {
-            let mut s = Box::pin(self.graph.items("/sites/getAllSites?$select=id,webUrl"));
-            while let Some(site) = s.next().await {
-                let site = match site {
-                    Ok(v) => v,
-                    Err(e) if e.status() == Some(403) => {
-                        return Err(BackupError::Forbidden {
-                            what: format!("the sites of tenant {}", self.tenant),
-                            detail: e.to_string(),
-                            hint: "an app holding Sites.Selected cannot list every site: name the sites granted to it (--sites URL,URL), or grant Sites.Read.All".into(),
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                out.push(Target {
-                    kind: TargetKind::Site,
-                    id: site["id"].as_str().unwrap_or_default().to_string(),
-                    name: site["webUrl"].as_str().unwrap_or_default().to_string(),
-                });
-            }
-        } else {
-            // Named sites are looked up one by one (an app holding Sites.Selected may read
-            // the sites granted to it, but not list them all).
-            for o in only {
-                let path = match o.split_once("://").map(|(_, rest)| rest) {
-                    Some(rest) => match rest.split_once('/') {
-                        Some((host, p)) => format!("/sites/{host}:/{}", p.trim_end_matches('/')),
-                        None => format!("/sites/{rest}"),
-                    },
-                    None => format!("/sites/{o}"),
-                };
-                let site = match self.graph.get(&format!("{path}?$select=id,webUrl")).await {
-                    Ok(v) => v,
-                    Err(e) if e.status() == Some(404) || e.status() == Some(400) => {
-                        return Err(BackupError::UnknownResource {
-                            kind: "site",
-                            name: o.clone(),
-                            tenant: self.tenant.clone(),
-                        });
-                    }
-                    Err(e) if e.status() == Some(403) => {
-                        return Err(BackupError::Forbidden {
-                            what: format!("site {o}"),
-                            detail: e.to_string(),
-                            hint: "grant the backup app this site (Sites.Selected: POST /sites/{id}/permissions with role read, docs/entra-app.md), or Sites.Read.All".into(),
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                out.push(Target {
-                    kind: TargetKind::Site,
-                    id: site["id"].as_str().unwrap_or_default().to_string(),
-                    name: site["webUrl"].as_str().unwrap_or(o).to_string(),
-                });
-            }
+        self.directory().sites(only).await
+    }
+
+    fn directory(&self) -> Directory<'_> {
+        Directory {
+            graph: &self.graph,
+            tenant: &self.tenant,
         }
-        // Subsites are resources of their own, found under the selected sites.
-        let mut i = 0;
-        while i < out.len() {
-            let parent = out[i].id.clone();
-            let mut subs = Box::pin(
-                self.graph
-                    .items(&format!("/sites/{parent}/sites?$select=id,webUrl")),
-            );
-            while let Some(site) = subs.next().await {
-                let site = site?;
-                let id = site["id"].as_str().unwrap_or_default().to_string();
-                if !out.iter().any(|t| t.id == id) {
-                    out.push(Target {
-                        kind: TargetKind::Site,
-                        id,
-                        name: site["webUrl"].as_str().unwrap_or_default().to_string(),
-                    });
-                }
-            }
-            i += 1;
-        }
-        Ok(out)
     }
 
     /// Backs up every target, `parallel` at a time; one failing resource does not stop the
@@ -554,6 +422,170 @@ impl Engine {
         let _slot = self.archive_slots.acquire().await?;
         self.progress.archiving(&run.target.name);
         crate::archive::write(run).await.map(Some)
+    }
+}
+
+/// What a tenant holds to back up: its users, groups and sites, found through Graph
+/// (without a repository or a catalog, for a run handed to workers).
+pub struct Directory<'a> {
+    pub graph: &'a GraphClient,
+    /// The tenant's key, for messages.
+    pub tenant: &'a str,
+}
+
+impl Directory<'_> {
+    /// Users of the tenant; `only` (user principal names or ids) narrows the list.
+    pub async fn users(&self, only: &[String]) -> Result<Vec<Target>, BackupError> {
+        let mut out = Vec::new();
+        let mut s = Box::pin(
+            self.graph
+                .items("/users?$select=id,userPrincipalName,displayName,mail"),
+        );
+        while let Some(u) = s.next().await {
+            let u = u?;
+            let id = u["id"].as_str().unwrap_or_default().to_string();
+            let upn = u["userPrincipalName"].as_str().unwrap_or(&id).to_string();
+            if only.is_empty()
+                || only
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case(&upn) || *o == id)
+            {
+                out.push(Target {
+                    kind: TargetKind::User,
+                    id,
+                    name: upn,
+                });
+            }
+        }
+        for o in only {
+            if !out
+                .iter()
+                .any(|t| t.name.eq_ignore_ascii_case(o) || t.id == *o)
+            {
+                return Err(BackupError::UnknownResource {
+                    kind: "user",
+                    name: o.clone(),
+                    tenant: self.tenant.to_string(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Microsoft 365 groups; `only` (names or ids) narrows the list.
+    pub async fn groups(&self, only: &[String]) -> Result<Vec<Target>, BackupError> {
+        let mut out = Vec::new();
+        let mut s = Box::pin(
+            self.graph
+                .items("/groups?$select=id,displayName,mailNickname,groupTypes"),
+        );
+        while let Some(g) = s.next().await {
+            let g = g?;
+            let unified = g["groupTypes"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "Unified"));
+            let id = g["id"].as_str().unwrap_or_default().to_string();
+            let name = g["mailNickname"]
+                .as_str()
+                .or(g["displayName"].as_str())
+                .unwrap_or(&id)
+                .to_string();
+            let wanted = only.is_empty()
+                || only
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case(&name) || *o == id);
+            if unified && wanted {
+                out.push(Target {
+                    kind: TargetKind::Group,
+                    id,
+                    name: format!("group:{name}"),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sites and their subsites; `only` (URLs or ids) narrows the list.
+    pub async fn sites(&self, only: &[String]) -> Result<Vec<Target>, BackupError> {
+        let mut out = Vec::new();
+        if only.is_empty() {
+            let mut s = Box::pin(self.graph.items("/sites/getAllSites?$select=id,webUrl"));
+            while let Some(site) = s.next().await {
+                let site = match site {
+                    Ok(v) => v,
+                    Err(e) if e.status() == Some(403) => {
+                        return Err(BackupError::Forbidden {
+                            what: format!("the sites of tenant {}", self.tenant),
+                            detail: e.to_string(),
+                            hint: "an app holding Sites.Selected cannot list every site: name the sites granted to it (--sites URL,URL), or grant Sites.Read.All".into(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                out.push(Target {
+                    kind: TargetKind::Site,
+                    id: site["id"].as_str().unwrap_or_default().to_string(),
+                    name: site["webUrl"].as_str().unwrap_or_default().to_string(),
+                });
+            }
+        } else {
+            // Named sites are looked up one by one (an app holding Sites.Selected may read
+            // the sites granted to it, but not list them all).
+            for o in only {
+                let path = match o.split_once("://").map(|(_, rest)| rest) {
+                    Some(rest) => match rest.split_once('/') {
+                        Some((host, p)) => format!("/sites/{host}:/{}", p.trim_end_matches('/')),
+                        None => format!("/sites/{rest}"),
+                    },
+                    None => format!("/sites/{o}"),
+                };
+                let site = match self.graph.get(&format!("{path}?$select=id,webUrl")).await {
+                    Ok(v) => v,
+                    Err(e) if e.status() == Some(404) || e.status() == Some(400) => {
+                        return Err(BackupError::UnknownResource {
+                            kind: "site",
+                            name: o.clone(),
+                            tenant: self.tenant.to_string(),
+                        });
+                    }
+                    Err(e) if e.status() == Some(403) => {
+                        return Err(BackupError::Forbidden {
+                            what: format!("site {o}"),
+                            detail: e.to_string(),
+                            hint: "grant the backup app this site (Sites.Selected: POST /sites/{id}/permissions with role read, docs/entra-app.md), or Sites.Read.All".into(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                out.push(Target {
+                    kind: TargetKind::Site,
+                    id: site["id"].as_str().unwrap_or_default().to_string(),
+                    name: site["webUrl"].as_str().unwrap_or(o).to_string(),
+                });
+            }
+        }
+        // Subsites are resources of their own, found under the selected sites.
+        let mut i = 0;
+        while i < out.len() {
+            let parent = out[i].id.clone();
+            let mut subs = Box::pin(
+                self.graph
+                    .items(&format!("/sites/{parent}/sites?$select=id,webUrl")),
+            );
+            while let Some(site) = subs.next().await {
+                let site = site?;
+                let id = site["id"].as_str().unwrap_or_default().to_string();
+                if !out.iter().any(|t| t.id == id) {
+                    out.push(Target {
+                        kind: TargetKind::Site,
+                        id,
+                        name: site["webUrl"].as_str().unwrap_or_default().to_string(),
+                    });
+                }
+            }
+            i += 1;
+        }
+        Ok(out)
     }
 }
 

@@ -24,7 +24,7 @@ mod spool;
 mod teams;
 
 pub use cairn_catalog::sort_key;
-pub use engine::{BackupOptions, Engine, Service, Target, TargetKind};
+pub use engine::{BackupOptions, Directory, Engine, Service, Target, TargetKind};
 pub use error::{BackupError, is_transient};
 pub use rebuild::{REBUILT_ID, RebuildProgress, RebuildReport, RebuiltResource, rebuild};
 pub use report::{Finding, JobReport, Progress, ResourceReport, Silent, Skipped};

@@ -22,7 +22,8 @@ pub struct Silent;
 impl Progress for Silent {}
 
 /// What happened to one resource.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ResourceReport {
     pub resource: String,
     pub kind: String,
@@ -66,7 +67,7 @@ pub struct Finding {
     pub examples: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct Skipped {
     pub object: String,
     pub reason: String,

@@ -19,6 +19,8 @@ pub const CAIRN_LOG: &str = "CAIRN_LOG";
 pub const CAIRN_REPOSITORY: &str = "CAIRN_REPOSITORY";
 /// A shared catalog, as `--catalog` takes it (overrides `catalog`).
 pub const CAIRN_CATALOG: &str = "CAIRN_CATALOG";
+/// NATS JetStream server for workers, as `--nats` takes it (overrides `nats`).
+pub const CAIRN_NATS: &str = "CAIRN_NATS";
 /// File holding the repository password (overrides `password-file`).
 pub const CAIRN_PASSWORD_FILE: &str = "CAIRN_PASSWORD_FILE";
 /// The repository password itself (overrides `password-file`).

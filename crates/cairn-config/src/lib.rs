@@ -107,19 +107,26 @@ impl ConfigError {
 
 pub type Result<T> = std::result::Result<T, ConfigError>;
 
-/// A catalog URL as the file gives it; its password never shows in `Debug`.
+/// A service URL as the file gives it (a catalog, a NATS server); its password never
+/// shows in `Debug`.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct CatalogUrl(pub String);
+pub struct SecretUrl(pub String);
 
-impl std::fmt::Debug for CatalogUrl {
+/// The catalog's URL.
+pub type CatalogUrl = SecretUrl;
+
+impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // `scheme://user:password@host…`: everything between the first `:` after the
-        // scheme and the `@` goes.
+        // scheme and the `@` goes. NATS takes a lone `token@`: it goes whole.
         let s = &self.0;
         let shown = match (s.find("://"), s.rfind('@')) {
             (Some(i), Some(at)) if at > i => match s[i + 3..at].find(':') {
                 Some(c) => format!("{}:***{}", &s[..i + 3 + c], &s[at..]),
+                None if s.starts_with("nats") || s.starts_with("tls") => {
+                    format!("{}***{}", &s[..i + 3], &s[at..])
+                }
                 None => s.clone(),
             },
             _ => s.clone(),
@@ -147,6 +154,10 @@ pub struct FileConfig {
     pub cache_dir: Option<PathBuf>,
     /// A shared catalog instead of this machine's: `postgres://user@host:port/db?schema=NAME`.
     pub catalog: Option<CatalogUrl>,
+    /// NATS JetStream server that backups are handed to as per-resource tasks for `cairn
+    /// worker`s (`nats://host:4222`, `?queue=NAME` to keep several installations apart);
+    /// unset: backups run in the process that starts them.
+    pub nats: Option<SecretUrl>,
     /// Tenants by the name commands know them by (`--tenant NAME`).
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantEntry>,
@@ -413,6 +424,10 @@ pub struct TenantEntry {
     /// change without notice, so this is off unless asked for.
     #[serde(default)]
     pub beta: bool,
+    /// The tenant's SharePoint/OneDrive budget in resource units per minute, which
+    /// Microsoft sets by licence count (1,250 up to 1,000 licences, 2,500 up to 5,000, …)
+    /// [default: 1250].
+    pub files_ru_per_min: Option<u32>,
 }
 
 /// Where the repository is and how to unlock it, given explicitly (flags, a request);
@@ -425,6 +440,8 @@ pub struct RepoOverrides {
     pub cache_dir: Option<PathBuf>,
     /// A shared catalog (`postgres://…`) instead of the local one.
     pub catalog: Option<String>,
+    /// Backups as tasks for workers through this NATS server (`nats://…`).
+    pub nats: Option<String>,
 }
 
 /// The configuration file, read (an absent file reads as empty), with relative paths
@@ -483,6 +500,8 @@ pub struct RepoSettings {
     pub cache_dir: PathBuf,
     /// A shared catalog (`postgres://…`); `None`: the local one under `cache_dir`.
     pub catalog: Option<String>,
+    /// Backups go to workers through this NATS JetStream server; `None`: run here.
+    pub nats: Option<String>,
     pub password: PasswordSource,
     /// S3 credentials and region (from `AWS_*`), handed to the repository explicitly.
     pub s3_access_key_id: Option<String>,
@@ -738,6 +757,11 @@ impl Config {
                 .clone()
                 .or_else(|| self.env.get(env::CAIRN_CATALOG))
                 .or_else(|| self.file.catalog.as_ref().map(|c| c.0.clone())),
+            nats: o
+                .nats
+                .clone()
+                .or_else(|| self.env.get(env::CAIRN_NATS))
+                .or_else(|| self.file.nats.as_ref().map(|c| c.0.clone())),
             password: self.password_source(o),
             s3_access_key_id: self.env.get(env::AWS_ACCESS_KEY_ID),
             s3_secret_access_key: self.env.get(env::AWS_SECRET_ACCESS_KEY),

@@ -86,6 +86,9 @@ pub struct ResolvedTenant {
     pub restore: Option<(String, CredentialSource)>,
     /// Graph's beta endpoint may be used (the file's `beta = true`).
     pub beta: bool,
+    /// The tenant's SharePoint/OneDrive budget, resource units per minute (the file's
+    /// `files-ru-per-min`); `None`: Microsoft's smallest, 1,250.
+    pub files_ru_per_min: Option<u32>,
 }
 
 fn read(what: &'static str, f: &PathBuf) -> Result<String> {
@@ -142,6 +145,9 @@ impl ResolvedTenant {
         let mut cfg = GraphConfig::new(&self.tenant_id, client_id, credential);
         cfg.graph_url = self.graph_url.clone();
         cfg.login_url = self.login_url.clone();
+        if let Some(ru) = self.files_ru_per_min {
+            cfg.limits.files_ru_per_min = ru;
+        }
         Ok(cfg)
     }
 
@@ -268,6 +274,7 @@ impl Config {
         Ok(ResolvedTenant {
             restore,
             beta: file.is_some_and(|t| t.beta),
+            files_ru_per_min: file.and_then(|t| t.files_ru_per_min),
             name: entry.map(|(n, _)| n.to_string()),
             tenant_id,
             client_id,

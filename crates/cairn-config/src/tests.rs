@@ -46,6 +46,7 @@ fn repo_args(repo: Option<&str>, pw: Option<&str>) -> RepoOverrides {
         password_file: pw.map(PathBuf::from),
         cache_dir: None,
         catalog: None,
+        nats: None,
     }
 }
 
@@ -483,5 +484,42 @@ fn a_catalog_url_keeps_its_password_out_of_debug() {
     assert_eq!(
         env.repo_settings(&flag).unwrap().catalog.as_deref(),
         Some("postgres://flag/x")
+    );
+}
+
+#[test]
+fn nats_url_from_flag_environment_or_file_and_its_token_never_shows() {
+    let c = parse_with(
+        "nats = \"nats://s3cret-token@mq:4222?queue=cairn\"\n",
+        lookup(&[("HOME", "/home/ann")]),
+    )
+    .unwrap();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("nats://***@mq:4222?queue=cairn"), "{shown}");
+    let o = RepoOverrides {
+        repository: Some("/r".into()),
+        ..RepoOverrides::default()
+    };
+    assert_eq!(
+        c.repo_settings(&o).unwrap().nats.as_deref(),
+        Some("nats://s3cret-token@mq:4222?queue=cairn")
+    );
+    let env = parse_with(
+        "nats = \"nats://file:4222\"\n",
+        lookup(&[("HOME", "/home/ann"), ("CAIRN_NATS", "nats://env:4222")]),
+    )
+    .unwrap();
+    assert_eq!(
+        env.repo_settings(&o).unwrap().nats.as_deref(),
+        Some("nats://env:4222")
+    );
+    let flag = RepoOverrides {
+        nats: Some("nats://flag:4222".into()),
+        ..o
+    };
+    assert_eq!(
+        env.repo_settings(&flag).unwrap().nats.as_deref(),
+        Some("nats://flag:4222")
     );
 }

@@ -22,6 +22,16 @@ pub struct Limits {
     /// Requests in flight across everything (a guard for this process's sockets and
     /// memory; Graph sets no such limit, only per mailbox and per tenant budgets).
     pub global_concurrency: u32,
+    /// The tenant's SharePoint/OneDrive budget as other processes share it (workers of one
+    /// app): every resource unit is also taken from it. `None`: this process is alone.
+    pub shared_files: Option<Arc<dyn SharedBudget>>,
+}
+
+/// A budget of resource units shared by every process that calls Graph as one app:
+/// Microsoft's limits are per app and tenant, not per process.
+pub trait SharedBudget: Send + Sync + std::fmt::Debug {
+    /// Waits until `ru` resource units may be spent now, and counts them as spent.
+    fn take(&self, ru: u32) -> BoxFuture<'_, ()>;
 }
 
 impl Default for Limits {
@@ -31,6 +41,7 @@ impl Default for Limits {
             mailbox_requests_per_10min: 10_000,
             files_ru_per_min: 1_250,
             global_concurrency: 256,
+            shared_files: None,
         }
     }
 }
@@ -177,6 +188,9 @@ impl Pacer {
                     for _ in 0..n.get() {
                         self.files_rate.until_ready().await;
                     }
+                }
+                if let Some(shared) = &self.limits.shared_files {
+                    shared.take(n.get()).await;
                 }
                 None
             }

@@ -269,6 +269,11 @@ impl Sim {
             "ideal_items_per_sec": self.ideal_items_per_sec(),
             "complete_items_per_sec": self.complete_items_per_sec(),
             "by_endpoint": *s.by_endpoint.lock().unwrap_or_else(|e| e.into_inner()),
+            "peaks": self.throttle.peaks(),
+            "limits": {
+                "mailbox_concurrency": self.throttle.limits().mailbox_concurrency,
+                "files_ru_per_min": self.throttle.files_budget_per_min(),
+            },
             "by_status": s.by_status.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         })
     }

@@ -85,6 +85,19 @@ struct Inner {
     teams: HashMap<u64, Window>,
     files: Window,
     global: Window,
+    /// The most requests one mailbox had in flight, the one arriving included (whether
+    /// admitted or not): what a client asked of the concurrency limit.
+    peak_mailbox_inflight: u32,
+    /// The most resource units asked for within one window (the arriving request's
+    /// included, whether admitted or not).
+    peak_files_ru: u64,
+}
+
+/// The highest demand the simulator has seen against the limits since it started.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Peaks {
+    pub mailbox_concurrency: u32,
+    pub files_ru_per_min: u64,
 }
 
 #[derive(Debug)]
@@ -142,6 +155,8 @@ impl Throttle {
                 teams: HashMap::new(),
                 files: Window::new(1, 60),
                 global: Window::new(1, 10),
+                peak_mailbox_inflight: 0,
+                peak_files_ru: 0,
             }),
         }
     }
@@ -156,6 +171,15 @@ impl Throttle {
 
     pub fn mode(&self) -> ThrottleMode {
         self.mode
+    }
+
+    /// The highest demand seen (nothing is recorded with throttling off).
+    pub fn peaks(&self) -> Peaks {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Peaks {
+            mailbox_concurrency: inner.peak_mailbox_inflight,
+            files_ru_per_min: inner.peak_files_ru,
+        }
     }
 
     /// Admits or rejects a request. Throttled requests still count, as on Graph.
@@ -206,6 +230,8 @@ impl Throttle {
                 })
             }
             Bucket::Mailbox(r) => {
+                let asked = inner.inflight.get(&r).copied().unwrap_or(0) + 1;
+                inner.peak_mailbox_inflight = inner.peak_mailbox_inflight.max(asked);
                 let limit = self.limits.mailbox_requests_per_10min as u64;
                 let w = inner
                     .mailbox
@@ -245,6 +271,7 @@ impl Throttle {
                 let budget = self.files_budget as u64;
                 inner.files.advance(now);
                 let used = inner.files.total();
+                inner.peak_files_ru = inner.peak_files_ru.max(used + ru as u64);
                 if used + ru as u64 > budget {
                     let wait = inner.files.wait_for(used + ru as u64 - budget, now);
                     return Err(Rejection {
@@ -296,11 +323,14 @@ mod tests {
         let permits: Vec<_> = (0..4)
             .map(|_| t.admit(Bucket::Mailbox(r)).expect("within limit"))
             .collect();
+        assert_eq!(t.peaks().mailbox_concurrency, 4);
         let rej = t
             .admit(Bucket::Mailbox(r))
             .err()
             .expect("fifth is throttled");
         assert_eq!(rej.code, "ApplicationThrottled");
+        // The rejected fifth is what the client asked for: it is the peak.
+        assert_eq!(t.peaks().mailbox_concurrency, 5);
         assert!(rej.message.contains("MailboxConcurrency"));
         // Another mailbox is not affected.
         assert!(t.admit(Bucket::Mailbox(Res::User(2))).is_ok());
@@ -321,9 +351,15 @@ mod tests {
             saw_headers |= !p.headers.is_empty();
         }
         assert!(saw_headers, "RateLimit headers past 80 %");
+        assert_eq!(t.peaks().files_ru_per_min, 10);
         let rej = t.admit(Bucket::Files { ru: 1 }).err().expect("over budget");
         assert_eq!(rej.status, 429);
         assert!(rej.retry_after >= 1 && rej.retry_after <= 60);
+        assert_eq!(
+            t.peaks().files_ru_per_min,
+            11,
+            "the refused unit was asked for"
+        );
     }
 
     #[test]

@@ -13,6 +13,52 @@ use std::time::{Duration, Instant};
 
 mod backup;
 mod restore;
+mod workers;
+
+/// Starts `cairn sim serve` with these tenant flags, on a free port, accepting `secret`:
+/// (child, its Graph URL, tenant id, client id). The child is killed when dropped.
+fn start_sim(
+    exe: &std::path::Path,
+    tenant: &[String],
+    secret: &str,
+) -> anyhow::Result<(std::process::Child, String, String, String)> {
+    use std::io::BufRead;
+    let mut sim = std::process::Command::new(exe)
+        .args(["sim", "serve", "--listen", "127.0.0.1:0"])
+        .args(tenant)
+        .env("CAIRN_SIM_CLIENT_SECRET", secret)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting `cairn sim serve`")?;
+    let stdout = sim.stdout.take().context("the simulator's stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let (mut url, mut tenant, mut client) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line?;
+        let field = |name: &str| {
+            line.trim_start()
+                .strip_prefix(name)
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        };
+        url = url.or(field("graph url"));
+        tenant = tenant.or(field("tenant id"));
+        client = client.or(field("client id"));
+        if url.is_some() && tenant.is_some() && client.is_some() {
+            break;
+        }
+    }
+    // The rest of the banner written to a closed pipe would end the simulator.
+    std::thread::spawn(move || lines.for_each(drop));
+    match (url, tenant, client) {
+        (Some(u), Some(t), Some(c)) => Ok((sim, u, t, c)),
+        _ => {
+            let _ = sim.kill();
+            let _ = sim.wait();
+            anyhow::bail!("the simulator ended before printing its banner")
+        }
+    }
+}
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -33,6 +79,9 @@ enum BenchCommand {
     /// Back up a simulated tenant, then restore every mailbox and drive at once into a
     /// folder beside the originals, against the simulator's write limits.
     Restore(restore::RestoreBench),
+    /// Back up one simulated tenant with 1, 2, 4… `cairn worker` processes (PostgreSQL
+    /// catalog, NATS JetStream queue, one repository), side by side.
+    Workers(workers::WorkersBench),
 }
 
 #[derive(Args, Clone)]
@@ -80,6 +129,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Repo(b) => repo_bench(&b),
         BenchCommand::Backup(b) => backup::run(&b),
         BenchCommand::Restore(b) => restore::run(&b),
+        BenchCommand::Workers(b) => workers::run(&b),
         BenchCommand::Graph(b) => runtime()?.block_on(async move {
             let cairn = graph_run(&b, Limits::default()).await?;
             let mut rows = vec![("cairn-graph (paced)", cairn)];
@@ -91,6 +141,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                     mailbox_requests_per_10min: 1_000_000,
                     files_ru_per_min: 1_000_000,
                     global_concurrency: 256,
+                    shared_files: None,
                 };
                 rows.push(("baseline (unpaced)", graph_run(&b, naive).await?));
             }

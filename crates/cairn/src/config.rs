@@ -45,6 +45,7 @@ impl RepoArgs {
             password_file: self.password_file.clone(),
             cache_dir: cache_dir.map(Path::to_path_buf),
             catalog: self.catalog.clone(),
+            nats: self.nats.clone(),
         }
     }
 }

@@ -29,6 +29,7 @@ mod serve_cmd;
 mod sim;
 mod tenant_cmd;
 mod user_cmd;
+mod worker_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -97,6 +98,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the server: scheduled backup jobs, the REST API, alerts, metrics.
     Serve(serve_cmd::ServeArgs),
+    /// Back up the resources `cairn serve` hands out through NATS JetStream, into the shared
+    /// repository and catalog (start as many as needed, on any machines).
+    Worker(worker_cmd::WorkerArgs),
     /// API tokens of the server: create (printed once), list, revoke.
     Token(serve_cmd::TokenArgs),
     /// Local accounts of the server's portal: add, list, remove.
@@ -151,6 +155,7 @@ fn main() -> std::process::ExitCode {
         Command::Repair(a) => repo_cmd::repair(a, config),
         Command::Bench(args) => bench::run(args),
         Command::Serve(a) => serve_cmd::serve(a, config),
+        Command::Worker(a) => worker_cmd::run(a, config),
         Command::Token(a) => serve_cmd::token(a, config),
         Command::User(a) => user_cmd::run(a, config),
         Command::Audit(a) => audit_cmd::run(a, config),

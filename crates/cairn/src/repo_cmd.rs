@@ -26,6 +26,11 @@ pub struct RepoArgs {
     /// (or CAIRN_CATALOG; else `catalog` of the configuration file).
     #[arg(long)]
     pub catalog: Option<String>,
+    /// Hand backups to `cairn worker`s as per-resource tasks through this NATS JetStream
+    /// server: `nats://host:4222[?queue=NAME]` (or CAIRN_NATS; else `nats` of the
+    /// configuration file).
+    #[arg(long)]
+    pub nats: Option<String>,
 }
 
 #[derive(Args)]

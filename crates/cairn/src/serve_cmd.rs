@@ -54,7 +54,7 @@ pub fn serve(a: ServeArgs, config: Option<&Path>) -> anyhow::Result<()> {
 }
 
 /// SIGTERM (systemd, kill) or SIGINT (Ctrl-C).
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -73,6 +73,11 @@ struct AddArgs {
     /// an existing channel or chat); recorded as `beta = true`.
     #[arg(long)]
     beta: bool,
+    /// The tenant's SharePoint/OneDrive budget, resource units per minute, when Microsoft
+    /// gives it more than the smallest (1,250: up to 1,000 licences); recorded as
+    /// `files-ru-per-min`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    files_ru_per_min: Option<u32>,
     /// Record the tenant without signing in.
     #[arg(long)]
     no_verify: bool,
@@ -153,9 +158,11 @@ fn add(a: AddArgs, cfg: &Config) -> anyhow::Result<()> {
         portal_client_id: None,
         portal_client_secret_file: None,
         beta: a.beta,
+        files_ru_per_min: a.files_ru_per_min,
     };
     let tenant = ResolvedTenant {
         beta: entry.beta,
+        files_ru_per_min: entry.files_ru_per_min,
         name: Some(a.name.clone()),
         tenant_id: entry.tenant_id.clone(),
         client_id: entry.client_id.clone(),
@@ -294,6 +301,9 @@ fn entry_table(e: &TenantEntry) -> toml_edit::Table {
     }
     if e.beta {
         t["beta"] = toml_edit::value(true);
+    }
+    if let Some(ru) = e.files_ru_per_min {
+        t["files-ru-per-min"] = toml_edit::value(i64::from(ru));
     }
     t
 }

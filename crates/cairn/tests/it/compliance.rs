@@ -18,7 +18,15 @@ pub(crate) struct Tenant {
 
 impl Tenant {
     pub fn new() -> Tenant {
-        let (sim, url, tenant, client) = serve();
+        Self::with(serve())
+    }
+
+    /// With a simulator of these flags (`cairn sim serve …`).
+    pub fn simulating(flags: &[&str]) -> Tenant {
+        Self::with(super::serve_tenant(flags))
+    }
+
+    fn with((sim, url, tenant, client): (Child, String, String, String)) -> Tenant {
         let home = home();
         let secret = home.write("secrets/contoso", "s3cret-for-test\n");
         ok(&home

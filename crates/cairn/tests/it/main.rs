@@ -13,6 +13,7 @@ mod serve;
 mod shared_catalog;
 mod teams;
 mod tenants;
+mod workers;
 
 fn cairn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
@@ -35,18 +36,15 @@ impl Drop for Child {
 
 /// A `cairn sim serve` child and what its banner says: (child, url, tenant id, client id).
 fn serve() -> (Child, String, String, String) {
+    serve_tenant(&["--users", "3", "--seed", "5"])
+}
+
+/// `serve` with these flags describing the tenant.
+fn serve_tenant(tenant: &[&str]) -> (Child, String, String, String) {
     let mut child = Child(
         cairn()
-            .args([
-                "sim",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--users",
-                "3",
-                "--seed",
-                "5",
-            ])
+            .args(["sim", "serve", "--listen", "127.0.0.1:0"])
+            .args(tenant)
             .env("CAIRN_SIM_CLIENT_SECRET", "s3cret-for-test")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -860,3 +860,103 @@ fn a_local_account_made_with_cairn_user_signs_in_and_sees_the_jobs() {
     assert_eq!(jobs(&session), 401);
     drop(server);
 }
+
+#[test]
+fn a_run_of_cairn_serve_is_split_into_tasks_that_workers_back_up() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = TenantSpec {
+        seed: 41,
+        users: 3,
+        groups: 0,
+        sites: 0,
+        mail_per_mailbox: 15,
+        events_per_mailbox: 0,
+        contacts_per_mailbox: 0,
+        files_per_drive: 3,
+        items_per_list: 0,
+        max_item_size: 16 * 1024,
+        ..TenantSpec::default()
+    };
+    let sim = rt.block_on(SimTenant::start(spec));
+    let home = home();
+    tenant_and_repository(&home, &sim, "served");
+    let schema = super::shared_catalog::Schema::new("serve_workers");
+    let nats = format!(
+        "{}?queue={}&ack-wait=5",
+        super::workers::nats_server(),
+        schema.0
+    );
+    let config = std::fs::read_to_string(home.config()).unwrap();
+    // Top-level keys first: appended, they would land in the last table.
+    std::fs::write(
+        home.config(),
+        format!(
+            "catalog = {:?}\nnats = {nats:?}\n{config}\n[jobs.spread]\ntenant = \"contoso\"\nevery = \"1d\"\ngroups = \"none\"\nsites = \"none\"\nservices = [\"mail\", \"onedrive\"]\n",
+            schema.url()
+        ),
+    )
+    .unwrap();
+    let operator = token(&home, "ops", "backup-operator");
+    let mut w = home.cmd();
+    w.args(["worker", "--cache-dir", s(&home.path("worker-cache"))]);
+    let worker = super::workers::Worker::spawn(w);
+    let server = start(&home);
+    let api = Api {
+        rt: &rt,
+        http: reqwest::Client::new(),
+        url: server.url.clone(),
+    };
+    let (status, started) = api.call("POST", "/api/v1/jobs/spread/run", &operator, None);
+    assert!(status == 202 || status == 409, "{status} {started}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let run = loop {
+        let runs = api.get("/api/v1/jobs/spread/runs", &operator);
+        if let Some(r) = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"] != "running")
+        {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "the run did not end: {runs}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let run = api.get(&format!("/api/v1/runs/{}", run["id"]), &operator);
+    let resources = run["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{run:#}"));
+    assert_eq!(resources.len(), 3, "{run:#}");
+    // Every resource was backed up by the worker, not by the server.
+    let done = worker.lines();
+    for r in resources {
+        let name = r["resource"].as_str().unwrap();
+        assert_eq!(r["ok"], true, "{r:#}");
+        assert!(
+            done.iter()
+                .any(|l| l.starts_with("done user") && l.contains(name)),
+            "{name} was not backed up by the worker: {done:#?}"
+        );
+    }
+    // The restore points are in the shared catalog, for any machine to browse.
+    let there = tempfile::tempdir().unwrap();
+    let points = home
+        .cmd()
+        .args(["snapshots", "--json"])
+        .env("CAIRN_CACHE_DIR", there.path())
+        .output()
+        .unwrap();
+    ok(&points);
+    let points: Value = serde_json::from_str(&stdout(&points)).unwrap();
+    let written = resources
+        .iter()
+        .filter(|r| !r["snapshot"].is_null())
+        .count();
+    assert!(written >= 1, "{run:#}");
+    assert_eq!(points.as_array().unwrap().len(), written, "{points:#}");
+}

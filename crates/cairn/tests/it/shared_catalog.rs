@@ -9,20 +9,20 @@ use serde_json::Value;
 use std::process::Command;
 
 /// The server the tests use (`CAIRN_TEST_PG_URL` points elsewhere).
-fn server() -> String {
+pub(crate) fn server() -> String {
     std::env::var("CAIRN_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A schema of its own, dropped when the test ends.
-struct Schema(String);
+pub(crate) struct Schema(pub String);
 
 impl Schema {
-    fn new(test: &str) -> Schema {
+    pub fn new(test: &str) -> Schema {
         Schema(format!("{test}_{:08x}", rand_suffix()))
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("{}?schema={}", server(), self.0)
     }
 }
