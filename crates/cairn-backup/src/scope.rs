@@ -76,9 +76,9 @@ pub(crate) async fn sync_named<'a>(
         let mut count = 0u64;
         {
             let events: Pin<Box<dyn futures::Stream<Item = _> + Send + '_>> = if listing {
-                Box::pin(run.graph().items(&start).map(|r| r.map(DeltaEvent::Upsert)))
+                Box::pin(run.items(&start).map(|r| r.map(DeltaEvent::Upsert)))
             } else {
-                Box::pin(run.graph().delta(&start, link.as_deref()))
+                Box::pin(run.delta(&start, link.as_deref()))
             };
             let mut events = events;
             while let Some(ev) = events.next().await {
@@ -180,7 +180,7 @@ pub(crate) async fn named(
     default: &str,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    let mut s = Box::pin(run.graph().items(path));
+    let mut s = Box::pin(run.items(path));
     while let Some(c) = s.next().await {
         let c = c?;
         out.push((
