@@ -78,6 +78,10 @@ impl Target {
 pub struct BackupOptions {
     pub services: Vec<Service>,
     /// Resources backed up at once (their changes read from Graph; mostly waiting on it).
+    /// Each mailbox has limits of its own, so the more are worked on at once the faster the
+    /// run: the default takes every resource of most tenants at once and leaves the limiting
+    /// to the Graph client's per-mailbox pacing. A resource being staged holds little
+    /// memory; the restore points being written (`archives`) hold the heavy buffers.
     pub parallel: usize,
     /// Restore points written at once: each holds the repository's packers and compressors
     /// in memory and downloads its new files, so fewer than `parallel`.
@@ -99,7 +103,7 @@ impl BackupOptions {
     pub fn new(spool_dir: PathBuf) -> Self {
         Self {
             services: Service::ALL.to_vec(),
-            parallel: 32,
+            parallel: 2_000,
             archives: 6,
             per_resource: 4,
             spool_dir,
