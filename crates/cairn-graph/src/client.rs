@@ -33,6 +33,11 @@ pub struct GraphConfig {
     /// Page size asked of collections and delta queries (`Prefer: odata.maxpagesize`):
     /// Outlook's default of 10 would cost a request per 10 messages.
     pub page_size: Option<u32>,
+    /// Page size asked of message delta queries (`…/messages/delta`), when smaller: a
+    /// backup holds the current page of each folder it reads while the messages' bodies are
+    /// fetched, one request each, so a page costs memory for as long as its bodies take and
+    /// a smaller one few extra requests (one per 50 bodies).
+    pub message_page_size: Option<u32>,
 }
 
 impl GraphConfig {
@@ -47,6 +52,7 @@ impl GraphConfig {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(120),
             page_size: Some(200),
+            message_page_size: Some(50),
         }
     }
 }
@@ -72,6 +78,7 @@ pub struct GraphClient {
     pacer: Arc<Pacer>,
     requests: AtomicU64,
     page_size: Option<u32>,
+    message_page_size: Option<u32>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -125,6 +132,7 @@ impl GraphClient {
             pacer,
             requests: AtomicU64::new(0),
             page_size: cfg.page_size,
+            message_page_size: cfg.message_page_size,
         })
     }
 
@@ -229,7 +237,13 @@ impl GraphClient {
         let mut req = Request::get(url.clone(), self.resource_for(&method, &url));
         req.method = method;
         // Outlook ids that survive moves, on every request (Graph reads it per request).
-        let mut prefer = match self.page_size {
+        let page_size = match (self.page_size, self.message_page_size) {
+            (Some(all), Some(messages)) if is_message_delta(&display_path(&url)) => {
+                Some(all.min(messages))
+            }
+            (all, _) => all,
+        };
+        let mut prefer = match page_size {
             Some(n) => format!("IdType=\"ImmutableId\", odata.maxpagesize={n}"),
             None => "IdType=\"ImmutableId\"".to_string(),
         };
@@ -810,6 +824,18 @@ impl GraphClient {
     }
 }
 
+/// Whether a path is a message delta query, in any of the forms Graph accepts and gives
+/// back in its links (`…/messages/delta`, `delta()`, `microsoft.graph.delta()`).
+fn is_message_delta(path: &str) -> bool {
+    let mut segs = path.rsplit('/');
+    let last = segs.next().unwrap_or_default();
+    segs.next() == Some("messages")
+        && last
+            .trim_start_matches("microsoft.graph.")
+            .trim_end_matches("()")
+            == "delta"
+}
+
 fn is_resync(e: &GraphError) -> bool {
     match e {
         GraphError::Resync { .. } => true,
@@ -845,5 +871,53 @@ fn origin(url: &str) -> &str {
     match url[after..].find('/') {
         Some(i) => &url[..after + i],
         None => url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_deltas_are_recognised_in_every_form() {
+        for p in [
+            "/v1.0/users/u/mailFolders/f/messages/delta",
+            "/v1.0/users/u/mailFolders('f')/messages/delta()",
+            "/v1.0/users/u/mailFolders('f')/messages/microsoft.graph.delta()",
+        ] {
+            assert!(is_message_delta(p), "{p}");
+        }
+        for p in [
+            "/v1.0/users/u/mailFolders/delta",
+            "/v1.0/users/u/contactFolders/f/contacts/delta",
+            "/v1.0/users/u/messages/m/$value",
+            "/v1.0/drives/d/root/delta",
+        ] {
+            assert!(!is_message_delta(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn links_become_paths_relative_to_the_version_root() {
+        let g = GraphClient::new(GraphConfig::new(
+            "t",
+            "c",
+            Credential::Secret("s".to_string().into()),
+        ))
+        .unwrap();
+        assert_eq!(
+            g.relative("https://graph.microsoft.com/v1.0/users/u/mailFolders/f/messages/delta?$deltatoken=x")
+                .as_deref(),
+            Some("/users/u/mailFolders/f/messages/delta?$deltatoken=x")
+        );
+        assert_eq!(
+            g.relative("users/u/drive").as_deref(),
+            Some("/users/u/drive")
+        );
+        assert_eq!(
+            g.relative("https://graph.microsoft.com/beta/users/u/settings/exchange"),
+            None
+        );
+        assert_eq!(g.relative("https://elsewhere.example/v1.0/users/u"), None);
     }
 }
