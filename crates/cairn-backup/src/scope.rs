@@ -81,7 +81,30 @@ pub(crate) async fn sync_named<'a>(
                 Box::pin(run.delta(&start, link.as_deref()))
             };
             let mut events = events;
-            while let Some(ev) = events.next().await {
+            loop {
+                if inflight.len() >= limit {
+                    if let Some(Err((object, reason))) = inflight.next().await {
+                        run.skip(object, reason);
+                        failed = true;
+                    }
+                    continue;
+                }
+                // The jobs under way go on while the next page is read: a job holding one of
+                // the mailbox's concurrent requests must not wait, unpolled, for a page that
+                // waits for one (with three folders at once that starves the mailbox).
+                let ev = tokio::select! {
+                    done = inflight.next(), if !inflight.is_empty() => {
+                        if let Some(Err((object, reason))) = done {
+                            run.skip(object, reason);
+                            failed = true;
+                        }
+                        continue;
+                    }
+                    ev = events.next() => ev,
+                };
+                let Some(ev) = ev else {
+                    break;
+                };
                 match ev? {
                     DeltaEvent::Upsert(item) => {
                         count += 1;
@@ -90,12 +113,6 @@ pub(crate) async fn sync_named<'a>(
                         }
                         if let Some(job) = plan(item)? {
                             inflight.push(job);
-                            while inflight.len() >= limit {
-                                if let Some(Err((object, reason))) = inflight.next().await {
-                                    run.skip(object, reason);
-                                    failed = true;
-                                }
-                            }
                         }
                     }
                     DeltaEvent::Removed { id } => {
