@@ -78,6 +78,10 @@ impl Target {
 pub struct BackupOptions {
     pub services: Vec<Service>,
     /// Resources backed up at once (their changes read from Graph; mostly waiting on it).
+    /// Each mailbox has limits of its own, so the more are worked on at once the faster the
+    /// run: the default takes every resource of most tenants at once and leaves the limiting
+    /// to the Graph client's per-mailbox pacing. A resource being staged holds little
+    /// memory; the restore points being written (`archives`) hold the heavy buffers.
     pub parallel: usize,
     /// Restore points written at once: each holds the repository's packers and compressors
     /// in memory and downloads its new files, so fewer than `parallel`.
@@ -99,7 +103,7 @@ impl BackupOptions {
     pub fn new(spool_dir: PathBuf) -> Self {
         Self {
             services: Service::ALL.to_vec(),
-            parallel: 32,
+            parallel: 2_000,
             archives: 6,
             per_resource: 4,
             spool_dir,
@@ -126,6 +130,8 @@ pub(crate) struct Run<'a> {
     pub res: i64,
     pub spool: Spool,
     pub base: String,
+    /// Answers of the batched polls, waiting for the requests they stand for.
+    pub(crate) prefetched: crate::poll::Prefetched,
     skipped: Mutex<Vec<Skipped>>,
     fetched: AtomicU64,
     fetched_bytes: AtomicU64,
@@ -288,6 +294,7 @@ impl Engine {
             res,
             spool: Spool::new(&self.opts.spool_dir, res),
             base: target.base(),
+            prefetched: crate::poll::Prefetched::default(),
             skipped: Mutex::new(Vec::new()),
             fetched: AtomicU64::new(0),
             fetched_bytes: AtomicU64::new(0),
@@ -326,8 +333,14 @@ impl Engine {
         run: &Run<'_>,
     ) -> anyhow::Result<Option<crate::archive::Done>> {
         let mut seen = Vec::new();
+        let has_points = !run.catalog().points(run.res)?.is_empty();
         match run.target.kind {
             TargetKind::User => {
+                // An incremental run's polls first, batched: what they answer is not asked
+                // again (a first run has no saved links, and may find no mailbox at all).
+                if has_points {
+                    crate::poll::prefetch(run, crate::poll::user_polls(run)?).await;
+                }
                 // The services are staged at once: they share the mailbox's limits (which the
                 // client keeps) except OneDrive, which counts against the tenant's SharePoint
                 // budget, so a user's drive moves while its mailbox is read.
@@ -387,6 +400,9 @@ impl Engine {
                     )));
                 }
                 seen = futures::future::join_all(all).await;
+                if run.prefetched.len() > 0 {
+                    tracing::debug!(resource = %run.target.name, unused = run.prefetched.len(), "polled answers nobody read");
+                }
             }
             TargetKind::Group => {
                 if run.wants(Service::SharePoint) || run.wants(Service::OneDrive) {
@@ -408,7 +424,6 @@ impl Engine {
                 }
             }
         }
-        let has_points = !run.catalog().points(run.res)?.is_empty();
         if !seen.contains(&Read::Yes) && !has_points {
             if seen.contains(&Read::Failed) {
                 anyhow::bail!(

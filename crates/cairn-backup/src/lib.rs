@@ -17,6 +17,7 @@ mod inplace;
 mod mail;
 mod mailbox_extras;
 mod pim;
+mod poll;
 mod rebuild;
 mod report;
 mod scope;

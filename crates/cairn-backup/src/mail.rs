@@ -43,14 +43,26 @@ pub(crate) struct Folder {
 /// Every folder of a hierarchy (`mailFolders`, `contactFolders`), flat from its delta
 /// query, with its path; search folders are left out (they hold no items of their own).
 pub(crate) async fn folder_tree(run: &Run<'_>, hierarchy: &str) -> anyhow::Result<Vec<Folder>> {
-    folder_tree_at(
-        run,
-        &format!(
-            "{}/{hierarchy}/delta?$select=id,displayName,parentFolderId",
-            run.base
-        ),
-    )
-    .await
+    folder_tree_at(run, &hierarchy_delta(&run.base, hierarchy)).await
+}
+
+/// The delta query of a folder hierarchy (`mailFolders`, `contactFolders`), read whole.
+pub(crate) fn hierarchy_delta(base: &str, hierarchy: &str) -> String {
+    format!("{base}/{hierarchy}/delta?$select=id,displayName,parentFolderId")
+}
+
+/// A well-known mail folder by name, as the folder list reads it.
+fn well_known(base: &str, name: &str) -> String {
+    format!("{base}/mailFolders/{name}?$select=id,displayName")
+}
+
+/// What every run of a mailbox reads before its folders' messages.
+pub(crate) fn polls(base: &str) -> [String; 3] {
+    [
+        hierarchy_delta(base, "mailFolders"),
+        well_known(base, "msgfolderroot"),
+        well_known(base, "recoverableitemsroot"),
+    ]
 }
 
 /// [`folder_tree`] from a folder delta query's URL.
@@ -58,7 +70,7 @@ pub(crate) async fn folder_tree_at(run: &Run<'_>, delta: &str) -> anyhow::Result
     let mut all: HashMap<String, (String, Option<String>)> = HashMap::new();
     let mut homes: HashMap<String, String> = HashMap::new();
     let mut search: HashSet<String> = HashSet::new();
-    let mut s = Box::pin(run.graph().delta(delta, None));
+    let mut s = Box::pin(run.delta(delta, None));
     while let Some(ev) = s.next().await {
         if let cairn_graph::DeltaEvent::Upsert(f) = ev? {
             let id = f["id"].as_str().unwrap_or_default().to_string();
@@ -118,14 +130,7 @@ async fn folders(run: &Run<'_>) -> anyhow::Result<(Vec<Folder>, bool)> {
     let mut complete = true;
     let mut out = folder_tree(run, "mailFolders").await?;
     // The root of the tree itself can hold messages too.
-    match run
-        .graph()
-        .get(&format!(
-            "{}/mailFolders/msgfolderroot?$select=id,displayName",
-            run.base
-        ))
-        .await
-    {
+    match run.get(&well_known(&run.base, "msgfolderroot")).await {
         Ok(f) => out.push(Folder {
             home: None,
             id: f["id"].as_str().unwrap_or_default().to_string(),
@@ -152,11 +157,7 @@ async fn folders(run: &Run<'_>) -> anyhow::Result<(Vec<Folder>, bool)> {
 
 async fn recoverable_items(run: &Run<'_>, out: &mut Vec<Folder>) -> anyhow::Result<()> {
     let root = run
-        .graph()
-        .get(&format!(
-            "{}/mailFolders/recoverableitemsroot?$select=id,displayName",
-            run.base
-        ))
+        .get(&well_known(&run.base, "recoverableitemsroot"))
         .await?;
     let root_id = root["id"].as_str().unwrap_or_default().to_string();
     let root_path = component(root["displayName"].as_str().unwrap_or("Recoverable Items"));

@@ -14,17 +14,14 @@ use std::collections::HashSet;
 
 pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
     // The settings first: a user without a mailbox answers 404 here and is skipped.
-    let mut settings = run
-        .graph()
-        .get(&format!("{}/mailboxSettings", run.base))
-        .await?;
+    let [settings_url, rules, lists] = polls(&run.base);
+    let mut settings = run.get(&settings_url).await?;
     if let Some(o) = settings.as_object_mut() {
         o.remove("archiveFolder");
         o.remove("@odata.context");
     }
     stage_settings(run, settings)?;
 
-    let rules = format!("{}/mailFolders/inbox/messageRules", run.base);
     if let Err(e) = sync(run, "rules", Source::Listing(rules), |v| {
         stage_json(run, "rules", "messageRule", "rules", versioned(v))
     })
@@ -33,13 +30,7 @@ pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
         run.skip("inbox rules", format!("{e:#}"));
     }
 
-    let lists = named(
-        run,
-        &format!("{}/todo/lists", run.base),
-        "displayName",
-        "Tasks",
-    )
-    .await?;
+    let lists = named(run, &lists, "displayName", "Tasks").await?;
     let mut listed = HashSet::new();
     for (id, name) in lists {
         let scope = format!("todo:{id}");
@@ -58,6 +49,15 @@ pub(crate) async fn stage(run: &Run<'_>) -> anyhow::Result<()> {
     drop_vanished(run, "rules:", &HashSet::new())?;
     drop_vanished(run, "settings:", &HashSet::new())?;
     drop_vanished(run, "todo:", &listed)
+}
+
+/// What every run reads: the mailbox settings, the inbox rules, the task lists.
+pub(crate) fn polls(base: &str) -> [String; 3] {
+    [
+        format!("{base}/mailboxSettings"),
+        format!("{base}/mailFolders/inbox/messageRules"),
+        format!("{base}/todo/lists"),
+    ]
 }
 
 /// A hash of the content as the version marker of what Graph gives none for.

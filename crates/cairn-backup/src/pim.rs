@@ -66,20 +66,24 @@ pub(crate) fn stage_json(
     Ok(None)
 }
 
+/// A user's calendars.
+pub(crate) fn calendars_url(base: &str) -> String {
+    format!("{base}/calendars?$select=id,name")
+}
+
+/// A calendar's events, listed whole each run.
+pub(crate) fn events_url(base: &str, calendar: &str) -> String {
+    format!("{base}/calendars/{calendar}/events")
+}
+
 pub(crate) async fn stage_calendars(run: &Run<'_>) -> anyhow::Result<()> {
-    let calendars = named(
-        run,
-        &format!("{}/calendars?$select=id,name", run.base),
-        "name",
-        "Calendar",
-    )
-    .await?;
+    let calendars = named(run, &calendars_url(&run.base), "name", "Calendar").await?;
     let mut listed = HashSet::new();
     for (id, name) in calendars {
         let scope = format!("calendar:{id}");
         listed.insert(scope.clone());
         let dir = format!("calendar/{name}");
-        let path = format!("{}/calendars/{id}/events", run.base);
+        let path = events_url(&run.base, &id);
         let r = sync(run, &scope, Source::Listing(path), |v| {
             stage_json(run, &scope, "event", &dir, v)
         })

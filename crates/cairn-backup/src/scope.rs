@@ -76,12 +76,35 @@ pub(crate) async fn sync_named<'a>(
         let mut count = 0u64;
         {
             let events: Pin<Box<dyn futures::Stream<Item = _> + Send + '_>> = if listing {
-                Box::pin(run.graph().items(&start).map(|r| r.map(DeltaEvent::Upsert)))
+                Box::pin(run.items(&start).map(|r| r.map(DeltaEvent::Upsert)))
             } else {
-                Box::pin(run.graph().delta(&start, link.as_deref()))
+                Box::pin(run.delta(&start, link.as_deref()))
             };
             let mut events = events;
-            while let Some(ev) = events.next().await {
+            loop {
+                if inflight.len() >= limit {
+                    if let Some(Err((object, reason))) = inflight.next().await {
+                        run.skip(object, reason);
+                        failed = true;
+                    }
+                    continue;
+                }
+                // The jobs under way go on while the next page is read: a job holding one of
+                // the mailbox's concurrent requests must not wait, unpolled, for a page that
+                // waits for one (with three folders at once that starves the mailbox).
+                let ev = tokio::select! {
+                    done = inflight.next(), if !inflight.is_empty() => {
+                        if let Some(Err((object, reason))) = done {
+                            run.skip(object, reason);
+                            failed = true;
+                        }
+                        continue;
+                    }
+                    ev = events.next() => ev,
+                };
+                let Some(ev) = ev else {
+                    break;
+                };
                 match ev? {
                     DeltaEvent::Upsert(item) => {
                         count += 1;
@@ -90,12 +113,6 @@ pub(crate) async fn sync_named<'a>(
                         }
                         if let Some(job) = plan(item)? {
                             inflight.push(job);
-                            while inflight.len() >= limit {
-                                if let Some(Err((object, reason))) = inflight.next().await {
-                                    run.skip(object, reason);
-                                    failed = true;
-                                }
-                            }
                         }
                     }
                     DeltaEvent::Removed { id } => {
@@ -180,7 +197,7 @@ pub(crate) async fn named(
     default: &str,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    let mut s = Box::pin(run.graph().items(path));
+    let mut s = Box::pin(run.items(path));
     while let Some(c) = s.next().await {
         let c = c?;
         out.push((

@@ -19,7 +19,7 @@ mod tenant;
 
 pub use env::Environment;
 pub use file::{absolute_location, edit_file, path_value};
-pub use tenant::{CredentialSource, ResolvedTenant, TenantOverrides};
+pub use tenant::{CredentialSource, GLOBAL_CONCURRENCY, ResolvedTenant, TenantOverrides};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

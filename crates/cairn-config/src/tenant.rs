@@ -26,6 +26,12 @@ pub struct TenantOverrides {
     pub login_url: Option<String>,
 }
 
+/// Requests in flight at once across a client. Graph limits each mailbox (four at once) and
+/// the tenant's SharePoint budget, not the app's requests in flight, and a backup works on
+/// hundreds of mailboxes at once: 256 would cap 200 mailboxes at a third of their rate. This
+/// guards the process's sockets only.
+pub const GLOBAL_CONCURRENCY: u32 = 1_024;
+
 impl TenantOverrides {
     /// Each unset field from its `CAIRN_*` variable.
     pub fn with_env(mut self, e: &Environment) -> Self {
@@ -143,6 +149,7 @@ impl ResolvedTenant {
             }
         };
         let mut cfg = GraphConfig::new(&self.tenant_id, client_id, credential);
+        cfg.limits.global_concurrency = GLOBAL_CONCURRENCY;
         cfg.graph_url = self.graph_url.clone();
         cfg.login_url = self.login_url.clone();
         if let Some(ru) = self.files_ru_per_min {

@@ -33,6 +33,11 @@ pub struct GraphConfig {
     /// Page size asked of collections and delta queries (`Prefer: odata.maxpagesize`):
     /// Outlook's default of 10 would cost a request per 10 messages.
     pub page_size: Option<u32>,
+    /// Page size asked of message delta queries (`…/messages/delta`), when smaller: a
+    /// backup holds the current page of each folder it reads while the messages' bodies are
+    /// fetched, one request each, so a page costs memory for as long as its bodies take and
+    /// a smaller one few extra requests (one per 50 bodies).
+    pub message_page_size: Option<u32>,
 }
 
 impl GraphConfig {
@@ -47,6 +52,7 @@ impl GraphConfig {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(120),
             page_size: Some(200),
+            message_page_size: Some(50),
         }
     }
 }
@@ -72,6 +78,7 @@ pub struct GraphClient {
     pacer: Arc<Pacer>,
     requests: AtomicU64,
     page_size: Option<u32>,
+    message_page_size: Option<u32>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -125,6 +132,7 @@ impl GraphClient {
             pacer,
             requests: AtomicU64::new(0),
             page_size: cfg.page_size,
+            message_page_size: cfg.message_page_size,
         })
     }
 
@@ -229,7 +237,13 @@ impl GraphClient {
         let mut req = Request::get(url.clone(), self.resource_for(&method, &url));
         req.method = method;
         // Outlook ids that survive moves, on every request (Graph reads it per request).
-        let mut prefer = match self.page_size {
+        let page_size = match (self.page_size, self.message_page_size) {
+            (Some(all), Some(messages)) if is_message_delta(&display_path(&url)) => {
+                Some(all.min(messages))
+            }
+            (all, _) => all,
+        };
+        let mut prefer = match page_size {
             Some(n) => format!("IdType=\"ImmutableId\", odata.maxpagesize={n}"),
             None => "IdType=\"ImmutableId\"".to_string(),
         };
@@ -393,11 +407,24 @@ impl GraphClient {
 
     /// Every page of a collection, following `@odata.nextLink` exactly as given.
     pub fn pages<'a>(&'a self, path: &str) -> impl Stream<Item = Result<Value, GraphError>> + 'a {
+        self.pages_from(path, None)
+    }
+
+    /// [`pages`](Self::pages) when the first page's answer is already at hand (from a
+    /// `$batch`): the pages after it are requested as usual.
+    pub fn pages_from<'a>(
+        &'a self,
+        path: &str,
+        mut first_page: Option<Value>,
+    ) -> impl Stream<Item = Result<Value, GraphError>> + 'a {
         let first = path.to_string();
         async_stream::try_stream! {
             let mut next = Some(first);
             while let Some(p) = next.take() {
-                let page = self.get(&p).await?;
+                let page = match first_page.take() {
+                    Some(page) => page,
+                    None => self.get(&p).await?,
+                };
                 next = page["@odata.nextLink"].as_str().map(str::to_string);
                 yield page;
             }
@@ -406,7 +433,16 @@ impl GraphClient {
 
     /// Every item of every page.
     pub fn items<'a>(&'a self, path: &str) -> impl Stream<Item = Result<Value, GraphError>> + 'a {
-        self.pages(path)
+        self.items_from(path, None)
+    }
+
+    /// [`items`](Self::items) when the first page's answer is already at hand.
+    pub fn items_from<'a>(
+        &'a self,
+        path: &str,
+        first_page: Option<Value>,
+    ) -> impl Stream<Item = Result<Value, GraphError>> + 'a {
+        self.pages_from(path, first_page)
             .map(|page| -> Vec<Result<Value, GraphError>> {
                 match page {
                     Ok(mut p) => match p["value"].take() {
@@ -426,12 +462,27 @@ impl GraphClient {
         start: &str,
         link: Option<&str>,
     ) -> impl Stream<Item = Result<DeltaEvent, GraphError>> + 'a {
+        self.delta_from(start, link, None)
+    }
+
+    /// [`delta`](Self::delta) when the answer to its first request (`link`, else `start`)
+    /// is already at hand (from a `$batch`): it is read exactly as if it had just come.
+    pub fn delta_from<'a>(
+        &'a self,
+        start: &str,
+        link: Option<&str>,
+        mut first_page: Option<Value>,
+    ) -> impl Stream<Item = Result<DeltaEvent, GraphError>> + 'a {
         let start = start.to_string();
         let first = link.map(str::to_string).unwrap_or_else(|| start.clone());
         async_stream::try_stream! {
             let mut next = Some(first);
             while let Some(p) = next.take() {
-                let page = match self.get(&p).await {
+                let got = match first_page.take() {
+                    Some(page) => Ok(page),
+                    None => self.get(&p).await,
+                };
+                let page = match got {
                     Ok(page) => page,
                     Err(e) if is_resync(&e) => {
                         let restart = match &e {
@@ -444,20 +495,28 @@ impl GraphClient {
                     }
                     Err(e) => Err(e)?,
                 };
-                if let Some(items) = page["value"].as_array() {
-                    for it in items {
+                // The items are handed on, not copied: each one's memory goes with it, so a
+                // page being worked through shrinks as it is.
+                let mut page = page;
+                let items = match page.get_mut("value").map(Value::take) {
+                    Some(Value::Array(items)) => items,
+                    _ => Vec::new(),
+                };
+                let next_link = page["@odata.nextLink"].as_str().map(str::to_string);
+                let delta_link = page["@odata.deltaLink"].as_str().map(str::to_string);
+                drop(page);
+                for it in items {
+                    if it.get("@removed").is_some() || it.get("deleted").is_some() {
                         let id = it["id"].as_str().unwrap_or_default().to_string();
-                        if it.get("@removed").is_some() || it.get("deleted").is_some() {
-                            yield DeltaEvent::Removed { id };
-                        } else {
-                            yield DeltaEvent::Upsert(it.clone());
-                        }
+                        yield DeltaEvent::Removed { id };
+                    } else {
+                        yield DeltaEvent::Upsert(it);
                     }
                 }
-                if let Some(n) = page["@odata.nextLink"].as_str() {
-                    next = Some(n.to_string());
-                } else if let Some(d) = page["@odata.deltaLink"].as_str() {
-                    yield DeltaEvent::Complete { delta_link: d.to_string() };
+                if let Some(n) = next_link {
+                    next = Some(n);
+                } else if let Some(d) = delta_link {
+                    yield DeltaEvent::Complete { delta_link: d };
                 } else {
                     Err(GraphError::Decode { path: display_path(&p), detail: "a delta page without nextLink or deltaLink".into() })?;
                 }
@@ -467,8 +526,27 @@ impl GraphClient {
 
     /// `$batch`: up to 20 GETs (relative paths) answered together; parts that were throttled
     /// or failed transiently are sent again (after the largest `Retry-After`), the rest are
-    /// returned as (status, body) in the order given.
+    /// returned as (status, body) in the order given. Graph runs the parts side by side.
     pub async fn batch_get(&self, paths: &[String]) -> Result<Vec<(u16, Value)>, GraphError> {
+        self.batch(paths, false).await
+    }
+
+    /// [`batch_get`](Self::batch_get) with each part depending on the one before
+    /// (`dependsOn`): Graph runs them one after another, so a batch of one mailbox's parts
+    /// takes one of its four concurrent requests, as the batch is paced. Parts that failed
+    /// only because one before them did (424) are sent again.
+    pub async fn batch_get_in_order(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<(u16, Value)>, GraphError> {
+        self.batch(paths, true).await
+    }
+
+    async fn batch(
+        &self,
+        paths: &[String],
+        chained: bool,
+    ) -> Result<Vec<(u16, Value)>, GraphError> {
         if paths.len() > 20 {
             return Err(GraphError::Config(
                 "a $batch holds at most 20 requests".into(),
@@ -484,7 +562,22 @@ impl GraphClient {
             attempt += 1;
             let requests: Vec<Value> = todo
                 .iter()
-                .map(|i| json!({"id": i.to_string(), "method": "GET", "url": format!("/{}", paths[*i].trim_start_matches('/'))}))
+                .enumerate()
+                .map(|(n, i)| {
+                    let url = format!("/{}", paths[*i].trim_start_matches('/'));
+                    // Each part carries the headers its direct request would (`Prefer`).
+                    let direct = self.request(Method::GET, &url, None);
+                    let headers: serde_json::Map<String, Value> = direct
+                        .headers
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.to_string(), json!(v.to_str().ok()?))))
+                        .collect();
+                    let mut part = json!({"id": i.to_string(), "method": "GET", "url": url, "headers": headers});
+                    if chained && n > 0 {
+                        part["dependsOn"] = json!([todo[n - 1].to_string()]);
+                    }
+                    part
+                })
                 .collect();
             let mut req =
                 self.request(Method::POST, "/$batch", Some(json!({"requests": requests})));
@@ -497,6 +590,10 @@ impl GraphClient {
                     continue;
                 };
                 let status = r["status"].as_u64().unwrap_or(0) as u16;
+                if chained && status == 424 && attempt < 10 {
+                    // Its answer is what went wrong before it: asked again.
+                    continue;
+                }
                 if matches!(status, 429 | 500 | 502 | 503 | 504) && attempt < 10 {
                     let ra = r["headers"]["Retry-After"]
                         .as_str()
@@ -524,6 +621,17 @@ impl GraphClient {
             .into_iter()
             .map(|r| r.unwrap_or((503, Value::Null)))
             .collect())
+    }
+
+    /// A link Graph gave (or a path) as a path relative to the version root, as `$batch`
+    /// parts name their requests; `None` for a link elsewhere (another host or version).
+    pub fn relative(&self, link: &str) -> Option<String> {
+        if !(link.starts_with("http://") || link.starts_with("https://")) {
+            return Some(format!("/{}", link.trim_start_matches('/')));
+        }
+        link.strip_prefix(&self.base)
+            .filter(|rest| rest.starts_with('/'))
+            .map(str::to_string)
     }
 
     /// Streams the bytes behind a `…/content` path (302 to a pre-authenticated URL),
@@ -716,6 +824,18 @@ impl GraphClient {
     }
 }
 
+/// Whether a path is a message delta query, in any of the forms Graph accepts and gives
+/// back in its links (`…/messages/delta`, `delta()`, `microsoft.graph.delta()`).
+fn is_message_delta(path: &str) -> bool {
+    let mut segs = path.rsplit('/');
+    let last = segs.next().unwrap_or_default();
+    segs.next() == Some("messages")
+        && last
+            .trim_start_matches("microsoft.graph.")
+            .trim_end_matches("()")
+            == "delta"
+}
+
 fn is_resync(e: &GraphError) -> bool {
     match e {
         GraphError::Resync { .. } => true,
@@ -751,5 +871,53 @@ fn origin(url: &str) -> &str {
     match url[after..].find('/') {
         Some(i) => &url[..after + i],
         None => url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_deltas_are_recognised_in_every_form() {
+        for p in [
+            "/v1.0/users/u/mailFolders/f/messages/delta",
+            "/v1.0/users/u/mailFolders('f')/messages/delta()",
+            "/v1.0/users/u/mailFolders('f')/messages/microsoft.graph.delta()",
+        ] {
+            assert!(is_message_delta(p), "{p}");
+        }
+        for p in [
+            "/v1.0/users/u/mailFolders/delta",
+            "/v1.0/users/u/contactFolders/f/contacts/delta",
+            "/v1.0/users/u/messages/m/$value",
+            "/v1.0/drives/d/root/delta",
+        ] {
+            assert!(!is_message_delta(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn links_become_paths_relative_to_the_version_root() {
+        let g = GraphClient::new(GraphConfig::new(
+            "t",
+            "c",
+            Credential::Secret("s".to_string().into()),
+        ))
+        .unwrap();
+        assert_eq!(
+            g.relative("https://graph.microsoft.com/v1.0/users/u/mailFolders/f/messages/delta?$deltatoken=x")
+                .as_deref(),
+            Some("/users/u/mailFolders/f/messages/delta?$deltatoken=x")
+        );
+        assert_eq!(
+            g.relative("users/u/drive").as_deref(),
+            Some("/users/u/drive")
+        );
+        assert_eq!(
+            g.relative("https://graph.microsoft.com/beta/users/u/settings/exchange"),
+            None
+        );
+        assert_eq!(g.relative("https://elsewhere.example/v1.0/users/u"), None);
     }
 }

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod extras;
+mod poll;
 mod rebuild;
 mod resume;
 mod teams;
@@ -131,7 +132,7 @@ pub async fn users(e: &Engine) -> Vec<Target> {
     e.users(&[]).await.unwrap()
 }
 
-fn report_ok(r: &JobReport) {
+pub fn report_ok(r: &JobReport) {
     for res in &r.resources {
         assert!(res.ok(), "{}: {:?}", res.resource, res.error);
     }

@@ -64,6 +64,9 @@ pub struct BackupBench {
     /// Also take full-fidelity copies of the mailboxes' items (the mailbox export API).
     #[arg(long)]
     full_fidelity: bool,
+    /// Services backed up (comma-separated, as `cairn backup --services`); all by default.
+    #[arg(long, value_delimiter = ',')]
+    services: Vec<String>,
     /// Skip the incremental run.
     #[arg(long)]
     no_incremental: bool,
@@ -221,6 +224,9 @@ fn configuration(b: &BackupBench, mail: u32) -> anyhow::Result<Vec<Phase>> {
     if b.full_fidelity {
         cmd.arg("--full-fidelity");
     }
+    if !b.services.is_empty() {
+        cmd.args(["--services", &b.services.join(",")]);
+    }
     if std::env::var_os(cairn_config::env::CAIRN_LOG).is_none() {
         // Resources without a OneDrive (shared mailboxes) are expected: no warning per one.
         cmd.env(cairn_config::env::CAIRN_LOG, "error");
@@ -302,6 +308,7 @@ fn worker(b: &BackupBench, url: &str) -> anyhow::Result<()> {
         let mut gc = GraphConfig::new(tenant, client, Credential::Secret(secret.into()));
         gc.graph_url = url.to_string();
         gc.login_url = url.to_string();
+        gc.limits.global_concurrency = cairn_config::GLOBAL_CONCURRENCY;
         let graph = Arc::new(GraphClient::new(gc)?);
         let path = dir.join("repo").to_string_lossy().into_owned();
         let repo = Arc::new(
@@ -314,6 +321,16 @@ fn worker(b: &BackupBench, url: &str) -> anyhow::Result<()> {
         opts.archives = b.archives;
         opts.per_resource = b.per_resource;
         opts.full_fidelity = b.full_fidelity;
+        if !b.services.is_empty() {
+            opts.services = b
+                .services
+                .iter()
+                .map(|s| {
+                    cairn_backup::Service::parse(s)
+                        .ok_or_else(|| anyhow::anyhow!("unknown service {s}"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+        }
         let phases = Arc::new(Phases::default());
         let engine = Arc::new(Engine::new(
             graph,
@@ -463,7 +480,7 @@ fn cpu_of(pid: &str) -> f64 {
 
 fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) -> anyhow::Result<()> {
     outln!(
-        "\n{} users, {} files per drive, latency {} ms, throttling {}, parallel {}, archives {}, per resource {}\n",
+        "\n{} users, {} files per drive, latency {} ms, throttling {}, parallel {}, archives {}, per resource {}, services {}\n",
         b.users,
         b.files_per_drive,
         b.latency_ms,
@@ -473,7 +490,12 @@ fn print_tables(b: &BackupBench, rows: &[(u32, Vec<Phase>)]) -> anyhow::Result<(
         },
         b.parallel,
         b.archives,
-        b.per_resource
+        b.per_resource,
+        if b.services.is_empty() {
+            "all".to_string()
+        } else {
+            b.services.join(",")
+        }
     );
     outln!(
         "| {:<11} | {:>5} | {:>5} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>8} | {:>7} | {:>5} | {:>8} | {:>8} | {:>11} |",
