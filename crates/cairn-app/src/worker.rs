@@ -27,12 +27,16 @@ pub struct WorkerOptions {
     pub idle_exit: Option<Duration>,
 }
 
+/// Resources a worker holds at once by default. Not the single machine's "every mailbox at
+/// once": a worker takes as many tasks as it may hold, so a share of the tenant each leaves
+/// the rest to the other workers.
+pub const WORKER_PARALLEL: usize = 64;
+
 impl Default for WorkerOptions {
     fn default() -> Self {
-        let o = BackupOptions::new(".".into());
         Self {
-            parallel: o.parallel,
-            archives: o.archives,
+            parallel: WORKER_PARALLEL,
+            archives: BackupOptions::new(".".into()).archives,
             idle_exit: None,
         }
     }

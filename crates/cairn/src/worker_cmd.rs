@@ -18,7 +18,8 @@ pub struct WorkerArgs {
     /// [default: the configuration's cache-dir].
     #[arg(long)]
     cache_dir: Option<PathBuf>,
-    /// Resources worked on at once.
+    /// Resources worked on at once. A worker takes as many tasks as this from the queue,
+    /// so with several workers keep it below the tenant's resources divided by the workers.
     #[arg(long, default_value_t = WorkerOptions::default().parallel)]
     parallel: usize,
     /// Restore points written at once.

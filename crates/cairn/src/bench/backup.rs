@@ -19,7 +19,6 @@ use cairn_repo::{Repo, RepoOptions};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -151,63 +150,30 @@ impl Drop for Killed {
 /// Starts the simulator and a worker for one number of messages per mailbox.
 fn configuration(b: &BackupBench, mail: u32) -> anyhow::Result<Vec<Phase>> {
     let exe = std::env::current_exe().context("finding the cairn executable")?;
-    let mut sim = Killed(
-        Command::new(&exe)
-            .args([
-                "sim",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--groups",
-                &b.groups.to_string(),
-                "--sites",
-                "0",
-            ])
-            .args(["--users", &b.users.to_string()])
-            .args(["--mail-per-mailbox", &mail.to_string()])
-            .args(["--files-per-drive", &b.files_per_drive.to_string()])
-            .args(["--events-per-mailbox", &b.events_per_mailbox.to_string()])
-            .args([
-                "--contacts-per-mailbox",
-                &b.contacts_per_mailbox.to_string(),
-            ])
-            .args(["--max-item-size", &b.max_item_size.to_string()])
-            .args(["--latency-ms", &b.latency_ms.to_string()])
-            .args([
-                "--throttle",
-                match b.throttle {
-                    Throttle::Microsoft => "microsoft",
-                    Throttle::Off => "off",
-                },
-            ])
-            .env("CAIRN_SIM_CLIENT_SECRET", SECRET)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting `cairn sim serve`")?,
-    );
-    let stdout = sim.0.stdout.take().context("the simulator's stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut url, mut tenant, mut client) = (None, None, None);
-    for line in lines.by_ref() {
-        let line = line?;
-        let field = |name: &str| {
-            line.trim_start()
-                .strip_prefix(name)
-                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
-        };
-        url = url.or(field("graph url"));
-        tenant = tenant.or(field("tenant id"));
-        client = client.or(field("client id"));
-        if url.is_some() && tenant.is_some() && client.is_some() {
-            break;
-        }
-    }
-    // The rest of the banner written to a closed pipe would end the simulator.
-    std::thread::spawn(move || lines.for_each(drop));
-    let (Some(url), Some(tenant), Some(client)) = (url, tenant, client) else {
-        anyhow::bail!("the simulator ended before printing its banner");
-    };
+    let flags: Vec<String> = [
+        ("--groups", b.groups.to_string()),
+        ("--sites", "0".into()),
+        ("--users", b.users.to_string()),
+        ("--mail-per-mailbox", mail.to_string()),
+        ("--files-per-drive", b.files_per_drive.to_string()),
+        ("--events-per-mailbox", b.events_per_mailbox.to_string()),
+        ("--contacts-per-mailbox", b.contacts_per_mailbox.to_string()),
+        ("--max-item-size", b.max_item_size.to_string()),
+        ("--latency-ms", b.latency_ms.to_string()),
+        (
+            "--throttle",
+            match b.throttle {
+                Throttle::Microsoft => "microsoft",
+                Throttle::Off => "off",
+            }
+            .into(),
+        ),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v])
+    .collect();
+    let (sim, url, tenant, client) = super::start_sim(&exe, &flags, SECRET)?;
+    let sim = Killed(sim);
     let mut cmd = Command::new(&exe);
     cmd.args(["bench", "backup", "--worker", &url])
         .args(["--tenant-id", &tenant, "--client-id", &client])
