@@ -291,8 +291,24 @@ impl Queue {
             by_seq.insert(ack.sequence, t.index);
         }
         let mut done: BTreeMap<u32, TaskResult> = BTreeMap::new();
+        // No worker has said anything a minute after the run was queued: say so, once
+        // (a worker busy with one long resource says nothing meanwhile, so only the start
+        // tells).
+        let mut heard = false;
+        let mut quiet = tokio::time::interval(Duration::from_secs(60));
+        quiet.tick().await;
         while done.len() < tasks.len() {
             tokio::select! {
+                _ = quiet.tick() => {
+                    if !heard {
+                        tracing::warn!(
+                            "no worker has taken a task of run {run} in a minute: is a `cairn worker` running with the queue '{}' of {}?",
+                            self.url.queue,
+                            self.url.shown()
+                        );
+                        heard = true;
+                    }
+                }
                 m = results.next() => {
                     let m = match m {
                         Some(m) => m?,
@@ -305,12 +321,14 @@ impl Queue {
                             continue;
                         }
                     };
+                    heard = true;
                     if r.run == run && !done.contains_key(&r.index) {
                         on(Update::Finished(&r));
                         done.insert(r.index, r);
                     }
                 }
                 Some(m) = events.next() => {
+                    heard = true;
                     if let Ok(e) = serde_json::from_slice::<Event>(&m.payload)
                         && let Some(t) = tasks.iter().find(|t| t.index == e.index)
                     {
