@@ -118,13 +118,15 @@ impl Worker {
     }
 }
 
-/// `cairn backup …` handed to the workers, started in the background.
-fn dispatch(t: &Tenant, shared: &Shared, args: &[&str]) -> std::process::Child {
+/// `cairn backup` of every user's `services` handed to the workers, started in the
+/// background.
+fn dispatch(t: &Tenant, shared: &Shared, services: &str) -> std::process::Child {
     shared
         .cmd(t, "dispatcher")
-        .arg("backup")
-        .args(args)
-        .arg("--json")
+        .args([
+            "backup", "--users", "all", "--groups", "none", "--sites", "none",
+        ])
+        .args(["--services", services, "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -210,20 +212,7 @@ fn a_worker_killed_in_the_middle_of_a_resource_has_its_task_finished_by_another(
     let shared = Shared::new("workers_kill");
     let users = t.users();
     let first = Worker::start(&t, &shared, "first", 8);
-    let run = dispatch(
-        &t,
-        &shared,
-        &[
-            "--users",
-            "all",
-            "--groups",
-            "none",
-            "--sites",
-            "none",
-            "--services",
-            "mail",
-        ],
-    );
+    let run = dispatch(&t, &shared, "mail");
     // Every resource is taken by the first worker; once its mailboxes are being read, it
     // is killed.
     first.wait_for("task", |l| l.starts_with("started user"), users.len());
@@ -348,20 +337,7 @@ fn three_workers_never_ask_more_of_one_tenant_than_microsoft_allows_one_app() {
         .iter()
         .map(|n| Worker::start(&t, &shared, n, 2))
         .collect();
-    let run = dispatch(
-        &t,
-        &shared,
-        &[
-            "--users",
-            "all",
-            "--groups",
-            "none",
-            "--sites",
-            "none",
-            "--services",
-            "mail,onedrive",
-        ],
-    );
+    let run = dispatch(&t, &shared, "mail,onedrive");
     let report = report(run);
     for r in report["resources"].as_array().unwrap() {
         assert!(r["error"].is_null(), "{r:#}");
